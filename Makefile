@@ -1,0 +1,32 @@
+# qkv: `make run` sets up and runs the main job; `make test` sets up and runs the tests.
+# Works on a fresh machine with Python 3.11 and pip (no venv yet, no GPU).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.qkv-installed
+
+.PHONY: setup run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU build of torch FIRST: any later dependency asking for torch would otherwise pull a CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)
+
+# The main job: size the worked example (fine-tune a 7B model on one 24 GB GPU).
+run: setup
+	$(BIN)/qkv vram llama-2-7b --method qlora --gpu rtx-4090 --seq 2048
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python bench/cli_cold_start.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,209 @@
+"""The `qkv` command. Each subcommand calls the same tool function the graph and the MCP server call,
+and prints its pydantic result as a table or, with --json, as the documented JSON schema.
+
+Heavy libraries load inside the commands that need them: `qkv vram` never imports torch."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from qkv.tools.errors import BadInput, QkvError
+
+app = typer.Typer(
+    name="qkv",
+    help="A Transformer design assistant: parameter counts, GPU memory, tokenizer audits, evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON (the pydantic schema)")]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _emit_json(model) -> None:
+    sys.stdout.write(model.model_dump_json(indent=2) + "\n")
+
+
+def _validated(cls, **fields):
+    """Build a pydantic request, turning validation errors into one clear BadInput."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "input"
+        raise BadInput(f"{field}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+@app.command()
+def vram(
+    model: Annotated[str, typer.Argument(help="catalog name (qkv models), config.json, model folder or .gguf")],
+    method: Annotated[str, typer.Option("--method", "-m", help="full | lora | qlora | inference")] = "full",
+    gpu: Annotated[str | None, typer.Option("--gpu", "-g", help="catalog GPU to check against (qkv gpus)")] = None,
+    batch: Annotated[int, typer.Option("--batch", "-b", help="micro-batch per GPU")] = 1,
+    seq: Annotated[int, typer.Option("--seq", "-s", help="tokens per sequence / in the KV cache")] = 2048,
+    grad_accum: Annotated[int, typer.Option(help="gradient-accumulation steps")] = 1,
+    precision: Annotated[str, typer.Option(help="fp32 | bf16-mixed | fp16-mixed | bf16 | fp16")] = "bf16",
+    optimizer: Annotated[str, typer.Option(
+        help="adamw | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | adafactor")] = "adamw",
+    checkpointing: Annotated[bool, typer.Option("--checkpointing/--no-checkpointing",
+                                                help="gradient checkpointing")] = False,
+    attention: Annotated[str, typer.Option(help="sdpa | flash | eager")] = "sdpa",
+    lora_r: Annotated[int, typer.Option(help="LoRA rank")] = 8,
+    lora_targets: Annotated[str | None, typer.Option(
+        help="comma-separated module names or all-linear (default: PEFT's per-model default)")] = None,
+    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout")] = 0.0,
+    double_quant: Annotated[bool, typer.Option("--double-quant/--no-double-quant", help="QLoRA DQ")] = True,
+    weights: Annotated[str | None, typer.Option(
+        help="inference weights: fp32 bf16 fp16 int8 nf4 fp4 Q4_0 Q4_K_M Q5_K_M Q6_K Q8_0")] = None,
+    kv_dtype: Annotated[str, typer.Option(help="KV cache: bf16 fp16 fp32 fp8 q8_0 q4_0")] = "bf16",
+    gpus: Annotated[int, typer.Option(help="number of GPUs")] = 1,
+    sharding: Annotated[str, typer.Option(help="none | ddp | zero1 | zero2 | zero3 | fsdp")] = "none",
+    offload: Annotated[str, typer.Option(help="none | optimizer | optimizer+params (ZeRO)")] = "none",
+    context_extension: Annotated[str | None, typer.Option(
+        help="stated method to go past the window: linear dynamic yarn longrope llama3 sliding alibi")] = None,
+    cuda_context_gib: Annotated[float, typer.Option(help="CUDA context allowance, GiB")] = 0.5,
+    online: Annotated[bool, typer.Option(help="allow fetching a hub config.json")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Peak GPU memory of a training or inference job, with a named breakdown and a fit verdict.
+
+    Example: qkv vram llama-2-7b --method qlora --gpu rtx-4090 --seq 2048
+    """
+    from qkv.tools.memory.schema import MemoryRequest
+    from qkv.tools.memory.verdict import fit_report
+
+    req = _validated(
+        MemoryRequest, model=model, method=method, gpu=gpu, batch=batch, seq=seq, grad_accum=grad_accum,
+        precision=precision, optimizer=optimizer, grad_checkpointing=checkpointing, attention=attention,
+        lora_r=lora_r, lora_targets=lora_targets.split(",") if lora_targets else None,
+        lora_dropout=lora_dropout, quant_double=double_quant, weights=weights, kv_dtype=kv_dtype, gpus=gpus,
+        sharding=sharding, offload=offload, context_extension=context_extension,
+        cuda_context_gib=cuda_context_gib, online=online)
+    report = fit_report(req)
+    if json:
+        _emit_json(report)
+        return
+    from qkv.agent.render import render_fit
+
+    render_fit(report, _console())
+
+
+@app.command()
+def params(
+    model: Annotated[str, typer.Argument(help="catalog name, config.json, model folder or .gguf")],
+    exact: Annotated[bool, typer.Option("--exact", help="also build the transformers class on the meta device")]
+    = False,
+    online: Annotated[bool, typer.Option(help="allow fetching a hub config.json")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Exact parameter count: total, embedding, non-embedding, and active per token for MoE."""
+    from qkv.tools.params import ParamCountRequest, param_count
+
+    result = param_count(_validated(ParamCountRequest, model=model, exact=exact, online=online))
+    if json:
+        _emit_json(result)
+        return
+    from qkv.agent.render import render_params
+
+    render_params(result, _console())
+
+
+@app.command()
+def models(json: JsonOpt = False) -> None:
+    """The model catalog: architecture, size and context window of each model, with its source."""
+    from pydantic import TypeAdapter
+
+    from qkv.tools.catalog.summary import ModelSummary, summarize_models
+
+    rows = summarize_models()
+    if json:
+        sys.stdout.write(TypeAdapter(list[ModelSummary]).dump_json(rows, indent=2).decode() + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("name", "type", "params", "layers", "hidden", "heads/kv", "attn", "context"):
+        table.add_column(col, justify="right" if col not in ("name", "type", "attn") else "left")
+    for r in rows:
+        table.add_row(r.name, r.model_type, f"{r.params / 1e9:,.3f}B", str(r.layers), str(r.hidden),
+                      f"{r.heads}/{r.kv_heads}", r.attention, f"{r.context:,}" if r.context else "relative")
+    _console().print(table)
+
+
+@app.command()
+def gpus(json: JsonOpt = False) -> None:
+    """The GPU catalog: memory, bandwidth, dense BF16 TFLOP/s and FP8 support, with sources."""
+    from qkv.tools.catalog.gpus import list_gpus
+
+    rows = list_gpus()
+    if json:
+        sys.stdout.write("[" + ",\n".join(g.model_dump_json(by_alias=True) for g in rows) + "]\n")
+        return
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("name", "memory GiB", "GB/s", "BF16 TFLOP/s", "FP8", "class"):
+        table.add_column(col)
+    for g in rows:
+        mem = f"{g.memory_gib:g}" + (" (unified)" if g.unified_memory else "")
+        table.add_row(g.name, mem, f"{g.bandwidth_gb_s:,.0f}",
+                      f"{g.bf16_dense_tflops:g}" if g.bf16_dense_tflops else "—", "yes" if g.fp8 else "no",
+                      g.gpu_class)
+    _console().print(table)
+
+
+@app.command()
+def doctor(json: JsonOpt = False) -> None:
+    """What is installed and usable here: torch, CUDA, bitsandbytes, flash-attn, llama-cpp, bundled models."""
+    from qkv.tools.doctor import run_doctor
+
+    report = run_doctor()
+    if json:
+        _emit_json(report)
+        return
+    from rich.table import Table
+
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("component", "status", "detail"):
+        table.add_column(col)
+    for c in report.checks:
+        table.add_row(c.name, "[green]ok[/]" if c.ok else "[yellow]missing[/]", c.detail)
+    _console().print(table)
+
+
+def main() -> None:
+    """Entry point: run the app; a QkvError becomes one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except QkvError as err:
+        sys.stderr.write(f"qkv: error: {err}\n")
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("qkv: interrupted\n")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors arrive here when standalone_mode is False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

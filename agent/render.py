@@ -1,0 +1,85 @@
+"""Terminal rendering of tool results with rich (tables, not prose). Imported only by the CLI."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from qkv.tools.memory.schema import GB, GIB
+from qkv.tools.memory.verdict import FitReport
+from qkv.tools.params import ParamCount
+
+
+def _gib(b: float) -> str:
+    return f"{b / GIB:,.2f}"
+
+
+def _gb(b: float) -> str:
+    return f"{b / GB:,.2f}"
+
+
+def render_fit(report: FitReport, console: Console) -> None:
+    e = report.estimate
+    r = e.request
+    head = f"[bold]{e.model}[/] · {r.method} · batch {r.batch} × seq {r.seq:,}"
+    if r.method != "inference":
+        head += f" · {r.precision} · {r.optimizer}" + (" · grad ckpt" if r.grad_checkpointing else "")
+    if r.gpus > 1:
+        head += f" · {r.gpus} GPUs ({r.sharding})"
+    console.print(head)
+    console.print(f"params {e.params:,} · trainable {e.trainable_params:,} · peak during [bold]{e.peak_phase}[/]")
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("component")
+    table.add_column("GiB", justify="right")
+    table.add_column("GB", justify="right")
+    table.add_column("provenance")
+    for t in e.terms:
+        table.add_row(t.name, _gib(t.bytes), _gb(t.bytes), t.provenance)
+    table.add_section()
+    table.add_row("[bold]allocated peak[/]", f"[bold]{_gib(e.allocated_bytes)}[/]", _gb(e.allocated_bytes),
+                  "≈ torch.cuda.max_memory_allocated")
+    for t in e.overhead:
+        table.add_row(t.name, _gib(t.bytes), _gb(t.bytes), "assumed allowance")
+    table.add_row("[bold]total per GPU[/]", f"[bold]{_gib(e.total_bytes)}[/]", _gb(e.total_bytes), "≈ nvidia-smi")
+    console.print(table)
+    console.print("[dim]how each term was computed:[/]")
+    for t in [*e.terms, *e.overhead]:
+        note = f" [dim]— {t.note}[/]" if t.note else ""
+        console.print(f"  [bold]{t.name}[/]: {t.formula}{note}", highlight=False)
+    if e.fit:
+        verdict = "[green]fits[/]" if e.fit.fits else "[red]does not fit[/]"
+        console.print(f"{e.fit.gpu}: {verdict} · usable {_gib(e.fit.usable_bytes)} GiB · "
+                      f"headroom {_gib(e.fit.headroom_bytes)} GiB")
+        console.print(f"largest micro-batch that fits: {report.max_batch} · longest sequence: {report.max_seq:,}")
+    if report.ladder:
+        lad = Table(title="strategies, in the order a researcher tries them", show_edge=False, pad_edge=False)
+        lad.add_column("strategy")
+        lad.add_column("GiB", justify="right")
+        lad.add_column("fits")
+        for o in report.ladder:
+            mark = "[green]yes[/]" if o.fits else "[red]no[/]"
+            star = "  ← recommended" if o.name == report.recommended else ""
+            lad.add_row(o.name + star, _gib(o.total_bytes), mark)
+        console.print(lad)
+    for w in e.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    console.print("[dim]analytic estimate; docs/memory-model.md gives every formula and its source[/]")
+
+
+def render_params(p: ParamCount, console: Console) -> None:
+    table = Table(title=f"{p.model} ({p.model_class})", show_edge=False, pad_edge=False)
+    table.add_column("count")
+    table.add_column("params", justify="right")
+    rows = [("total", p.total), ("embedding", p.embedding), ("lm_head (untied)", p.lm_head),
+            ("non-embedding", p.non_embedding), ("attention", p.attention), ("MLP / experts", p.mlp),
+            ("norms and biases", p.norm_and_bias)]
+    if p.active != p.total:
+        rows.append(("active per token (MoE)", p.active))
+    if p.meta_total is not None:
+        rows.append(("meta-device instantiation", p.meta_total))
+    if p.gguf_total is not None:
+        rows.append(("GGUF tensors", p.gguf_total))
+    for name, n in rows:
+        table.add_row(name, f"{n:,}")
+    console.print(table)
+    console.print(f"[dim]{p.method}, {p.provenance}; config from {p.source}[/]")

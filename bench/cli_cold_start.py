@@ -1,0 +1,43 @@
+"""Cold start of `qkv vram` against `python -c pass`, measured in the same run.
+
+    python bench/cli_cold_start.py [--runs 15]
+
+Prints medians and the ratio; the target is under 0.6 s on a 2-core machine. No torch may load on
+this path (tests assert it); this benchmark shows what the remaining imports cost."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+QKV = [str(Path(sys.executable).with_name("qkv")), "vram", "llama-2-7b", "--method", "qlora", "--gpu", "rtx-4090"]
+BASELINE = [sys.executable, "-c", "pass"]
+
+
+def median_seconds(cmd: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    median_seconds(QKV, 2)  # warm the page cache and .pyc files: we measure interpreter start, not disk
+    base = median_seconds(BASELINE, args.runs)
+    cli = median_seconds(QKV, args.runs)
+    print(f"python -c pass        median {base:.3f} s  (baseline, {args.runs} runs)")
+    print(f"qkv vram (worked ex.) median {cli:.3f} s  = {cli / base:.1f}× baseline, +{cli - base:.3f} s")
+    print(f"target < 0.6 s: {'met' if cli < 0.6 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Persona and step prompts as text templates with named slots."""

@@ -1,0 +1,134 @@
+"""The `qkv` command as a user runs it: real subprocesses, real files, exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+PY = sys.executable
+
+
+def qkv(*args: str, env_home=None) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "qkv.agent.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_vram_worked_example_imports_no_torch():
+    code = (
+        "import sys; sys.argv = ['qkv', 'vram', 'llama-2-7b', '--method', 'qlora', '--gpu', 'rtx-4090']\n"
+        "from qkv.agent.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = [m for m in ('torch', 'transformers', 'bitsandbytes', 'peft', 'llama_cpp') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "rtx-4090: fits" in out.stdout
+    assert "QLoRA" in out.stdout
+
+
+def test_vram_json_is_the_pydantic_schema():
+    out = qkv("vram", "llama-2-7b", "--method", "qlora", "--gpu", "rtx-4090", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    from qkv.tools.memory.verdict import FitReport
+
+    report = FitReport.model_validate(data)
+    est = report.estimate
+    assert est.allocated_bytes == sum(t.bytes for t in est.terms)
+    assert est.total_bytes == est.allocated_bytes + sum(t.bytes for t in est.overhead)
+    assert est.fit.fits and report.max_batch >= 1 and report.recommended
+    assert all(t.provenance in ("analytic", "measured", "cited", "traced") for t in est.terms)
+
+
+def test_params_models_gpus_json():
+    p = json.loads(qkv("params", "gpt2", "--json").stdout)
+    assert p["total"] == 124_439_808
+    models = json.loads(qkv("models", "--json").stdout)
+    assert {"name": "llama-2-7b"}.items() <= next(m for m in models if m["name"] == "llama-2-7b").items()
+    gpus = json.loads(qkv("gpus", "--json").stdout)
+    assert len(gpus) >= 20 and all("source" in g for g in gpus)
+
+
+def test_doctor_reports_torch_and_bundled_model():
+    out = qkv("doctor", "--json")
+    assert out.returncode == 0, out.stderr
+    checks = {c["name"]: c for c in json.loads(out.stdout)["checks"]}
+    assert checks["torch"]["ok"] and "CPU" in checks["torch"]["detail"]
+    assert checks["Gemma 3 270M GGUF"]["ok"]
+
+
+@pytest.fixture
+def bad_files(tmp_path, gemma_gguf):
+    malformed = tmp_path / "malformed" / "config.json"
+    malformed.parent.mkdir()
+    malformed.write_text("{ not json")
+    partial = tmp_path / "partial" / "config.json"
+    partial.parent.mkdir()
+    partial.write_text(json.dumps({"model_type": "llama", "hidden_size": 4096}))
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(gemma_gguf.read_bytes()[:4096])
+    return {"malformed": malformed, "partial": partial, "corrupt": corrupt, "truncated": truncated}
+
+
+BAD = [
+    (["vram", "llama-2-8b"], "unknown model 'llama-2-8b'", "llama-2-7b"),
+    (["vram", "llama-2-7b", "--gpu", "rtx-4900"], "unknown GPU 'rtx-4900'", "rtx-4090"),
+    (["vram", "llama-2-7b", "--batch", "0"], "--batch is 0", "positive integer"),
+    (["vram", "llama-2-7b", "--seq", "-5"], "--seq is -5", "positive integer"),
+    (["vram", "llama-2-7b", "--seq", "8192"], "exceeds llama-2-7b's 4,096-token context window", "yarn"),
+    (["vram", "gpt2", "--seq", "2048", "--context-extension", "yarn"], "learned position table", "1,024"),
+    (["vram", "llama-2-7b", "--method", "dora"], "--method", "'qlora'"),
+    (["vram", "llama-2-7b", "--method", "lora", "--lora-targets", "query"], "LoRA target 'query'", "q_proj"),
+    (["params", "phi-3-mini", "--exact", "--online"], None, None),  # valid: must succeed offline too
+]
+
+
+@pytest.mark.parametrize(("args", "what", "hint"), BAD)
+def test_bad_input_is_one_clear_line_and_exit_2(args, what, hint):
+    out = qkv(*args)
+    if what is None:
+        assert out.returncode == 0, out.stderr
+        return
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    assert "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, out.stderr
+    assert what in lines[0] and hint in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(("kind", "what"), [
+    ("malformed", "is not valid JSON"), ("partial", "lacks 'num_attention_heads'"),
+    ("corrupt", "is not a readable GGUF file"), ("truncated", "is not a readable GGUF file"),
+])
+def test_bad_files_are_clear_errors(bad_files, kind, what):
+    out = qkv("vram", str(bad_files[kind]))
+    assert out.returncode == 2, out.stdout
+    assert "Traceback" not in out.stderr and what in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_missing_file_path_is_a_clear_error(tmp_path):
+    out = qkv("params", str(tmp_path / "nope" / "config.json"))
+    assert out.returncode == 2 and "no such file" in out.stderr
+
+
+def test_gguf_model_memory_uses_the_file_size(gemma_gguf):
+    out = qkv("vram", str(gemma_gguf), "--method", "inference", "--seq", "4096", "--json")
+    assert out.returncode == 0, out.stderr
+    est = json.loads(out.stdout)["estimate"]
+    weights = next(t for t in est["terms"] if t["name"] == "weights")
+    assert weights["bytes"] == gemma_gguf.stat().st_size and weights["provenance"] == "measured"
+    kv = next(t for t in est["terms"] if t["name"] == "KV cache")
+    # 18 layers, 1 KV head × 256: 3 global layers hold 4,096 tokens, 15 sliding layers hold 512.
+    assert kv["bytes"] == 2 * 256 * 2 * (3 * 4096 + 15 * 512)
+
+
+def test_help_teaches():
+    out = qkv("vram", "--help")
+    assert out.returncode == 0
+    assert "qlora" in out.stdout and "Example" in out.stdout

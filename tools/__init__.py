@@ -1,0 +1,1 @@
+"""qkv.tools: typed, standalone tools (pydantic in, pydantic out). Never imports the agent or the TUI."""

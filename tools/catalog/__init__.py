@@ -1,0 +1,1 @@
+"""Model and GPU catalogs, kept as data files with their sources."""

@@ -1,0 +1,57 @@
+"""The estimator's entry point: one request in, one per-GPU `MemoryEstimate` out."""
+
+from __future__ import annotations
+
+from qkv.tools.arch import ModelSpec, spec_from_config
+from qkv.tools.catalog.gpus import get_gpu
+from qkv.tools.inventory import inventory
+from qkv.tools.memory.context import check_context
+from qkv.tools.memory.infer import estimate_inference
+from qkv.tools.memory.schema import GIB, GpuFit, MemoryEstimate, MemoryRequest, MemoryTerm
+from qkv.tools.memory.train import estimate_training
+from qkv.tools.modelref import ResolvedModel, resolve_model
+
+
+def overhead_terms(allocated: int, req: MemoryRequest) -> list[MemoryTerm]:
+    """What a GPU holds beyond live tensors: the caching allocator's reserve and the CUDA context."""
+    return [
+        MemoryTerm(name="allocator reserve", bytes=int(allocated * req.fragmentation),
+                   formula=f"{req.fragmentation:.0%} of allocated",
+                   note="cached, fragmented blocks (reserved - allocated); assumed, to be calibrated on a GPU"),
+        MemoryTerm(name="CUDA context", bytes=int(req.cuda_context_gib * GIB),
+                   formula=f"{req.cuda_context_gib:g} GiB",
+                   note="driver context and loaded kernels (cuBLAS, attention); assumed, varies by GPU/driver"),
+    ]
+
+
+def estimate_resolved(resolved: ResolvedModel, spec: ModelSpec, req: MemoryRequest) -> MemoryEstimate:
+    """Estimate for an already-resolved model (verdict searches call this in a loop)."""
+    warnings = check_context(spec, req.seq, req.context_extension, resolved.name)
+    params = sum(g.numel for g in inventory(spec))
+    if req.method == "inference":
+        terms, phase, trainable = estimate_inference(spec, req, resolved), "inference", 0
+    else:
+        result = estimate_training(spec, req)
+        terms, phase, trainable = result.terms, result.phase, result.trainable
+        if spec.kind == "encoder-decoder" and req.seq > 512:
+            warnings.append("encoder and decoder lengths are both taken as --seq")
+    allocated = sum(t.bytes for t in terms)
+    overhead = overhead_terms(allocated, req)
+    total = allocated + sum(t.bytes for t in overhead)
+    fit = None
+    if req.gpu:
+        gpu = get_gpu(req.gpu)
+        fit = GpuFit(gpu=gpu.name, usable_bytes=gpu.usable_bytes, fits=total <= gpu.usable_bytes,
+                     headroom_bytes=gpu.usable_bytes - total)
+    return MemoryEstimate(
+        request=req, model=resolved.name, params=params, trainable_params=trainable, peak_phase=phase,
+        terms=terms, overhead=overhead, allocated_bytes=allocated, total_bytes=total, fit=fit,
+        warnings=warnings)
+
+
+def estimate_memory(req: MemoryRequest) -> MemoryEstimate:
+    """Peak per-GPU memory of a training or inference job: the function behind `qkv vram`."""
+    resolved = resolve_model(req.model, online=req.online)
+    if req.gpu:
+        get_gpu(req.gpu)  # fail on an unknown GPU before any work
+    return estimate_resolved(resolved, spec_from_config(resolved.config), req)

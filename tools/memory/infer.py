@@ -1,0 +1,115 @@
+"""Peak GPU memory of inference (per GPU): weights in the chosen format, the KV cache, and the
+prefill's activation workspace."""
+
+from __future__ import annotations
+
+from qkv.tools.arch import ModelSpec
+from qkv.tools.inventory import inventory
+from qkv.tools.memory.dtypes import (
+    FLOAT_BYTES,
+    GGUF_BPW,
+    GGUF_SOURCE,
+    INT8_BYTES,
+    KV_BYTES,
+    NF4_BITS,
+    NF4_DQ_BITS,
+    is_gguf,
+)
+from qkv.tools.memory.schema import MemoryRequest, MemoryTerm
+from qkv.tools.modelref import ResolvedModel
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def weight_term(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedModel) -> MemoryTerm:
+    """Weight bytes in the requested format (default: the precision's float type)."""
+    groups = inventory(spec)
+    total = sum(g.numel for g in groups)
+    fmt = req.weights or ("fp32" if req.precision == "fp32" else req.precision.split("-")[0])
+    compute = 2.0  # 16-bit compute dtype for everything bitsandbytes leaves unquantised
+    if fmt in FLOAT_BYTES:
+        return MemoryTerm(name="weights", bytes=int(total * FLOAT_BYTES[fmt]),
+                          formula=f"{_n(total)} params × {FLOAT_BYTES[fmt]:g} B ({fmt})")
+    linear = [g for g in groups if g.is_linear or g.role == "experts"]
+    qn = sum(g.numel for g in linear)
+    if fmt == "int8":
+        rows = sum(g.shape[-2] * (g.shape[0] if len(g.shape) == 3 else 1) * g.repeat for g in linear)
+        b = qn * INT8_BYTES + rows * 4 + (total - qn) * compute
+        return MemoryTerm(name="weights", bytes=int(b),
+                          formula=f"{_n(qn)} linear × 1 B + {_n(rows)} fp32 row scales + {_n(total - qn)} other × 2 B",
+                          note="bitsandbytes LLM.int8")
+    if fmt in ("nf4", "fp4"):
+        bits = NF4_DQ_BITS if req.quant_double else NF4_BITS
+        b = qn * bits / 8 + (total - qn) * compute
+        return MemoryTerm(name="weights", bytes=int(b),
+                          formula=f"{_n(qn)} linear × {bits:.3f} bits + {_n(total - qn)} other × 2 B",
+                          note="bitsandbytes 4-bit; embeddings, norms and lm_head stay 16-bit")
+    if is_gguf(fmt):
+        bpw = GGUF_BPW[fmt]
+        return MemoryTerm(name="weights", bytes=int(total * bpw / 8), provenance="cited",
+                          formula=f"{_n(total)} params × {bpw} bits/weight ({fmt})", note=GGUF_SOURCE)
+    raise ValueError(fmt)
+
+
+def kv_cache_term(spec: ModelSpec, req: MemoryRequest) -> MemoryTerm | None:
+    """2 (K and V) × layers × KV heads × head dim × bytes × tokens held × batch; sliding-window
+    layers hold at most the window."""
+    if spec.kind == "encoder":
+        return None
+    kvb = KV_BYTES[req.kv_dtype]
+    per_tok_layer = 2 * spec.kv_dim * kvb
+    full_layers = spec.layers - spec.sliding_layers
+    held_sliding = min(req.seq, spec.sliding_window or req.seq)
+    tokens = full_layers * req.seq + spec.sliding_layers * held_sliding
+    formula = (f"2 × {spec.kv_heads} KV heads × {spec.head_dim} head dim × {kvb:g} B ({req.kv_dtype}) × "
+               f"{req.batch} batch × ({full_layers} layers × {req.seq:,} tokens")
+    formula += f" + {spec.sliding_layers} sliding layers × {held_sliding:,})" if spec.sliding_layers else ")"
+    if spec.kind == "encoder-decoder":
+        tokens += spec.layers * req.seq  # cross-attention K/V over the encoder output (same length)
+        formula += " + cross-attention K/V over the encoder output"
+    return MemoryTerm(name="KV cache", bytes=int(req.batch * per_tok_layer * tokens), formula=formula,
+                      note=f"{spec.attention_type}: {spec.heads} query heads share {spec.kv_heads} KV heads")
+
+
+def workspace_term(spec: ModelSpec, req: MemoryRequest) -> MemoryTerm:
+    """Transient bytes of the prefill: the largest set of live tensors inside one layer for the
+    prompt chunk, plus fp32 logits for the last position (HF generate keeps only those)."""
+    a = 4.0 if req.precision == "fp32" else 2.0
+    h, i = spec.hidden, spec.intermediate
+    chunk = min(req.seq, req.prefill_chunk or req.seq)
+    attn = 4 * h + a * (h + spec.q_dim + 2 * spec.kv_dim + spec.q_dim)
+    mlp = 4 * h + a * h + 3 * a * i * max(1, spec.experts_per_token)
+    per_tok = 2 * a * h + max(attn, mlp)
+    scores = spec.heads * chunk * req.seq * (4 + 2 * a) if req.attention == "eager" else 0
+    logits = spec.vocab * (a + 4) if spec.kind != "encoder" else 0
+    b = req.batch * (chunk * per_tok + scores + logits)
+    formula = f"{req.batch} × ({chunk:,} prefill tokens × {_n(per_tok)} B"
+    formula += f" + eager scores {_n(scores)} B" if scores else ""
+    formula += f" + last-token logits {_n(logits)} B)"
+    return MemoryTerm(name="activation workspace", bytes=int(b), formula=formula)
+
+
+def estimate_inference(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedModel) -> list[MemoryTerm]:
+    if resolved.gguf_file_bytes and req.weights is None:
+        weights = MemoryTerm(name="weights", bytes=resolved.gguf_file_bytes, provenance="measured",
+                             formula=f"size of {resolved.source}", note="GGUF file bytes (tensors + metadata)")
+    else:
+        weights = weight_term(spec, req, resolved)
+    terms = [weights]
+    kv = kv_cache_term(spec, req)
+    if kv:
+        terms.append(kv)
+    terms.append(workspace_term(spec, req))
+    fmt = req.weights or ""
+    if fmt in ("nf4", "fp4", "int8"):
+        largest = max(g.numel // g.repeat for g in inventory(spec) if g.is_linear)
+        terms.append(MemoryTerm(name="dequantised weight (transient)", bytes=int(2 * largest),
+                                formula=f"largest linear {_n(largest)} params × 2 B"))
+    if req.gpus > 1 and req.sharding != "ddp":
+        for t in terms:
+            if t.name in ("weights", "KV cache"):
+                t.bytes = t.bytes // req.gpus
+                t.formula += f" / {req.gpus} GPUs (even tensor-parallel split)"
+    return terms

@@ -1,0 +1,159 @@
+"""Input and output models of the memory estimator (the CLI's --json schema and the MCP schema)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, computed_field, model_validator
+
+from qkv.tools.memory.dtypes import KvFormat, WeightFormat
+
+GIB = 1024**3
+GB = 1e9
+
+Method = Literal["full", "lora", "qlora", "inference"]
+Precision = Literal["fp32", "bf16-mixed", "fp16-mixed", "bf16", "fp16"]
+Optimizer = Literal["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd", "adafactor"]
+Sharding = Literal["none", "ddp", "zero1", "zero2", "zero3", "fsdp"]
+Offload = Literal["none", "optimizer", "optimizer+params"]
+Attention = Literal["sdpa", "flash", "eager"]
+
+
+class MemoryRequest(BaseModel):
+    """One training or inference job to size. Every field has the default a careful user would pick."""
+
+    model: str = Field(description="catalog name, config.json, model folder, .gguf, or hub id (online)")
+    method: Method = Field("full", description="full fine-tune, LoRA, QLoRA, or inference")
+    batch: int = Field(1, description="micro-batch size per GPU (sequences)")
+    seq: int = Field(2048, description="tokens per sequence (training) or tokens held in the KV cache (inference)")
+    grad_accum: int = Field(1, description="gradient-accumulation steps (grads persist between micro-steps)")
+    precision: Precision = Field(
+        "bf16", description="fp32; bf16-mixed/fp16-mixed = AMP with fp32 master weights; bf16/fp16 = pure 16-bit")
+    optimizer: Optimizer = "adamw"
+    foreach: bool = Field(True, description="torch AdamW's multi-tensor path (CUDA default): a state-sized temporary")
+    grad_checkpointing: bool = False
+    attention: Attention = Field("sdpa", description="sdpa/flash keep O(seq) memory; eager stores seq×seq scores")
+    lora_r: int = 8
+    lora_alpha: int | None = None
+    lora_targets: list[str] | None = Field(None, description="module names, or ['all-linear']; None = PEFT's default")
+    lora_dropout: float = 0.0
+    adapter_dtype: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="PEFT upcasts adapters to fp32")
+    quant_double: bool = Field(True, description="QLoRA double quantisation (4.127 vs 4.5 bits/weight)")
+    bnb_saves_input: bool = Field(
+        False, description="bitsandbytes before 0.50 kept each 4-bit matmul's input for backward (litgpt's 0.41 did)")
+    kbit_fp32_upcast: bool = Field(
+        True, description="peft.prepare_model_for_kbit_training casts non-quantised params to fp32")
+    weights: WeightFormat | None = Field(None, description="inference weight format; default: the precision's dtype")
+    kv_dtype: KvFormat = "bf16"
+    prefill_chunk: int | None = Field(None, description="tokens per prefill step (None = whole prompt at once)")
+    gpus: int = 1
+    sharding: Sharding = Field("none", description="multi-GPU strategy; 'none' is one GPU, or ddp when gpus > 1")
+    offload: Offload = "none"
+    gpu: str | None = Field(None, description="catalog GPU to check the fit against")
+    cuda_context_gib: float = Field(0.5, description="CUDA context + library kernels (assumed; see docs)")
+    fragmentation: float = Field(0.05, description="caching-allocator reserve over allocated bytes (assumed)")
+    context_extension: str | None = Field(
+        None, description="stated way past the window (linear, dynamic, yarn, longrope, llama3, sliding, alibi)")
+    online: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> MemoryRequest:
+        from qkv.tools.errors import BadInput
+
+        for name in ("batch", "seq", "grad_accum", "gpus", "lora_r"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise BadInput(f"--{name.replace('_', '-')} is {value}", expected="a positive integer")
+        if not 0 <= self.lora_dropout < 1:
+            raise BadInput(f"--lora-dropout is {self.lora_dropout}", expected="a probability in [0, 1)")
+        if not 0 <= self.fragmentation < 1:
+            raise BadInput(f"fragmentation is {self.fragmentation}", expected="a fraction in [0, 1)")
+        if self.cuda_context_gib < 0:
+            raise BadInput(f"cuda context is {self.cuda_context_gib} GiB", expected="zero or more")
+        if self.sharding == "none" and self.gpus > 1 and self.method != "inference":
+            self.sharding = "ddp"
+        if self.method == "inference" and self.sharding in ("zero1", "zero2"):
+            raise BadInput(f"--sharding {self.sharding} shards optimizer state, which inference does not have",
+                           expected="none, zero3 or fsdp (weights split over GPUs) for inference")
+        if self.offload != "none" and self.sharding not in ("zero1", "zero2", "zero3"):
+            raise BadInput(f"--offload {self.offload} needs DeepSpeed ZeRO", expected="--sharding zero1/zero2/zero3")
+        if self.offload == "optimizer+params" and self.sharding != "zero3":
+            raise BadInput("parameter offload needs ZeRO-3", expected="--sharding zero3")
+        return self
+
+
+class MemoryTerm(BaseModel):
+    """One named component of the peak, with the formula that produced it."""
+
+    name: str
+    bytes: int
+    formula: str
+    provenance: Literal["analytic", "traced", "measured", "cited"] = "analytic"
+    note: str | None = None
+
+    @computed_field
+    @property
+    def gib(self) -> float:
+        return round(self.bytes / GIB, 3)
+
+    @computed_field
+    @property
+    def gb(self) -> float:
+        return round(self.bytes / GB, 3)
+
+
+class GpuFit(BaseModel):
+    """The verdict on one GPU."""
+
+    gpu: str
+    usable_bytes: int
+    fits: bool
+    headroom_bytes: int = Field(description="usable - total; negative when it does not fit")
+
+    @computed_field
+    @property
+    def usable_gib(self) -> float:
+        return round(self.usable_bytes / GIB, 3)
+
+    @computed_field
+    @property
+    def headroom_gib(self) -> float:
+        return round(self.headroom_bytes / GIB, 3)
+
+
+class MemoryEstimate(BaseModel):
+    """Peak per-GPU memory of one job: the allocated tensor bytes at the peak, broken down, plus the
+    CUDA context and allocator reserve that a GPU's total also holds."""
+
+    request: MemoryRequest
+    model: str
+    params: int
+    trainable_params: int
+    peak_phase: str = Field(description="where the peak happens: forward/backward, optimizer step, or inference")
+    terms: list[MemoryTerm] = Field(description="the components of the allocated peak")
+    overhead: list[MemoryTerm] = Field(description="CUDA context and allocator reserve (not tensor bytes)")
+    allocated_bytes: int = Field(description="peak of live tensor bytes (compare torch.cuda.max_memory_allocated)")
+    total_bytes: int = Field(description="allocated + allocator reserve + CUDA context (compare nvidia-smi)")
+    fit: GpuFit | None = None
+    warnings: list[str] = Field(default_factory=list)
+    provenance: Literal["analytic"] = "analytic"
+
+    @computed_field
+    @property
+    def allocated_gib(self) -> float:
+        return round(self.allocated_bytes / GIB, 3)
+
+    @computed_field
+    @property
+    def allocated_gb(self) -> float:
+        return round(self.allocated_bytes / GB, 3)
+
+    @computed_field
+    @property
+    def total_gib(self) -> float:
+        return round(self.total_bytes / GIB, 3)
+
+    @computed_field
+    @property
+    def total_gb(self) -> float:
+        return round(self.total_bytes / GB, 3)

@@ -1,0 +1,187 @@
+"""Peak GPU memory of one training step (per GPU): weights, gradients, optimizer state,
+activations, logits/loss, optimizer-step temporaries, data-parallel buffers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qkv.tools.arch import ModelSpec
+from qkv.tools.inventory import TensorGroup, inventory
+from qkv.tools.memory.activations import LayerPlan, layer_bytes_per_token, logits_bytes_per_token
+from qkv.tools.memory.dtypes import FLOAT_BYTES, NF4_BITS, NF4_DQ_BITS
+from qkv.tools.memory.optimizer import state_bytes, step_temporary_bytes
+from qkv.tools.memory.schema import MemoryRequest, MemoryTerm
+from qkv.tools.memory.sharding import deepspeed_mixed_states, sharded_states
+from qkv.tools.memory.trainable import lora_param_groups, lora_targets
+
+
+@dataclass
+class TrainResult:
+    terms: list[MemoryTerm]
+    phase: str
+    trainable: int
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def _param_bytes(precision: str) -> float:
+    """Bytes of a trained weight: fp32 master weights for fp32 and AMP, 2 for pure 16-bit."""
+    return 4.0 if precision == "fp32" or precision.endswith("-mixed") else 2.0
+
+
+def _act_bytes(precision: str) -> float:
+    return 4.0 if precision == "fp32" else 2.0
+
+
+def largest_layer(groups: list[TensorGroup], spec: ModelSpec) -> int:
+    """Params of the largest unit ZeRO-3/FSDP gathers at once: one layer, or an embedding table."""
+    per_layer = sum(g.numel // g.repeat for g in groups if g.block == "decoder")
+    per_enc = sum(g.numel // g.repeat for g in groups if g.block == "encoder")
+    tables = [g.numel for g in groups if g.role in ("embedding", "lm_head")]
+    return max([per_layer, per_enc, *tables])
+
+
+def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str]) -> list[MemoryTerm]:
+    """Saved activations (all layers, or checkpointed inputs + one recomputed layer) and logits."""
+    a = _act_bytes(req.precision)
+    plan = LayerPlan(
+        act_bytes=a, full=req.method == "full", lora_modules=modules, lora_r=req.lora_r,
+        lora_dropout=req.lora_dropout, quantized=req.method == "qlora" and req.bnb_saves_input,
+        eager=req.attention == "eager", seq=req.seq,
+    )
+    tokens = req.batch * req.seq
+    terms: list[MemoryTerm] = []
+    stacks = layer_bytes_per_token(spec, plan)
+    if req.grad_checkpointing:
+        n_layers = sum(n for _, _, n in stacks)
+        biggest = max(stacks, key=lambda s: sum(b for _, b in s[1]))
+        per_layer = sum(b for _, b in biggest[1])
+        terms.append(MemoryTerm(
+            name="activations (checkpointed layer inputs)",
+            bytes=int(n_layers * tokens * a * spec.hidden),
+            formula=f"{n_layers} layers × {_n(tokens)} tokens × {spec.hidden} hidden × {a:g} B"))
+        terms.append(MemoryTerm(
+            name="activations (one layer recomputed)",
+            bytes=int(tokens * per_layer),
+            formula=f"{_n(tokens)} tokens × {_n(per_layer)} B/token ({biggest[0]} layer)"))
+    else:
+        for block, layer_terms, n_layers in stacks:
+            per_layer = sum(b for _, b in layer_terms)
+            top = ", ".join(f"{name} {b:,.0f}" for name, b in sorted(layer_terms, key=lambda t: -t[1])[:3])
+            terms.append(MemoryTerm(
+                name=f"activations ({block} layers)",
+                bytes=int(n_layers * tokens * per_layer),
+                formula=f"{n_layers} layers × {_n(tokens)} tokens × {_n(per_layer)} B/token/layer",
+                note=f"largest saved tensors per token (B): {top}"))
+    # Final norm's fp32 copy, and the LM head's input when the head itself is trained.
+    head_in = 4 * spec.hidden + (a * spec.hidden if req.method == "full" else 0)
+    terms.append(MemoryTerm(name="final norm / head input", bytes=int(tokens * head_in),
+                            formula=f"{_n(tokens)} tokens × {_n(head_in)} B"))
+    per_tok = logits_bytes_per_token(spec, a)
+    if per_tok:
+        terms.append(MemoryTerm(
+            name="logits and loss",
+            bytes=int(tokens * per_tok),
+            formula=f"{_n(tokens)} tokens × {spec.vocab:,} vocab × ({a:g} B logits + 12 B fp32 log-probs and grads)",
+            note="peak at the start of backward; dominates at long context with large vocabularies"))
+    return terms
+
+
+def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
+    groups = inventory(spec)
+    total = sum(g.numel for g in groups)
+    pb = _param_bytes(req.precision)
+    mixed = req.precision.endswith("-mixed")
+
+    if req.method == "full":
+        modules: frozenset[str] = frozenset()
+        trainable_groups = groups
+        frozen_bytes = 0.0
+        train_w_bytes = pb
+    else:
+        modules = lora_targets(spec, groups, req.lora_targets)
+        trainable_groups = lora_param_groups(groups, modules, req.lora_r)
+        train_w_bytes = FLOAT_BYTES[req.adapter_dtype]
+        if req.method == "lora":
+            frozen_bytes = total * pb
+        else:
+            quantized = sum(g.numel for g in groups if g.is_linear or g.role == "experts")
+            bits = NF4_DQ_BITS if req.quant_double else NF4_BITS
+            other_b = 4.0 if req.kbit_fp32_upcast else 2.0
+            frozen_bytes = quantized * bits / 8 + (total - quantized) * other_b
+    trainable = sum(g.numel for g in trainable_groups)
+
+    weights = frozen_bytes + trainable * train_w_bytes
+    grads = trainable * train_w_bytes
+    # State dtype follows the trained weight (fp32 masters under AMP; bf16 under pure bf16).
+    states = state_bytes(trainable_groups, req.optimizer, train_w_bytes)
+    temp = step_temporary_bytes(trainable_groups, req.optimizer, train_w_bytes, req.foreach)
+    cache = 2.0 * trainable if mixed and req.method == "full" and req.sharding in ("none", "ddp") else 0.0
+    ddp_buckets = grads if req.sharding == "ddp" else 0.0
+
+    lines: dict[str, tuple[float, str]] = {}
+    weight_formula = (
+        f"{_n(total)} params × {pb:g} B" if req.method == "full" else
+        f"frozen base {_n(frozen_bytes)} B + {_n(trainable)} adapter params × {train_w_bytes:g} B")
+    if req.method == "qlora":
+        weight_formula = (f"linear weights at {NF4_DQ_BITS if req.quant_double else NF4_BITS:.3f} bits + other "
+                          f"{'fp32 (prepare_model_for_kbit_training)' if req.kbit_fp32_upcast else '16-bit'}; "
+                          f"{_n(trainable)} adapter params × {train_w_bytes:g} B")
+
+    if req.sharding in ("zero1", "zero2", "zero3") and mixed:
+        stage = int(req.sharding[-1])
+        ll = largest_layer(groups, spec)
+        model_states = deepspeed_mixed_states(total, trainable, ll, req.gpus, stage, req.offload)
+        lines["model states (DeepSpeed ZeRO)"] = (
+            model_states, f"DeepSpeed estimator, stage {stage}, {req.gpus} GPUs, offload {req.offload}, "
+            f"largest layer {_n(ll)} params")
+        temp = 0.0  # DeepSpeed's fused Adam updates in place
+        weights = grads = states = 0.0
+    else:
+        ll_bytes = largest_layer(groups, spec) * (pb + pb) if req.sharding in ("zero3", "fsdp") else 0.0
+        weights, grads, states, gathered = sharded_states(
+            weights, grads, states, req.gpus, req.sharding, req.offload, ll_bytes)
+        if req.sharding in ("zero3", "fsdp"):
+            temp /= req.gpus
+        shard = f" / {req.gpus} GPUs ({req.sharding})" if req.sharding not in ("none", "ddp") else ""
+        lines["weights"] = (weights, weight_formula + shard)
+        lines["gradients"] = (grads, f"{_n(trainable)} trainable × {train_w_bytes:g} B" + shard)
+        lines["optimizer states"] = (states, f"{req.optimizer}, {_n(trainable)} trainable params" + shard)
+        if gathered:
+            lines["gathered layer (ZeRO-3/FSDP)"] = (gathered, "largest layer's weights and grads, unsharded")
+    if cache:
+        lines["autocast weight copies"] = (cache, f"{_n(trainable)} trainable × 2 B (AMP's cast cache)")
+    if ddp_buckets:
+        lines["DDP gradient buckets"] = (ddp_buckets, "a second copy of the gradients (gradient_as_bucket_view=False)")
+
+    acts = activation_terms(spec, req, modules)
+    if req.method == "qlora":
+        # Each 4-bit matmul dequantises its weight to the compute dtype, one linear at a time.
+        largest = max(g.numel // g.repeat for g in groups if g.is_linear)
+        acts.append(MemoryTerm(name="dequantised weight (transient)", bytes=int(2 * largest),
+                               formula=f"largest linear {_n(largest)} params × 2 B"))
+    act_total = sum(t.bytes for t in acts)
+    state_total = sum(v for v, _ in lines.values())
+    grad_now = grads if req.grad_accum > 1 else 0.0
+    # Backward starts with every activation alive (and, under accumulation, last micro-step's
+    # grads); it ends with the grads complete; the optimizer step then adds its temporaries.
+    phases = {
+        "forward/backward": state_total - (0 if req.grad_accum > 1 else grads) + act_total,
+        "end of backward": state_total,
+        "optimizer step": state_total - cache + temp,
+    }
+    phase = max(phases, key=lambda k: phases[k])
+    terms = [MemoryTerm(name=k, bytes=int(v), formula=f) for k, (v, f) in lines.items() if v > 0]
+    if phase == "forward/backward":
+        if grads and not grad_now:
+            terms = [t for t in terms if t.name != "gradients"]
+        terms += acts
+    elif phase == "optimizer step":
+        terms = [t for t in terms if t.name != "autocast weight copies"]
+        if temp:
+            terms.append(MemoryTerm(name="optimizer step temporaries", bytes=int(temp),
+                                    formula=f"{req.optimizer} {'foreach' if req.foreach else 'per-tensor'} "
+                                            "sqrt(exp_avg_sq) buffer"))
+    return TrainResult(terms=terms, phase=phase, trainable=trainable)

@@ -1,0 +1,113 @@
+"""Verdicts on a GPU: does it fit, the largest micro-batch and longest sequence that fit, and the
+ladder of cheaper strategies a researcher would try, in order, until one fits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from qkv.tools.arch import ModelSpec, spec_from_config
+from qkv.tools.catalog.gpus import get_gpu
+from qkv.tools.errors import BadInput, QkvError
+from qkv.tools.memory.estimate import estimate_resolved
+from qkv.tools.memory.schema import GIB, MemoryEstimate, MemoryRequest
+from qkv.tools.modelref import ResolvedModel, resolve_model
+
+
+class StrategyOption(BaseModel):
+    """One rung of the ladder and its per-GPU total."""
+
+    name: str
+    changes: dict[str, object] = Field(description="fields changed from the request")
+    total_bytes: int
+    fits: bool
+
+    @property
+    def total_gib(self) -> float:
+        return round(self.total_bytes / GIB, 3)
+
+
+class FitReport(BaseModel):
+    """The estimate for the request plus the searches that answer 'what would fit?'."""
+
+    estimate: MemoryEstimate
+    max_batch: int | None = Field(description="largest micro-batch that fits (0: not even 1); None: no GPU")
+    max_seq: int | None = Field(description="longest sequence that fits within the window; None: no GPU")
+    ladder: list[StrategyOption] = Field(default_factory=list, description="strategies in the order tried")
+    recommended: str | None = Field(None, description="first strategy on the ladder that fits")
+
+
+def _total(resolved: ResolvedModel, spec: ModelSpec, req: MemoryRequest, **changes: object) -> int:
+    trial = req.model_copy(update=changes)
+    return estimate_resolved(resolved, spec, trial).total_bytes
+
+
+def _largest(fits: Callable[[int], bool], hi_limit: int) -> int:
+    """Largest n in [1, hi_limit] with fits(n), assuming monotonicity; 0 if none."""
+    if not fits(1):
+        return 0
+    lo, hi = 1, 2
+    while hi <= hi_limit and fits(hi):
+        lo, hi = hi, hi * 2
+    hi = min(hi, hi_limit + 1)
+    while hi - lo > 1:  # invariant: fits(lo), not fits(hi) (or hi beyond the limit)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
+
+
+def ladder(resolved: ResolvedModel, spec: ModelSpec, req: MemoryRequest, usable: int) -> list[StrategyOption]:
+    """full → LoRA → QLoRA → + gradient checkpointing → micro-batch 1 → sharding over more GPUs."""
+    effective = req.batch * req.grad_accum
+    rungs: list[tuple[str, dict[str, object]]] = [
+        ("full fine-tune", {"method": "full"}),
+        ("LoRA", {"method": "lora"}),
+        ("QLoRA", {"method": "qlora"}),
+        ("QLoRA + gradient checkpointing", {"method": "qlora", "grad_checkpointing": True}),
+        ("QLoRA + checkpointing + micro-batch 1",
+         {"method": "qlora", "grad_checkpointing": True, "batch": 1, "grad_accum": effective}),
+    ]
+    options: list[StrategyOption] = []
+    for name, changes in rungs:
+        total = _total(resolved, spec, req, **changes)
+        options.append(StrategyOption(name=name, changes=changes, total_bytes=total, fits=total <= usable))
+    if not any(o.fits for o in options):
+        last = dict(rungs[-1][1])
+        for gpus in (2, 4, 8, 16, 32, 64):
+            changes = {**last, "gpus": gpus, "sharding": "fsdp"}
+            total = _total(resolved, spec, req, **changes)
+            options.append(StrategyOption(name=f"QLoRA + FSDP over {gpus} GPUs", changes=changes,
+                                          total_bytes=total, fits=total <= usable))
+            if total <= usable:
+                break
+    return options
+
+
+def fit_report(req: MemoryRequest) -> FitReport:
+    """The estimate, the largest batch and sequence that fit on `req.gpu`, and the strategy ladder."""
+    resolved = resolve_model(req.model, online=req.online)
+    spec = spec_from_config(resolved.config)
+    estimate = estimate_resolved(resolved, spec, req)
+    if not req.gpu:
+        return FitReport(estimate=estimate, max_batch=None, max_seq=None)
+    usable = get_gpu(req.gpu).usable_bytes
+
+    def fits(**changes: object) -> bool:
+        try:
+            return _total(resolved, spec, req, **changes) <= usable
+        except QkvError:
+            return False
+
+    window = spec.max_positions or 1_048_576
+    if req.seq > window:
+        window = req.seq  # a stated extension already allowed the request's length
+    max_batch = _largest(lambda b: fits(batch=b), 65_536)
+    max_seq = _largest(lambda s: fits(seq=s), window)
+    options = ladder(resolved, spec, req, usable) if req.method != "inference" else []
+    recommended = next((o.name for o in options if o.fits), None)
+    return FitReport(estimate=estimate, max_batch=max_batch, max_seq=max_seq, ladder=options,
+                     recommended=recommended)
+
+
+__all__ = ["BadInput", "FitReport", "StrategyOption", "fit_report"]
