@@ -163,6 +163,32 @@ def gpus(json: JsonOpt = False) -> None:
     _console().print(table)
 
 
+SCHEMAS = {
+    "vram-request": "qkv.tools.memory.schema:MemoryRequest",
+    "vram": "qkv.tools.memory.verdict:FitReport",
+    "params-request": "qkv.tools.params:ParamCountRequest",
+    "params": "qkv.tools.params:ParamCount",
+    "models": "qkv.tools.catalog.summary:ModelSummary",
+    "gpus": "qkv.tools.catalog.gpus:GpuSpec",
+    "doctor": "qkv.tools.doctor:DoctorReport",
+}
+
+
+@app.command()
+def schema(name: Annotated[str, typer.Argument(help=" | ".join(SCHEMAS))]) -> None:
+    """Print the JSON Schema of a command's --json output (or of its request) — the stable contract."""
+    import importlib
+    import json as _json
+
+    if name not in SCHEMAS:
+        from qkv.tools.errors import UnknownName, closest
+
+        raise UnknownName(f"no schema named '{name}'", choices=closest(name, SCHEMAS) or list(SCHEMAS))
+    module, cls = SCHEMAS[name].split(":")
+    model = getattr(importlib.import_module(module), cls)
+    sys.stdout.write(_json.dumps(model.model_json_schema(mode="serialization"), indent=2) + "\n")
+
+
 @app.command()
 def doctor(json: JsonOpt = False) -> None:
     """What is installed and usable here: torch, CUDA, bitsandbytes, flash-attn, llama-cpp, bundled models."""
@@ -192,17 +218,15 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("qkv: interrupted\n")
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors arrive here when standalone_mode is False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: missing argument, a value of the wrong type
+        show = getattr(exc, "show", None)
+        if show:
+            show()
+        else:
+            sys.stderr.write(f"qkv: error: {exc}\n")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def render_fit(report: FitReport, console: Console) -> None:
         lad.add_column("GiB", justify="right")
         lad.add_column("fits")
         for o in report.ladder:
-            mark = "[green]yes[/]" if o.fits else "[red]no[/]"
+            mark = ("[yellow]tight[/]" if o.tight else "[green]yes[/]") if o.fits else "[red]no[/]"
             star = "  ← recommended" if o.name == report.recommended else ""
             lad.add_row(o.name + star, _gib(o.total_bytes), mark)
         console.print(lad)

@@ -132,3 +132,19 @@ def test_help_teaches():
     out = qkv("vram", "--help")
     assert out.returncode == 0
     assert "qlora" in out.stdout and "Example" in out.stdout
+
+
+def test_schema_command_prints_the_json_schema():
+    out = qkv("schema", "vram")
+    assert out.returncode == 0, out.stderr
+    schema = json.loads(out.stdout)
+    assert "estimate" in schema["properties"] and "MemoryTerm" in schema["$defs"]
+    bad = qkv("schema", "vramm")
+    assert bad.returncode == 2 and "vram" in bad.stderr
+
+
+@pytest.mark.parametrize("args", [["vram"], ["vram", "llama-2-7b", "--batch", "abc"], ["vram", "gpt2", "--bogus"]])
+def test_usage_errors_exit_2_without_traceback(args):
+    out = qkv(*args)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "Error:" in out.stderr

@@ -14,6 +14,10 @@ from qkv.tools.memory.estimate import estimate_resolved
 from qkv.tools.memory.schema import GIB, MemoryEstimate, MemoryRequest
 from qkv.tools.modelref import ResolvedModel, resolve_model
 
+# The estimator sits 1.5-9% below published measurements (docs/memory-model.md, validation), so a
+# rung that fills more than 90% of the card is called tight and is not recommended.
+SAFETY_MARGIN = 0.10
+
 
 class StrategyOption(BaseModel):
     """One rung of the ladder and its per-GPU total."""
@@ -22,6 +26,7 @@ class StrategyOption(BaseModel):
     changes: dict[str, object] = Field(description="fields changed from the request")
     total_bytes: int
     fits: bool
+    tight: bool = Field(description=f"fits, but with less than {SAFETY_MARGIN:.0%} of the GPU to spare")
 
     @property
     def total_gib(self) -> float:
@@ -35,7 +40,8 @@ class FitReport(BaseModel):
     max_batch: int | None = Field(description="largest micro-batch that fits (0: not even 1); None: no GPU")
     max_seq: int | None = Field(description="longest sequence that fits within the window; None: no GPU")
     ladder: list[StrategyOption] = Field(default_factory=list, description="strategies in the order tried")
-    recommended: str | None = Field(None, description="first strategy on the ladder that fits")
+    recommended: str | None = Field(
+        None, description="first strategy on the ladder that fits with the safety margin to spare")
 
 
 def _total(resolved: ResolvedModel, spec: ModelSpec, req: MemoryRequest, **changes: object) -> int:
@@ -57,6 +63,12 @@ def _largest(fits: Callable[[int], bool], hi_limit: int) -> int:
     return lo
 
 
+def _option(name: str, changes: dict[str, object], total: int, usable: int) -> StrategyOption:
+    fits = total <= usable
+    return StrategyOption(name=name, changes=changes, total_bytes=total, fits=fits,
+                          tight=fits and total > usable * (1 - SAFETY_MARGIN))
+
+
 def ladder(resolved: ResolvedModel, spec: ModelSpec, req: MemoryRequest, usable: int) -> list[StrategyOption]:
     """full → LoRA → QLoRA → + gradient checkpointing → micro-batch 1 → sharding over more GPUs."""
     effective = req.batch * req.grad_accum
@@ -71,15 +83,14 @@ def ladder(resolved: ResolvedModel, spec: ModelSpec, req: MemoryRequest, usable:
     options: list[StrategyOption] = []
     for name, changes in rungs:
         total = _total(resolved, spec, req, **changes)
-        options.append(StrategyOption(name=name, changes=changes, total_bytes=total, fits=total <= usable))
-    if not any(o.fits for o in options):
+        options.append(_option(name, changes, total, usable))
+    if not any(o.fits and not o.tight for o in options):
         last = dict(rungs[-1][1])
         for gpus in (2, 4, 8, 16, 32, 64):
             changes = {**last, "gpus": gpus, "sharding": "fsdp"}
             total = _total(resolved, spec, req, **changes)
-            options.append(StrategyOption(name=f"QLoRA + FSDP over {gpus} GPUs", changes=changes,
-                                          total_bytes=total, fits=total <= usable))
-            if total <= usable:
+            options.append(_option(f"QLoRA + FSDP over {gpus} GPUs", changes, total, usable))
+            if options[-1].fits and not options[-1].tight:
                 break
     return options
 
@@ -105,7 +116,7 @@ def fit_report(req: MemoryRequest) -> FitReport:
     max_batch = _largest(lambda b: fits(batch=b), 65_536)
     max_seq = _largest(lambda s: fits(seq=s), window)
     options = ladder(resolved, spec, req, usable) if req.method != "inference" else []
-    recommended = next((o.name for o in options if o.fits), None)
+    recommended = next((o.name for o in options if o.fits and not o.tight), None)
     return FitReport(estimate=estimate, max_batch=max_batch, max_seq=max_seq, ladder=options,
                      recommended=recommended)
 
