@@ -11,7 +11,7 @@ import pytest
 PY = sys.executable
 
 
-def qkv(*args: str, env_home=None) -> subprocess.CompletedProcess:
+def qkv(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([PY, "-m", "qkv.agent.cli", *args], capture_output=True, text=True, timeout=120)
 
 

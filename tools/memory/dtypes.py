@@ -40,3 +40,13 @@ KV_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "q8_0": 34 / 32, 
 
 def is_gguf(fmt: str) -> bool:
     return fmt in GGUF_BPW
+
+
+def activation_bytes(precision: str) -> float:
+    """Bytes of an activation element: 4 under fp32, else 2 (bf16/fp16 compute, AMP included)."""
+    return 4.0 if precision == "fp32" else 2.0
+
+
+def count(x: float) -> str:
+    """A count or byte figure as it appears in a formula: 6,738,415,616."""
+    return f"{x:,.0f}"

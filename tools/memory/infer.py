@@ -13,14 +13,12 @@ from qkv.tools.memory.dtypes import (
     KV_BYTES,
     NF4_BITS,
     NF4_DQ_BITS,
+    activation_bytes,
+    count,
     is_gguf,
 )
 from qkv.tools.memory.schema import MemoryRequest, MemoryTerm
 from qkv.tools.modelref import ResolvedModel
-
-
-def _n(x: float) -> str:
-    return f"{x:,.0f}"
 
 
 def weight_term(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedModel) -> MemoryTerm:
@@ -31,25 +29,26 @@ def weight_term(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedModel) ->
     compute = 2.0  # 16-bit compute dtype for everything bitsandbytes leaves unquantised
     if fmt in FLOAT_BYTES:
         return MemoryTerm(name="weights", bytes=int(total * FLOAT_BYTES[fmt]),
-                          formula=f"{_n(total)} params × {FLOAT_BYTES[fmt]:g} B ({fmt})")
+                          formula=f"{count(total)} params × {FLOAT_BYTES[fmt]:g} B ({fmt})")
     linear = [g for g in groups if g.is_linear or g.role == "experts"]
     qn = sum(g.numel for g in linear)
     if fmt == "int8":
         rows = sum(g.shape[-2] * (g.shape[0] if len(g.shape) == 3 else 1) * g.repeat for g in linear)
         b = qn * INT8_BYTES + rows * 4 + (total - qn) * compute
         return MemoryTerm(name="weights", bytes=int(b),
-                          formula=f"{_n(qn)} linear × 1 B + {_n(rows)} fp32 row scales + {_n(total - qn)} other × 2 B",
+                          formula=f"{count(qn)} linear × 1 B + {count(rows)} fp32 row scales + "
+                                  f"{count(total - qn)} other × 2 B",
                           note="bitsandbytes LLM.int8")
     if fmt in ("nf4", "fp4"):
         bits = NF4_DQ_BITS if req.quant_double else NF4_BITS
         b = qn * bits / 8 + (total - qn) * compute
         return MemoryTerm(name="weights", bytes=int(b),
-                          formula=f"{_n(qn)} linear × {bits:.3f} bits + {_n(total - qn)} other × 2 B",
+                          formula=f"{count(qn)} linear × {bits:.3f} bits + {count(total - qn)} other × 2 B",
                           note="bitsandbytes 4-bit; embeddings, norms and lm_head stay 16-bit")
     if is_gguf(fmt):
         bpw = GGUF_BPW[fmt]
         return MemoryTerm(name="weights", bytes=int(total * bpw / 8), provenance="cited",
-                          formula=f"{_n(total)} params × {bpw} bits/weight ({fmt})", note=GGUF_SOURCE)
+                          formula=f"{count(total)} params × {bpw} bits/weight ({fmt})", note=GGUF_SOURCE)
     raise ValueError(fmt)
 
 
@@ -76,7 +75,7 @@ def kv_cache_term(spec: ModelSpec, req: MemoryRequest) -> MemoryTerm | None:
 def workspace_term(spec: ModelSpec, req: MemoryRequest) -> MemoryTerm:
     """Transient bytes of the prefill: the largest set of live tensors inside one layer for the
     prompt chunk, plus fp32 logits for the last position (HF generate keeps only those)."""
-    a = 4.0 if req.precision == "fp32" else 2.0
+    a = activation_bytes(req.precision)
     h, i = spec.hidden, spec.intermediate
     chunk = min(req.seq, req.prefill_chunk or req.seq)
     attn = 4 * h + a * (h + spec.q_dim + 2 * spec.kv_dim + spec.q_dim)
@@ -85,9 +84,9 @@ def workspace_term(spec: ModelSpec, req: MemoryRequest) -> MemoryTerm:
     scores = spec.heads * chunk * req.seq * (4 + 2 * a) if req.attention == "eager" else 0
     logits = spec.vocab * (a + 4) if spec.kind != "encoder" else 0
     b = req.batch * (chunk * per_tok + scores + logits)
-    formula = f"{req.batch} × ({chunk:,} prefill tokens × {_n(per_tok)} B"
-    formula += f" + eager scores {_n(scores)} B" if scores else ""
-    formula += f" + last-token logits {_n(logits)} B)"
+    formula = f"{req.batch} × ({chunk:,} prefill tokens × {count(per_tok)} B"
+    formula += f" + eager scores {count(scores)} B" if scores else ""
+    formula += f" + last-token logits {count(logits)} B)"
     return MemoryTerm(name="activation workspace", bytes=int(b), formula=formula)
 
 
@@ -106,7 +105,7 @@ def estimate_inference(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedMo
     if fmt in ("nf4", "fp4", "int8"):
         largest = max(g.numel // g.repeat for g in inventory(spec) if g.is_linear)
         terms.append(MemoryTerm(name="dequantised weight (transient)", bytes=int(2 * largest),
-                                formula=f"largest linear {_n(largest)} params × 2 B"))
+                                formula=f"largest linear {count(largest)} params × 2 B"))
     if req.gpus > 1 and req.sharding != "ddp":
         for t in terms:
             if t.name in ("weights", "KV cache"):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from qkv.tools.arch import ModelSpec
 from qkv.tools.inventory import TensorGroup, inventory
 from qkv.tools.memory.activations import LayerPlan, layer_bytes_per_token, logits_bytes_per_token
-from qkv.tools.memory.dtypes import FLOAT_BYTES, NF4_BITS, NF4_DQ_BITS
+from qkv.tools.memory.dtypes import FLOAT_BYTES, NF4_BITS, NF4_DQ_BITS, activation_bytes, count
 from qkv.tools.memory.optimizer import state_bytes, step_temporary_bytes
 from qkv.tools.memory.schema import MemoryRequest, MemoryTerm
 from qkv.tools.memory.sharding import deepspeed_mixed_states, sharded_states
@@ -22,17 +22,9 @@ class TrainResult:
     trainable: int
 
 
-def _n(x: float) -> str:
-    return f"{x:,.0f}"
-
-
 def _param_bytes(precision: str) -> float:
     """Bytes of a trained weight: fp32 master weights for fp32 and AMP, 2 for pure 16-bit."""
     return 4.0 if precision == "fp32" or precision.endswith("-mixed") else 2.0
-
-
-def _act_bytes(precision: str) -> float:
-    return 4.0 if precision == "fp32" else 2.0
 
 
 def largest_layer(groups: list[TensorGroup], spec: ModelSpec) -> int:
@@ -45,7 +37,7 @@ def largest_layer(groups: list[TensorGroup], spec: ModelSpec) -> int:
 
 def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str]) -> list[MemoryTerm]:
     """Saved activations (all layers, or checkpointed inputs + one recomputed layer) and logits."""
-    a = _act_bytes(req.precision)
+    a = activation_bytes(req.precision)
     plan = LayerPlan(
         act_bytes=a, full=req.method == "full", lora_modules=modules, lora_r=req.lora_r,
         lora_dropout=req.lora_dropout, quantized=req.method == "qlora" and req.bnb_saves_input,
@@ -61,11 +53,11 @@ def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str
         terms.append(MemoryTerm(
             name="activations (checkpointed layer inputs)",
             bytes=int(n_layers * tokens * a * spec.hidden),
-            formula=f"{n_layers} layers × {_n(tokens)} tokens × {spec.hidden} hidden × {a:g} B"))
+            formula=f"{n_layers} layers × {count(tokens)} tokens × {spec.hidden} hidden × {a:g} B"))
         terms.append(MemoryTerm(
             name="activations (one layer recomputed)",
             bytes=int(tokens * per_layer),
-            formula=f"{_n(tokens)} tokens × {_n(per_layer)} B/token ({biggest[0]} layer)"))
+            formula=f"{count(tokens)} tokens × {count(per_layer)} B/token ({biggest[0]} layer)"))
     else:
         for block, layer_terms, n_layers in stacks:
             per_layer = sum(b for _, b in layer_terms)
@@ -73,18 +65,18 @@ def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str
             terms.append(MemoryTerm(
                 name=f"activations ({block} layers)",
                 bytes=int(n_layers * tokens * per_layer),
-                formula=f"{n_layers} layers × {_n(tokens)} tokens × {_n(per_layer)} B/token/layer",
+                formula=f"{n_layers} layers × {count(tokens)} tokens × {count(per_layer)} B/token/layer",
                 note=f"largest saved tensors per token (B): {top}"))
     # Final norm's fp32 copy, and the LM head's input when the head itself is trained.
     head_in = 4 * spec.hidden + (a * spec.hidden if req.method == "full" else 0)
     terms.append(MemoryTerm(name="final norm / head input", bytes=int(tokens * head_in),
-                            formula=f"{_n(tokens)} tokens × {_n(head_in)} B"))
+                            formula=f"{count(tokens)} tokens × {count(head_in)} B"))
     per_tok = logits_bytes_per_token(spec, a)
     if per_tok:
         terms.append(MemoryTerm(
             name="logits and loss",
             bytes=int(tokens * per_tok),
-            formula=f"{_n(tokens)} tokens × {spec.vocab:,} vocab × ({a:g} B logits + 12 B fp32 log-probs and grads)",
+            formula=f"{count(tokens)} tokens × {spec.vocab:,} vocab × ({a:g} B logits + 12 B fp32 log-probs and grads)",
             note="peak at the start of backward; dominates at long context with large vocabularies"))
     return terms
 
@@ -123,12 +115,12 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
 
     lines: dict[str, tuple[float, str]] = {}
     weight_formula = (
-        f"{_n(total)} params × {pb:g} B" if req.method == "full" else
-        f"frozen base {_n(frozen_bytes)} B + {_n(trainable)} adapter params × {train_w_bytes:g} B")
+        f"{count(total)} params × {pb:g} B" if req.method == "full" else
+        f"frozen base {count(frozen_bytes)} B + {count(trainable)} adapter params × {train_w_bytes:g} B")
     if req.method == "qlora":
         weight_formula = (f"linear weights at {NF4_DQ_BITS if req.quant_double else NF4_BITS:.3f} bits + other "
                           f"{'fp32 (prepare_model_for_kbit_training)' if req.kbit_fp32_upcast else '16-bit'}; "
-                          f"{_n(trainable)} adapter params × {train_w_bytes:g} B")
+                          f"{count(trainable)} adapter params × {train_w_bytes:g} B")
 
     if req.sharding in ("zero1", "zero2", "zero3") and mixed:
         stage = int(req.sharding[-1])
@@ -136,7 +128,7 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
         model_states = deepspeed_mixed_states(total, trainable, ll, req.gpus, stage, req.offload)
         lines["model states (DeepSpeed ZeRO)"] = (
             model_states, f"DeepSpeed estimator, stage {stage}, {req.gpus} GPUs, offload {req.offload}, "
-            f"largest layer {_n(ll)} params")
+            f"largest layer {count(ll)} params")
         temp = 0.0  # DeepSpeed's fused Adam updates in place
         weights = grads = states = 0.0
     else:
@@ -147,12 +139,12 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
             temp /= req.gpus
         shard = f" / {req.gpus} GPUs ({req.sharding})" if req.sharding not in ("none", "ddp") else ""
         lines["weights"] = (weights, weight_formula + shard)
-        lines["gradients"] = (grads, f"{_n(trainable)} trainable × {train_w_bytes:g} B" + shard)
-        lines["optimizer states"] = (states, f"{req.optimizer}, {_n(trainable)} trainable params" + shard)
+        lines["gradients"] = (grads, f"{count(trainable)} trainable × {train_w_bytes:g} B" + shard)
+        lines["optimizer states"] = (states, f"{req.optimizer}, {count(trainable)} trainable params" + shard)
         if gathered:
             lines["gathered layer (ZeRO-3/FSDP)"] = (gathered, "largest layer's weights and grads, unsharded")
     if cache:
-        lines["autocast weight copies"] = (cache, f"{_n(trainable)} trainable × 2 B (AMP's cast cache)")
+        lines["autocast weight copies"] = (cache, f"{count(trainable)} trainable × 2 B (AMP's cast cache)")
     if ddp_buckets:
         lines["DDP gradient buckets"] = (ddp_buckets, "a second copy of the gradients (gradient_as_bucket_view=False)")
 
@@ -161,7 +153,7 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
         # Each 4-bit matmul dequantises its weight to the compute dtype, one linear at a time.
         largest = max(g.numel // g.repeat for g in groups if g.is_linear)
         acts.append(MemoryTerm(name="dequantised weight (transient)", bytes=int(2 * largest),
-                               formula=f"largest linear {_n(largest)} params × 2 B"))
+                               formula=f"largest linear {count(largest)} params × 2 B"))
     act_total = sum(t.bytes for t in acts)
     state_total = sum(v for v, _ in lines.values())
     grad_now = grads if req.grad_accum > 1 else 0.0

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from qkv.tools.arch import ModelSpec, spec_from_config
 from qkv.tools.catalog.gpus import get_gpu
-from qkv.tools.errors import BadInput, QkvError
+from qkv.tools.errors import QkvError
 from qkv.tools.memory.estimate import estimate_resolved
 from qkv.tools.memory.schema import GIB, MemoryEstimate, MemoryRequest
 from qkv.tools.modelref import ResolvedModel, resolve_model
@@ -119,6 +119,3 @@ def fit_report(req: MemoryRequest) -> FitReport:
     recommended = next((o.name for o in options if o.fits and not o.tight), None)
     return FitReport(estimate=estimate, max_batch=max_batch, max_seq=max_seq, ladder=options,
                      recommended=recommended)
-
-
-__all__ = ["BadInput", "FitReport", "StrategyOption", "fit_report"]
