@@ -144,11 +144,13 @@ def models(json: JsonOpt = False) -> None:
 @app.command()
 def gpus(json: JsonOpt = False) -> None:
     """The GPU catalog: memory, bandwidth, dense BF16 TFLOP/s and FP8 support, with sources."""
-    from qkv.tools.catalog.gpus import list_gpus
+    from pydantic import TypeAdapter
+
+    from qkv.tools.catalog.gpus import GpuSpec, list_gpus
 
     rows = list_gpus()
     if json:
-        sys.stdout.write("[" + ",\n".join(g.model_dump_json(by_alias=True) for g in rows) + "]\n")
+        sys.stdout.write(TypeAdapter(list[GpuSpec]).dump_json(rows, indent=2, by_alias=True).decode() + "\n")
         return
     from rich.table import Table
 

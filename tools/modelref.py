@@ -49,13 +49,10 @@ def resolve_model(ref: str, *, online: bool = False) -> ResolvedModel:
         return _from_path(path)
     if ref.endswith((".json", ".gguf")) or ref.startswith((".", "/", "~")):
         raise BadInput(f"no such file: {ref}", expected="an existing config.json, model folder or .gguf file")
-    entry = find_model(ref)
-    if entry is not None:
-        return ResolvedModel(name=entry.name, origin="catalog", source=entry.source, config=entry.config)
-    if online and "/" in ref:
+    if online and "/" in ref and find_model(ref) is None:
         return _from_hub(ref)
-    get_model(ref)  # raises UnknownName with the closest catalog names
-    raise AssertionError("unreachable")
+    entry = get_model(ref)  # UnknownName with the closest catalog names
+    return ResolvedModel(name=entry.name, origin="catalog", source=entry.source, config=entry.config)
 
 
 def _from_path(path: Path) -> ResolvedModel:
@@ -102,8 +99,7 @@ def _field(fields: dict[str, Any], key: str, default: Any = None) -> Any:
     f = fields.get(key)
     if f is None:
         return default
-    value = f.contents()
-    return value
+    return f.contents()
 
 
 def _from_gguf(path: Path) -> ResolvedModel:

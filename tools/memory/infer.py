@@ -18,6 +18,7 @@ from qkv.tools.memory.dtypes import (
     is_gguf,
 )
 from qkv.tools.memory.schema import MemoryRequest, MemoryTerm
+from qkv.tools.memory.terms import dequantised_weight_term
 from qkv.tools.modelref import ResolvedModel
 
 
@@ -103,9 +104,7 @@ def estimate_inference(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedMo
     terms.append(workspace_term(spec, req))
     fmt = req.weights or ""
     if fmt in ("nf4", "fp4", "int8"):
-        largest = max(g.numel // g.repeat for g in inventory(spec) if g.is_linear)
-        terms.append(MemoryTerm(name="dequantised weight (transient)", bytes=int(2 * largest),
-                                formula=f"largest linear {count(largest)} params × 2 B"))
+        terms.append(dequantised_weight_term(inventory(spec)))
     if req.gpus > 1 and req.sharding != "ddp":
         for t in terms:
             if t.name in ("weights", "KV cache"):

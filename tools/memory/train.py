@@ -12,6 +12,7 @@ from qkv.tools.memory.dtypes import FLOAT_BYTES, NF4_BITS, NF4_DQ_BITS, activati
 from qkv.tools.memory.optimizer import state_bytes, step_temporary_bytes
 from qkv.tools.memory.schema import MemoryRequest, MemoryTerm
 from qkv.tools.memory.sharding import deepspeed_mixed_states, sharded_states
+from qkv.tools.memory.terms import dequantised_weight_term
 from qkv.tools.memory.trainable import lora_param_groups, lora_targets
 
 
@@ -150,10 +151,7 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
 
     acts = activation_terms(spec, req, modules)
     if req.method == "qlora":
-        # Each 4-bit matmul dequantises its weight to the compute dtype, one linear at a time.
-        largest = max(g.numel // g.repeat for g in groups if g.is_linear)
-        acts.append(MemoryTerm(name="dequantised weight (transient)", bytes=int(2 * largest),
-                               formula=f"largest linear {count(largest)} params × 2 B"))
+        acts.append(dequantised_weight_term(groups))
     act_total = sum(t.bytes for t in acts)
     state_total = sum(v for v, _ in lines.values())
     grad_now = grads if req.grad_accum > 1 else 0.0

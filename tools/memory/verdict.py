@@ -32,6 +32,11 @@ class StrategyOption(BaseModel):
     def total_gib(self) -> float:
         return round(self.total_bytes / GIB, 3)
 
+    @property
+    def comfortable(self) -> bool:
+        """Fits with the safety margin to spare: the only rungs qkv recommends."""
+        return self.fits and not self.tight
+
 
 class FitReport(BaseModel):
     """The estimate for the request plus the searches that answer 'what would fit?'."""
@@ -84,13 +89,13 @@ def ladder(resolved: ResolvedModel, spec: ModelSpec, req: MemoryRequest, usable:
     for name, changes in rungs:
         total = _total(resolved, spec, req, **changes)
         options.append(_option(name, changes, total, usable))
-    if not any(o.fits and not o.tight for o in options):
+    if not any(o.comfortable for o in options):
         last = dict(rungs[-1][1])
         for gpus in (2, 4, 8, 16, 32, 64):
             changes = {**last, "gpus": gpus, "sharding": "fsdp"}
             total = _total(resolved, spec, req, **changes)
             options.append(_option(f"QLoRA + FSDP over {gpus} GPUs", changes, total, usable))
-            if options[-1].fits and not options[-1].tight:
+            if options[-1].comfortable:
                 break
     return options
 
@@ -116,6 +121,6 @@ def fit_report(req: MemoryRequest) -> FitReport:
     max_batch = _largest(lambda b: fits(batch=b), 65_536)
     max_seq = _largest(lambda s: fits(seq=s), window)
     options = ladder(resolved, spec, req, usable) if req.method != "inference" else []
-    recommended = next((o.name for o in options if o.fits and not o.tight), None)
+    recommended = next((o.name for o in options if o.comfortable), None)
     return FitReport(estimate=estimate, max_batch=max_batch, max_seq=max_seq, ladder=options,
                      recommended=recommended)
