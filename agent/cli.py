@@ -74,11 +74,15 @@ def vram(
         help="stated method to go past the window: linear dynamic yarn longrope llama3 sliding alibi")] = None,
     cuda_context_gib: Annotated[float, typer.Option(help="CUDA context allowance, GiB")] = 0.5,
     online: Annotated[bool, typer.Option(help="allow fetching a hub config.json")] = False,
+    trace: Annotated[bool, typer.Option(
+        "--trace", help="also trace one real step on fake tensors (exact; imports torch, seconds)")] = False,
     json: JsonOpt = False,
 ) -> None:
     """Peak GPU memory of a training or inference job, with a named breakdown and a fit verdict.
 
     Example: qkv vram llama-2-7b --method qlora --gpu rtx-4090 --seq 2048
+    With --trace the real transformers model runs one step on fake CPU tensors and the exact peak is
+    shown beside the estimate, per category.
     """
     from qkv.tools.memory.schema import MemoryRequest
     from qkv.tools.memory.verdict import fit_report
@@ -90,6 +94,18 @@ def vram(
         lora_dropout=lora_dropout, quant_double=double_quant, weights=weights, kv_dtype=kv_dtype, gpus=gpus,
         sharding=sharding, offload=offload, context_extension=context_extension,
         cuda_context_gib=cuda_context_gib, online=online)
+    if trace:
+        from qkv.tools.trace.compare import compare_trace
+
+        comparison = compare_trace(req)
+        if json:
+            _emit_json(comparison)
+            return
+        from qkv.agent.render import render_comparison, render_fit
+
+        render_fit(comparison.analytic, _console())
+        render_comparison(comparison, _console())
+        return
     report = fit_report(req)
     if json:
         _emit_json(report)

@@ -8,6 +8,7 @@ from rich.table import Table
 from qkv.tools.memory.schema import GB, GIB
 from qkv.tools.memory.verdict import FitReport
 from qkv.tools.params import ParamCount
+from qkv.tools.trace.compare import TraceComparison
 
 
 def _gib(b: float) -> str:
@@ -83,3 +84,25 @@ def render_params(p: ParamCount, console: Console) -> None:
         table.add_row(name, f"{n:,}")
     console.print(table)
     console.print(f"[dim]{p.method}, {p.provenance}; config from {p.source}[/]")
+
+
+def render_comparison(c: TraceComparison, console: Console) -> None:
+    t = c.traced
+    table = Table(title=f"analytic vs traced ({t.model}, peak during {t.peak_phase}, traced in {t.seconds:g} s)",
+                  show_edge=False, pad_edge=False)
+    for col in ("category", "analytic GiB", "traced GiB", "difference GiB"):
+        table.add_column(col, justify="left" if col == "category" else "right")
+    for r in c.rows:
+        table.add_row(r.category, _gib(r.analytic_bytes), _gib(r.traced_bytes), f"{r.difference_bytes / GIB:+,.2f}")
+    table.add_section()
+    table.add_row("[bold]peak (live tensors)[/]", _gib(c.analytic.estimate.allocated_bytes), _gib(t.peak_bytes),
+                  f"{c.relative_error:+.1%}")
+    table.add_row("allocated (512 B blocks)", "", _gib(t.allocated_bytes), "")
+    table.add_row("reserved (allocator model)", "", _gib(t.reserved_bytes), "")
+    table.add_row("total with CUDA context", _gib(c.analytic.estimate.total_bytes), _gib(t.total_bytes), "")
+    console.print(table)
+    if t.top_modules:
+        console.print("saved activations by module: " + ", ".join(
+            f"{m.module} {m.bytes / GIB:.2f} GiB" for m in t.top_modules[:5]), highlight=False)
+    for note in t.analytic_adjustments:
+        console.print(f"[dim]traced with an analytic term: {note}[/]")

@@ -148,3 +148,22 @@ def test_usage_errors_exit_2_without_traceback(args):
     out = qkv(*args)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "Error:" in out.stderr
+
+
+@pytest.mark.slow
+def test_vram_trace_side_by_side_json():
+    out = qkv("vram", "smollm2-135m", "--method", "lora", "--seq", "256", "--trace", "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout)
+    rows = {r["category"]: r for r in data["rows"]}
+    assert set(rows) == {"parameters", "gradients", "optimizer state", "activations", "KV cache", "temporaries"}
+    assert all(r["difference_bytes"] == r["analytic_bytes"] - r["traced_bytes"] for r in rows.values())
+    assert data["traced"]["provenance"] == "traced"
+    assert data["traced"]["reserved_bytes"] >= data["traced"]["allocated_bytes"] >= data["traced"]["peak_bytes"]
+    assert abs(data["relative_error"]) < 0.05
+
+
+def test_vram_trace_of_an_unbuildable_setting_is_a_clear_error():
+    out = qkv("vram", "gemma-2-2b", "--method", "lora", "--seq", "128", "--trace")
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "--attention eager" in out.stderr

@@ -91,3 +91,15 @@ def test_eager_attention_adds_the_score_matrix():
     extra = _alloc(attention="eager", **kw) - _alloc(attention="sdpa", **kw)
     assert extra == 32 * 32 * 512 * 512 * (4 + 2)
     assert abs(extra / 1e9 - 1.6) < 0.05
+
+
+@settings(**OPTS)
+@given(model=st.sampled_from(MODELS), method=st.sampled_from(["full", "lora", "qlora"]),
+       precision=st.sampled_from(["bf16", "bf16-mixed", "fp32"]),
+       optimizer=st.sampled_from(["adamw", "adamw-8bit", "sgd", "adafactor"]), checkpointing=st.booleans(),
+       accum=st.integers(1, 3), foreach=st.booleans())
+def test_terms_always_add_up_to_the_peak(model, method, precision, optimizer, checkpointing, accum, foreach):
+    e = estimate_memory(MemoryRequest(model=model, method=method, precision=precision, optimizer=optimizer,
+                                      grad_checkpointing=checkpointing, grad_accum=accum, foreach=foreach, seq=128))
+    assert e.allocated_bytes == sum(t.bytes for t in e.terms)
+    assert all(t.bytes > 0 for t in e.terms)

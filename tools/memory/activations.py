@@ -18,6 +18,8 @@ class LayerPlan:
     """Which parts of a layer are trainable or quantised; decides what autograd keeps."""
 
     act_bytes: float  # 2 for bf16/fp16 compute, 4 for fp32
+    stream_bytes: float  # residual stream and norm outputs: 4 when QLoRA's upcast made embeddings/norms fp32
+    adapter_bytes: float  # LoRA weights' dtype; PEFT casts each adapter's input to it
     full: bool  # every weight trainable (full fine-tune)
     lora_modules: frozenset[str]  # leaf names carrying a LoRA adapter
     lora_r: int
@@ -30,20 +32,26 @@ class LayerPlan:
 def _needs_input(plan: LayerPlan, *modules: str) -> bool:
     """Whether the input shared by these linears is saved: for a weight gradient (full FT), a LoRA
     adapter's A matrix, or an older bitsandbytes 4-bit matmul (which kept its input regardless)."""
-    # With LoRA dropout > 0 the adapter's A sees (and saves) a dropped copy, not the shared input.
-    lora_needs = plan.lora_dropout == 0 and any(m in plan.lora_modules for m in modules)
+    # The adapter's A saves the shared input only when it uses it as is: no dropout, and no cast to
+    # the adapter dtype (otherwise it saves its own dropped or cast copy, see _lora_extras).
+    as_is = plan.lora_dropout == 0 and plan.adapter_bytes == plan.stream_bytes
+    lora_needs = as_is and any(m in plan.lora_modules for m in modules)
     return plan.full or plan.quantized or lora_needs
 
 
 def _lora_extras(plan: LayerPlan, in_features: dict[str, int]) -> list[tuple[str, float]]:
-    """Per adapted module: dropout mask (1 B) and dropped copy when dropout > 0, and A's output (r)."""
+    """Per adapted module: PEFT casts the input to the adapter dtype (a copy when they differ, e.g. fp32
+    adapters on bf16 activations), then dropout (a 1 B mask and the dropped copy when p > 0); A saves
+    what it receives. Plus A's output (r values), saved by B."""
     terms = []
     for module, in_f in in_features.items():
         if module not in plan.lora_modules:
             continue
         if plan.lora_dropout > 0:
-            terms.append((f"lora dropout ({module})", in_f * (1 + plan.act_bytes)))
-        terms.append((f"lora A output ({module})", plan.lora_r * plan.act_bytes))
+            terms.append((f"lora dropout ({module})", in_f * (1 + plan.adapter_bytes)))
+        elif plan.adapter_bytes != plan.stream_bytes:
+            terms.append((f"lora input cast ({module})", in_f * plan.adapter_bytes))
+        terms.append((f"lora A output ({module})", plan.lora_r * plan.adapter_bytes))
     return terms
 
 
@@ -51,18 +59,24 @@ def decoder_layer_terms(spec: ModelSpec, plan: LayerPlan) -> list[tuple[str, flo
     """Saved bytes per token in one Llama-style decoder layer (RMSNorm in fp32, gated MLP, SDPA)."""
     a, h, i = plan.act_bytes, spec.hidden, spec.intermediate
     hq, hkv = spec.q_dim, spec.kv_dim
-    t: list[tuple[str, float]] = []
-    # RMSNorm upcasts to fp32: x.float() is saved for pow/mul (4h); the normalised bf16 tensor only
-    # when the norm weight is trained; its output when a following linear needs it.
-    t.append(("input norm (fp32 copy)", 4 * h))
-    if plan.full:
-        t.append(("input norm (normalised)", a * h))
+    # RMSNorm upcasts to fp32 and x.float() is saved (4 B). When the norm weight is trained its
+    # normalised input is saved too: cast back to 16 bits first in Llama (a B), kept in fp32 by
+    # Gemma, which multiplies by (1 + weight) in fp32 (4 B).
+    normalised = 4.0 if spec.model_type.startswith("gemma") else a
+
+    def norm(name: str, width: int) -> list[tuple[str, float]]:
+        terms = [(f"{name} (fp32 copy)", 4 * width)]
+        if plan.full:
+            terms.append((f"{name} (normalised)", normalised * width))
+        return terms
+
+    t = norm("input norm", h)
     qkv = ("qkv_proj",) if spec.model_type == "phi3" else ("q_proj", "k_proj", "v_proj")
     if _needs_input(plan, *qkv):
-        t.append(("attention input", a * h))
+        t.append(("attention input", plan.stream_bytes * h))
     t += _lora_extras(plan, dict.fromkeys(qkv, h))
     if spec.qk_norm:
-        t.append(("q/k norm (fp32)", 4 * (hq + hkv)))
+        t += norm("q norm", hq) + norm("k norm", hkv)
     # RoPE'd q, k and v are saved by SDPA, with its output and the fp32 log-sum-exp per head.
     t.append(("q, k, v (after RoPE)", a * (hq + 2 * hkv)))
     t.append(("attention output", a * hq))
@@ -71,15 +85,14 @@ def decoder_layer_terms(spec: ModelSpec, plan: LayerPlan) -> list[tuple[str, flo
         # softmax output in fp32 (saved by softmax) and its bf16 cast (saved by probs @ v).
         t.append(("attention scores (eager, fp32 + cast)", spec.heads * plan.seq * (4 + a)))
     t += _lora_extras(plan, {"o_proj": hq})
-    t.append(("post-attention norm (fp32 copy)", 4 * h))
-    if plan.full:
-        t.append(("post-attention norm (normalised)", a * h))
-    if spec.norms_per_layer == 4:  # Gemma 2/3: extra norms after attention and after the MLP
-        t.append(("extra norms (fp32 copies)", 2 * 4 * h))
+    if spec.norms_per_layer == 4:  # Gemma 2/3: a norm after attention and after the MLP as well
+        t += norm("post-attention norm", h) + norm("pre-MLP norm", h) + norm("post-MLP norm", h)
+    else:
+        t += norm("post-attention norm", h)
     mlp_in = ("gate_up_proj",) if spec.model_type == "phi3" else ("gate_proj", "up_proj")
     experts = max(1, spec.experts_per_token)  # MoE: each token runs top-k experts
     if _needs_input(plan, *mlp_in) or spec.experts:
-        t.append(("MLP input", a * h))
+        t.append(("MLP input", plan.stream_bytes * h))
     t += _lora_extras(plan, dict.fromkeys(mlp_in, h))
     # gate output (saved by the activation), activation output and up output (saved by the product).
     t.append(("MLP gate, act, up", experts * 3 * a * i))
@@ -134,11 +147,13 @@ def layer_bytes_per_token(spec: ModelSpec, plan: LayerPlan) -> list[tuple[str, l
     return [(spec.kind, classic_layer_terms(spec, plan), spec.layers)]
 
 
-def logits_bytes_per_token(spec: ModelSpec, act_bytes: float) -> float:
-    """Loss-time bytes per token for an LM head: the logits (compute dtype) plus, as HF's
-    ForCausalLMLoss does, an fp32 upcast whose log-softmax is saved (4 B/vocab entry) and, at the
-    start of backward, two fp32 gradients of the same size. Peak = logits + 12 B per vocab entry;
-    the fp32 upcast itself is freed once the log-softmax exists (it is a copy only for 16-bit)."""
+def logits_bytes_per_token(spec: ModelSpec) -> float:
+    """Loss-time bytes per token for an LM head, as HF's ForCausalLMLoss runs when the model's
+    output is dropped before backward (HF Trainer): the logits are upcast to fp32 and their
+    log-softmax (4 B per vocabulary entry) is saved; at the start of backward two fp32 gradients of
+    the same size are live with it: 12 B per vocabulary entry. The 16-bit logits and the upcast copy
+    (≤ 8 B) are freed by then, and the forward's own peak (logits + copy + log-softmax ≤ 12 B) is no
+    higher. Traced: equal to the fake-tensor trace within 1% on Qwen2.5-0.5B."""
     if spec.kind == "encoder":
         return 0.0  # the base model has no vocabulary projection
-    return spec.vocab * (act_bytes + 12)
+    return spec.vocab * 12.0

@@ -39,26 +39,44 @@ def largest_layer(groups: list[TensorGroup], spec: ModelSpec) -> int:
 def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str]) -> list[MemoryTerm]:
     """Saved activations (all layers, or checkpointed inputs + one recomputed layer) and logits."""
     a = activation_bytes(req.precision)
+    # QLoRA after prepare_model_for_kbit_training: fp32 embeddings and norms make the residual stream,
+    # the norm outputs and the LM head's logits fp32; the 4-bit linears cast their input back to 16 bits.
+    upcast = req.method == "qlora" and req.kbit_fp32_upcast
+    stream = 4.0 if upcast else a
     plan = LayerPlan(
-        act_bytes=a, full=req.method == "full", lora_modules=modules, lora_r=req.lora_r,
+        act_bytes=a, stream_bytes=stream, adapter_bytes=FLOAT_BYTES[req.adapter_dtype], full=req.method == "full",
+        lora_modules=modules, lora_r=req.lora_r,
         lora_dropout=req.lora_dropout, quantized=req.method == "qlora" and req.bnb_saves_input,
         eager=req.attention == "eager", seq=req.seq,
     )
     tokens = req.batch * req.seq
     terms: list[MemoryTerm] = []
     stacks = layer_bytes_per_token(spec, plan)
+    per_tok = logits_bytes_per_token(spec)
+    # Saved fp32 log-probs (a third) and the two fp32 gradients at the start of backward (two thirds).
+    logits = [
+        MemoryTerm(name="loss log-probs (saved)", bytes=int(tokens * per_tok / 3),
+                   formula=f"{count(tokens)} tokens × {spec.vocab:,} vocab × 4 B (fp32 log-softmax)",
+                   note="dominates at long context with large vocabularies"),
+        MemoryTerm(name="loss gradients (transient)", bytes=int(tokens * per_tok * 2 / 3),
+                   formula=f"{count(tokens)} tokens × {spec.vocab:,} vocab × 8 B (two fp32 gradients)",
+                   note="live at the start of backward"),
+    ]
     if req.grad_checkpointing:
         n_layers = sum(n for _, _, n in stacks)
         biggest = max(stacks, key=lambda s: sum(b for _, b in s[1]))
         per_layer = sum(b for _, b in biggest[1])
         terms.append(MemoryTerm(
             name="activations (checkpointed layer inputs)",
-            bytes=int(n_layers * tokens * a * spec.hidden),
-            formula=f"{n_layers} layers × {count(tokens)} tokens × {spec.hidden} hidden × {a:g} B"))
-        terms.append(MemoryTerm(
-            name="activations (one layer recomputed)",
-            bytes=int(tokens * per_layer),
-            formula=f"{count(tokens)} tokens × {count(per_layer)} B/token ({biggest[0]} layer)"))
+            bytes=int(n_layers * tokens * stream * spec.hidden),
+            formula=f"{n_layers} layers × {count(tokens)} tokens × {spec.hidden} hidden × {stream:g} B"))
+        # The loss's buffers are freed before the first layer is recomputed: only the larger counts.
+        recompute = MemoryTerm(
+            name="activations (one layer recomputed)", bytes=int(tokens * per_layer),
+            formula=f"{count(tokens)} tokens × {count(per_layer)} B/token ({biggest[0]} layer)",
+            note="not live together with the loss's buffers; the larger of the two is the peak")
+        loss_bytes = sum(t.bytes for t in logits)
+        terms += [recompute] if recompute.bytes > loss_bytes else logits
     else:
         for block, layer_terms, n_layers in stacks:
             per_layer = sum(b for _, b in layer_terms)
@@ -72,13 +90,13 @@ def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str
     head_in = 4 * spec.hidden + (a * spec.hidden if req.method == "full" else 0)
     terms.append(MemoryTerm(name="final norm / head input", bytes=int(tokens * head_in),
                             formula=f"{count(tokens)} tokens × {count(head_in)} B"))
-    per_tok = logits_bytes_per_token(spec, a)
-    if per_tok:
-        terms.append(MemoryTerm(
-            name="logits and loss",
-            bytes=int(tokens * per_tok),
-            formula=f"{count(tokens)} tokens × {spec.vocab:,} vocab × ({a:g} B logits + 12 B fp32 log-probs and grads)",
-            note="peak at the start of backward; dominates at long context with large vocabularies"))
+    if per_tok and not req.grad_checkpointing:
+        terms += logits
+    if upcast and spec.kind != "encoder":
+        # Under bf16 autocast the fp32-upcast LM head is cast to bf16 for its matmul, and that copy is
+        # saved for the input gradient (it is frozen, so autocast does not cache it): V × h × 2 B.
+        terms.append(MemoryTerm(name="activations (LM head bf16 copy)", bytes=2 * spec.vocab * spec.hidden,
+                                formula=f"{spec.vocab:,} vocab × {spec.hidden} hidden × 2 B (autocast cast, saved)"))
     return terms
 
 
@@ -157,9 +175,15 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
     grad_now = grads if req.grad_accum > 1 else 0.0
     # Backward starts with every activation alive (and, under accumulation, last micro-step's
     # grads); it ends with the grads complete; the optimizer step then adds its temporaries.
+    # A trained, tied embedding gets two gradients (LM head and lookup), which autograd sums out of
+    # place before storing: both addends are live together at the end of backward.
+    tied = 0.0
+    if req.method == "full" and spec.tied_embeddings and spec.kind != "encoder":
+        tied = 2.0 * spec.vocab * spec.hidden * train_w_bytes / (req.gpus if req.sharding in ("zero2", "zero3", "fsdp")
+                                                                  else 1)
     phases = {
         "forward/backward": state_total - (0 if req.grad_accum > 1 else grads) + act_total,
-        "end of backward": state_total,
+        "end of backward": state_total - cache + tied,  # autocast's casts die with their saved tensors
         "optimizer step": state_total - cache + temp,
     }
     phase = max(phases, key=lambda k: phases[k])
@@ -168,6 +192,11 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
         if grads and not grad_now:
             terms = [t for t in terms if t.name != "gradients"]
         terms += acts
+    elif phase == "end of backward":
+        terms = [t for t in terms if t.name != "autocast weight copies"]
+        if tied:
+            terms.append(MemoryTerm(name="tied embedding gradient sum (transient)", bytes=int(tied),
+                                    formula=f"2 × {spec.vocab:,} vocab × {spec.hidden} hidden × {train_w_bytes:g} B"))
     elif phase == "optimizer step":
         terms = [t for t in terms if t.name != "autocast weight copies"]
         if temp:
