@@ -164,3 +164,11 @@ def test_every_family_traces_with_consistent_books(tmp_path, model, method):
     weights = next(t.bytes for t in analytic.terms if t.name == "weights")
     assert traced.categories["parameters"] == pytest.approx(weights, rel=0.01)
     assert traced.peak_phase in ("forward", "backward", "optimizer")
+
+
+def test_nf4_inference_trace_counts_4bit_weights():
+    req = MemoryRequest(model="smollm2-135m", method="inference", seq=64, weights="nf4")
+    traced = trace_memory(req)
+    weights = next(t.bytes for t in estimate_memory(req).terms if t.name == "weights")
+    assert traced.categories["parameters"] == pytest.approx(weights, rel=0.01)
+    assert traced.analytic_adjustments

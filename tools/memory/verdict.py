@@ -14,7 +14,7 @@ from qkv.tools.memory.estimate import estimate_resolved
 from qkv.tools.memory.schema import GIB, MemoryEstimate, MemoryRequest
 from qkv.tools.modelref import ResolvedModel, resolve_model
 
-# The estimator sits 0-8% below published measurements (docs/memory-model.md, validation), so a
+# The estimator sits 0-9% below published measurements (docs/memory-model.md, validation), so a
 # rung that fills more than 90% of the card is called tight and is not recommended.
 SAFETY_MARGIN = 0.10
 

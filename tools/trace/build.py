@@ -96,6 +96,9 @@ def build_fake_model(config: dict, spec: ModelSpec, req: MemoryRequest, lora_mod
                        expected="a config transformers can instantiate") from None
 
     quantized = 0
+    if req.method == "inference" and req.weights == "nf4":  # 4-bit weights: bytes adjusted analytically
+        quantized = sum(m.weight.numel() for n, m in model.named_modules()
+                        if isinstance(m, torch.nn.Linear) and not n.endswith("lm_head"))
     if req.method in ("lora", "qlora"):
         from peft import LoraConfig, get_peft_model
 
