@@ -100,7 +100,11 @@ def build_fake_model(config: dict, spec: ModelSpec, req: MemoryRequest, lora_mod
         quantized = sum(m.weight.numel() for n, m in model.named_modules()
                         if isinstance(m, torch.nn.Linear) and not n.endswith("lm_head"))
     if req.method in ("lora", "qlora"):
-        from peft import LoraConfig, get_peft_model
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise BadInput("tracing LoRA/QLoRA needs peft, which is not installed",
+                           expected="`pip install 'qkv[train]'` (or trace --method full / inference)") from None
 
         if req.method == "qlora":
             linears = [m for n, m in model.named_modules()
