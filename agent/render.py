@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
 from qkv.tools.memory.schema import GB, GIB
 from qkv.tools.memory.verdict import FitReport
 from qkv.tools.params import ParamCount
-from qkv.tools.trace.compare import TraceComparison
+
+if TYPE_CHECKING:  # the trace comparison is rendered only with --trace; keep its import off the fast path
+    from qkv.tools.trace.compare import TraceComparison
 
 
 def _gib(b: float) -> str:
