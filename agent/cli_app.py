@@ -1,0 +1,59 @@
+"""The shared typer app and the helpers every subcommand uses (JSON output, request validation).
+
+Subcommands live in `qkv.agent.cli` (the foundation's) and in `qkv.agent.commands.*` (one module per
+capability); each registers on this one `app`, so the CLI stays one program with one error policy."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from qkv.tools.errors import BadInput
+
+app = typer.Typer(
+    name="qkv",
+    help="A Transformer design assistant: parameter counts, GPU memory, tokenizer audits, evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON (the pydantic schema)")]
+
+
+def console():
+    from rich.console import Console
+
+    return Console()
+
+
+def emit_json(model) -> None:
+    sys.stdout.write(model.model_dump_json(indent=2) + "\n")
+
+
+def validated(cls, **fields):
+    """Build a pydantic request, turning validation errors into one clear BadInput."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "input"
+        raise BadInput(f"{field}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+
+# `qkv schema NAME` prints the JSON Schema of these models: the documented --json contracts.
+# Command modules add their own entries when they are imported.
+SCHEMAS = {
+    "vram-request": "qkv.tools.memory.schema:MemoryRequest",
+    "vram": "qkv.tools.memory.verdict:FitReport",
+    "params-request": "qkv.tools.params:ParamCountRequest",
+    "params": "qkv.tools.params:ParamCount",
+    "models": "qkv.tools.catalog.summary:ModelSummary",
+    "gpus": "qkv.tools.catalog.gpus:GpuSpec",
+    "doctor": "qkv.tools.doctor:DoctorReport",
+}

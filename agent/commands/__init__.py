@@ -1,0 +1,1 @@
+"""CLI subcommands, one module per capability; each registers on the shared typer app."""

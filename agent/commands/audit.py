@@ -1,0 +1,1 @@
+"""`qkv audit`: not registered yet (see the open issue)."""

@@ -1,0 +1,1 @@
+"""`qkv design`: not registered yet (see the open issue)."""

@@ -1,0 +1,1 @@
+"""`qkv evaluate`: not registered yet (see the open issue)."""

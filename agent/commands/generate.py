@@ -1,0 +1,1 @@
+"""`qkv generate`: not registered yet (see the open issue)."""

@@ -1,0 +1,1 @@
+"""`qkv knowledge`: not registered yet (see the open issue)."""

@@ -1,0 +1,1 @@
+"""`qkv mcp`: not registered yet (see the open issue)."""

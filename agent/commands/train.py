@@ -1,0 +1,1 @@
+"""`qkv train`: not registered yet (see the open issue)."""

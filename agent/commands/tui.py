@@ -1,0 +1,1 @@
+"""`qkv tui`: not registered yet (see the open issue)."""

@@ -1,0 +1,1 @@
+"""The researcher's knowledge as deterministic tools: scaling laws, sizing, hyperparameters, rules."""

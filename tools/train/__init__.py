@@ -1,0 +1,1 @@
+"""Trainer: full / LoRA / QLoRA fine-tuning on transformers + peft, resumable, measured."""
