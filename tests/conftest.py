@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# One QKV_HOME for the whole test run, kept between local runs (gitignored) so the Gemma GGUF is
+# dequantised into its safetensors cache once (~40 s) rather than once per test module. A clean CI
+# checkout starts it empty. Tests that need an empty home monkeypatch QKV_HOME themselves.
+os.environ.setdefault("QKV_HOME", str(Path(__file__).resolve().parent.parent / ".qkv-test-home"))
 
 
 @pytest.fixture(scope="session")

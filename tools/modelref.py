@@ -95,68 +95,61 @@ def _from_hub(repo_id: str) -> ResolvedModel:
     return resolved.model_copy(update={"origin": "hub", "source": f"hub:{repo_id}"})
 
 
-def _field(fields: dict[str, Any], key: str, default: Any = None) -> Any:
-    f = fields.get(key)
-    if f is None:
-        return default
-    return f.contents()
-
-
 def _from_gguf(path: Path) -> ResolvedModel:
     """Map GGUF metadata (llama.cpp key names) onto HF config fields; count the tensors exactly."""
-    from gguf import GGUFReader
+    from qkv.tools.gguf_meta import read_gguf_header
 
-    try:
-        reader = GGUFReader(path)
-    except Exception as exc:  # gguf raises ValueError, struct errors, or numpy errors on bad files
-        raise BadInput(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc})",
-                       expected="a GGUF v2/v3 model file") from None
-    f = reader.fields
-    arch = _field(f, "general.architecture")
+    header = read_gguf_header(path)  # BadInput for a file that is not GGUF
+    f = header.fields
+
+    def _field(key: str, default: Any = None) -> Any:
+        return f.get(key, default)
+
+    arch = _field("general.architecture")
     model_type = GGUF_ARCH_TO_MODEL_TYPE.get(arch or "")
     if model_type is None:
         raise BadInput(f"GGUF architecture '{arch}' is not supported", expected="one of the mapped architectures",
                        choices=sorted(GGUF_ARCH_TO_MODEL_TYPE))
-    tokens = f.get("tokenizer.ggml.tokens")
-    names = {t.name for t in reader.tensors}
-    hidden = _field(f, f"{arch}.embedding_length")
-    heads = _field(f, f"{arch}.attention.head_count")
+    tokens = f.get("tokenizer.ggml.tokens")  # an ArrayLen: the vocabulary's size, strings skipped
+    names = {t.name for t in header.tensors}
+    hidden = _field(f"{arch}.embedding_length")
+    heads = _field(f"{arch}.attention.head_count")
     cfg: dict[str, Any] = {
         "model_type": model_type,
         "hidden_size": hidden,
-        "num_hidden_layers": _field(f, f"{arch}.block_count"),
-        "intermediate_size": _field(f, f"{arch}.feed_forward_length"),
+        "num_hidden_layers": _field(f"{arch}.block_count"),
+        "intermediate_size": _field(f"{arch}.feed_forward_length"),
         "num_attention_heads": heads,
-        "num_key_value_heads": _field(f, f"{arch}.attention.head_count_kv", heads),
-        "max_position_embeddings": _field(f, f"{arch}.context_length"),
-        "vocab_size": len(tokens.data) if tokens is not None else _field(f, f"{arch}.vocab_size"),
-        "rope_theta": _field(f, f"{arch}.rope.freq_base"),
-        "rms_norm_eps": _field(f, f"{arch}.attention.layer_norm_rms_epsilon"),
+        "num_key_value_heads": _field(f"{arch}.attention.head_count_kv", heads),
+        "max_position_embeddings": _field(f"{arch}.context_length"),
+        "vocab_size": int(tokens) if tokens is not None else _field(f"{arch}.vocab_size"),
+        "rope_theta": _field(f"{arch}.rope.freq_base"),
+        "rms_norm_eps": _field(f"{arch}.attention.layer_norm_rms_epsilon"),
         "tie_word_embeddings": "output.weight" not in names,
     }
-    key_len = _field(f, f"{arch}.attention.key_length")
+    key_len = _field(f"{arch}.attention.key_length")
     if key_len:
         cfg["head_dim"] = key_len
-    window = _field(f, f"{arch}.attention.sliding_window")
+    window = _field(f"{arch}.attention.sliding_window")
     if window:
         cfg["sliding_window"] = window
         if model_type == "gemma3_text":
             # Gemma 3: five local (sliding) layers for every global one (sliding_window_pattern 6).
             n = cfg["num_hidden_layers"]
             cfg["layer_types"] = ["full_attention" if (k + 1) % 6 == 0 else "sliding_attention" for k in range(n)]
-    experts = _field(f, f"{arch}.expert_count")
+    experts = _field(f"{arch}.expert_count")
     if experts:
         cfg["num_local_experts"] = experts
-        cfg["num_experts_per_tok"] = _field(f, f"{arch}.expert_used_count")
+        cfg["num_experts_per_tok"] = _field(f"{arch}.expert_used_count")
     missing = [k for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size") if not cfg.get(k)]
     if missing:
         raise BadInput(f"{path} lacks GGUF metadata for {', '.join(missing)}",
                        expected=f"'{arch}.*' keys written by llama.cpp's converter")
     return ResolvedModel(
-        name=str(_field(f, "general.name") or path.stem),
+        name=str(_field("general.name") or path.stem),
         origin="gguf",
         source=str(path),
         config=cfg,
-        gguf_params=sum(int(t.n_elements) for t in reader.tensors),
+        gguf_params=sum(t.n_elements for t in header.tensors),
         gguf_file_bytes=path.stat().st_size,
     )
