@@ -1,0 +1,280 @@
+"""Hyperparameters by scale and method, each value with its source (hard rule 2: no default is
+assumed across scales).
+
+- pretrain: GPT-3 Table 2.1 (learning rate and batch in tokens interpolated log-log in model size),
+  GPT-3 Appendix B and Llama 2 §2.2 for warmup, cosine decay to 10%, weight decay 0.1, clipping 1.0.
+- full fine-tuning: Stanford Alpaca (7B: 2e-5, 13B: 1e-5), Tulu 2 (70B: 1e-5), BERT's grid for
+  ~110M models (up to 5e-5); warmup ratio 0.03, cosine, no weight decay, 128 sequences a step.
+- LoRA / QLoRA: the QLoRA scripts (r 64, alpha 16, all linear layers, 2e-4 up to 13B and 1e-4
+  for 33B/65B, dropout 0.1 / 0.05, max grad norm 0.3, constant schedule, 3% warmup, 16 sequences
+  a step, paged AdamW 32-bit, NF4 + double quant); below 1B, the LoRA paper's GPT-2 recipe.
+  PEFT's LoraConfig defaults (r 8, alpha 8, dropout 0) are reported beside them for contrast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from qkv.tools.errors import BadInput
+from qkv.tools.knowledge.schema import Figure, analytic, cited, collect_sources
+from qkv.tools.knowledge.tables import gpt3_table21
+
+Method = Literal["full", "lora", "qlora", "pretrain"]
+
+# (params, learning rate, source) anchors for full fine-tuning of decoder LMs.
+FULL_FT_LR: tuple[tuple[float, float, str], ...] = (
+    (1.1e8, 5e-5, "devlin2019"),  # BERT-base fine-tuning grid {5e-5, 4e-5, 3e-5, 2e-5}: its top for ~110M
+    (6.7e9, 2e-5, "taori2023"),  # Alpaca LLaMA-7B
+    (13e9, 1e-5, "taori2023"),  # Alpaca LLaMA-13B
+    (70e9, 1e-5, "ivison2023"),  # Tulu 2 70B (2e-5 for 7B/13B)
+)
+
+# PEFT LoraConfig defaults (peft src/peft/tuners/lora/config.py).
+PEFT_DEFAULTS = {"r": 8, "lora_alpha": 8, "lora_dropout": 0.0}
+
+
+class HparamRequest(BaseModel):
+    """Whose hyperparameters: a model (catalog name, config.json, GGUF) or a parameter count."""
+
+    model: str | None = Field(None, description="model reference (qkv models); its parameters are counted")
+    params: float | None = Field(None, description="parameter count, when no model is named")
+    method: Method = Field("lora", description="full | lora | qlora | pretrain")
+    tokens: float | None = Field(None, description="training tokens, to turn ratios into step counts")
+    seq: int = Field(2048, description="tokens per training sequence (to express batches in tokens)")
+
+    @model_validator(mode="after")
+    def _check(self) -> HparamRequest:
+        if (self.model is None) == (self.params is None):
+            raise BadInput("give exactly one of a model or --params", expected="e.g. llama-2-7b or --params 7e9")
+        if self.params is not None and not (math.isfinite(self.params) and self.params > 0):
+            raise BadInput(f"--params is {self.params!r}", expected="a finite positive parameter count")
+        if self.tokens is not None and not (math.isfinite(self.tokens) and self.tokens > 0):
+            raise BadInput(f"--tokens is {self.tokens!r}", expected="a finite positive token count")
+        if self.seq <= 0:
+            raise BadInput(f"--seq is {self.seq}", expected="a positive integer")
+        return self
+
+
+class LoraPlan(BaseModel):
+    """Adapter settings, each with its source."""
+
+    r: Figure
+    alpha: Figure
+    dropout: Figure
+    targets: Figure
+    scaling: Figure = Field(description="ΔW is scaled by alpha / r (alpha / sqrt(r) with rsLoRA)")
+    peft_defaults: dict[str, float] = Field(description="PEFT LoraConfig defaults, for contrast")
+
+
+class HparamPlan(BaseModel):
+    """Training hyperparameters for one model size and method."""
+
+    request: HparamRequest
+    params: Figure
+    method: Method
+    learning_rate: Figure
+    schedule: Figure
+    warmup: Figure
+    weight_decay: Figure
+    batch_sequences: Figure
+    batch_tokens: Figure
+    max_grad_norm: Figure
+    optimizer: Figure
+    lora: LoraPlan | None = None
+    quantization: Figure | None = None
+    steps: Figure | None = None
+    warmup_steps: Figure | None = None
+    notes: list[str] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+
+
+def loglog_interpolate(x: float, points: list[tuple[float, float]]) -> float:
+    """Piecewise-linear interpolation in log-log space, clamped at both ends."""
+    pts = sorted(points)
+    if x <= pts[0][0]:
+        return pts[0][1]
+    if x >= pts[-1][0]:
+        return pts[-1][1]
+    for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+        if x0 <= x <= x1:
+            t = math.log(x / x0) / math.log(x1 / x0)
+            return math.exp(math.log(y0) + t * math.log(y1 / y0))
+    raise AssertionError("unreachable")
+
+
+def _sig3(x: float) -> float:
+    """Three significant digits: an interpolated rate is not known better than that."""
+    return float(f"{x:.3g}")
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.3g}B" if n >= 1e9 else f"{n / 1e6:.3g}M"
+
+
+def _bracket(n: float, xs: list[float]) -> str:
+    lo = max([x for x in xs if x <= n], default=min(xs))
+    hi = min([x for x in xs if x >= n], default=max(xs))
+    if lo == hi:
+        return f"the {_size(lo)} row" if n == lo else f"clamped to the {_size(lo)} row"
+    return f"log-log between the {_size(lo)} and {_size(hi)} rows"
+
+
+def _resolve_params(req: HparamRequest) -> tuple[float, Figure, list[str] | None, list[str] | None]:
+    """(N, its figure, the model's linear-layer names, PEFT's default targets for it)."""
+    if req.params is not None:
+        return req.params, analytic(req.params, "given", unit="params"), None, None
+    from qkv.tools.arch import spec_from_config
+    from qkv.tools.modelref import resolve_model
+    from qkv.tools.params import count_params
+
+    resolved = resolve_model(req.model)  # type: ignore[arg-type]
+    count = count_params(resolved)
+    spec = spec_from_config(resolved.config)
+    fig = analytic(count.total, f"exact closed-form count of {resolved.name} (qkv params)", unit="params")
+    return float(count.total), fig, list(spec.linear_names), list(spec.default_lora_targets)
+
+
+def _pretrain(n: float, req: HparamRequest) -> dict[str, Figure]:
+    rows = gpt3_table21()
+    xs = [r["params"] for r in rows]
+    how = _bracket(n, xs)
+    lr = _sig3(loglog_interpolate(n, [(r["params"], r["lr"]) for r in rows]))
+    batch = round(loglog_interpolate(n, [(r["params"], r["batch_tokens"]) for r in rows]))
+    exact = next((r for r in rows if r["params"] == n), None)
+    lr_fig = (cited(lr, "brown2020", note=f"GPT-3 Table 2.1, {exact['name']}") if exact else
+              analytic(lr, f"GPT-3 Table 2.1 learning rates, {how}", "brown2020"))
+    batch_fig = (cited(batch, "brown2020", unit="tokens") if exact else
+                 analytic(batch, f"GPT-3 Table 2.1 batch sizes, {how}", "brown2020", unit="tokens"))
+    return {
+        "learning_rate": lr_fig,
+        "batch_tokens": batch_fig,
+        "batch_sequences": analytic(max(1, round(batch / req.seq)), "batch_tokens / seq", unit="sequences"),
+        "schedule": cited("cosine decay to 10% of peak", "brown2020", "touvron2023b"),
+        "warmup": cited(375e6, "brown2020", unit="tokens", note="linear warmup over the first 375M tokens"),
+        "weight_decay": cited(0.1, "brown2020", "touvron2023b"),
+        "max_grad_norm": cited(1.0, "brown2020", "touvron2023b"),
+        "optimizer": cited("AdamW β1=0.9 β2=0.95 (eps 1e-8 GPT-3, 1e-5 Llama 2)", "brown2020", "touvron2023b",
+                           "loshchilov2019"),
+    }
+
+
+def _full(n: float, req: HparamRequest) -> dict[str, Figure]:
+    pts = [(x, y) for x, y, _ in FULL_FT_LR]
+    lr = _sig3(loglog_interpolate(n, pts))
+    srcs = list(dict.fromkeys(s for _, _, s in FULL_FT_LR))
+    exact = next((s for x, _, s in FULL_FT_LR if x == n), None)
+    lr_fig = (cited(lr, exact) if exact else
+              analytic(lr, f"full fine-tuning learning rates, {_bracket(n, [x for x, _ in pts])}: 110M 5e-5 "
+                       "(BERT), 7B 2e-5 and 13B 1e-5 (Alpaca), 70B 1e-5 (Tulu 2)", *srcs))
+    return {
+        "learning_rate": lr_fig,
+        "batch_sequences": cited(128, "taori2023", "ivison2023", unit="sequences"),
+        "batch_tokens": analytic(128 * req.seq, "128 sequences × seq", "taori2023", unit="tokens"),
+        "schedule": cited("cosine", "taori2023", "ivison2023"),
+        "warmup": cited(0.03, "taori2023", "ivison2023", unit="fraction of steps"),
+        "weight_decay": cited(0.0, "taori2023", "ivison2023"),
+        "max_grad_norm": cited(1.0, "touvron2023b", note="Llama 2's clipping; Alpaca/Tulu keep HF's 1.0"),
+        "optimizer": cited("AdamW", "loshchilov2019", "taori2023"),
+    }
+
+
+def _adapter(n: float, req: HparamRequest, linear: list[str] | None, peft_targets: list[str] | None,
+             ) -> tuple[dict[str, Figure], LoraPlan, list[str]]:
+    notes: list[str] = []
+    scaling_note = "ΔW = (alpha / r)·B·A; with use_rslora alpha / sqrt(r) (Kalajdzievski 2023)"
+    if n < 1e9:
+        # Hu et al. 2021, GPT-2 Medium/Large E2E recipe (Table 11).
+        lora = LoraPlan(
+            r=cited(4, "hu2021", note="r_q = r_v = 4 (GPT-2 M/L)"),
+            alpha=cited(32, "hu2021"),
+            dropout=cited(0.1, "hu2021"),
+            targets=cited(peft_targets or ["q_proj", "v_proj"], "hu2021", "peft",
+                          note="query and value projections"),
+            scaling=analytic(32 / 4, "alpha / r", "hu2021", "kalajdzievski2023", note=scaling_note),
+            peft_defaults=PEFT_DEFAULTS,
+        )
+        figs = {
+            "learning_rate": cited(2e-4, "hu2021", note="LoRA on GPT-2 Medium/Large"),
+            "batch_sequences": cited(8, "hu2021", unit="sequences"),
+            "schedule": cited("linear decay", "hu2021"),
+            "warmup": cited(500, "hu2021", unit="steps"),
+            "weight_decay": cited(0.01, "hu2021"),
+        }
+        notes.append("Below 1B parameters the LoRA paper's GPT-2 recipe applies; QLoRA's r=64 would be a large "
+                     "fraction of a small model's width.")
+    else:
+        big = n > 20e9  # QLoRA's buckets: 7B/13B vs 33B/65B
+        lr = 1e-4 if big else 2e-4
+        dropout = 0.05 if big else 0.1
+        lora = LoraPlan(
+            r=cited(64, "dettmers2023"),
+            alpha=cited(16, "dettmers2023"),
+            dropout=cited(dropout, "dettmers2023",
+                          note="0.05 for 33B/65B" if big else "0.1 for 7B/13B (the released 13B script uses 0.05)"),
+            targets=cited(linear or ["all-linear"], "dettmers2023",
+                          note="all linear layers of the blocks: needed to match 16-bit full fine-tuning"),
+            scaling=analytic(16 / 64, "alpha / r", "dettmers2023", "kalajdzievski2023", note=scaling_note),
+            peft_defaults=PEFT_DEFAULTS,
+        )
+        figs = {
+            "learning_rate": cited(lr, "dettmers2023", note="1e-4 for 33B/65B" if big else "2e-4 for 7B/13B"),
+            "batch_sequences": cited(16, "dettmers2023", unit="sequences",
+                                     note="per-device 1 × gradient accumulation 16 in the Guanaco scripts"),
+            "schedule": cited("constant", "dettmers2023"),
+            "warmup": cited(0.03, "dettmers2023", unit="fraction of steps"),
+            "weight_decay": cited(0.0, "dettmers2023"),
+        }
+        if req.method == "lora":
+            notes.append("16-bit LoRA uses QLoRA's recipe: the paper shows 16-bit LoRA and QLoRA with these settings "
+                         "match full 16-bit fine-tuning when every linear layer is adapted.")
+    figs["batch_tokens"] = analytic(figs["batch_sequences"].value * req.seq, "batch_sequences × seq",  # type: ignore[operator]
+                                    *figs["batch_sequences"].sources, unit="tokens")
+    figs["max_grad_norm"] = cited(0.3, "dettmers2023")
+    figs["optimizer"] = (cited("paged_adamw_32bit", "dettmers2023") if req.method == "qlora"
+                         else cited("AdamW", "loshchilov2019", "hu2021"))
+    notes.append(f"PEFT's LoraConfig defaults (r={PEFT_DEFAULTS['r']}, alpha={PEFT_DEFAULTS['lora_alpha']}, "
+                 f"dropout={PEFT_DEFAULTS['lora_dropout']}, q/v only) are a starting point, not a recipe for "
+                 f"this size.")
+    return figs, lora, notes
+
+
+def recommend_hparams(req: HparamRequest) -> HparamPlan:
+    """Learning rate, schedule, warmup, weight decay, batch, clipping and LoRA settings for a model
+    size and method, every value with its source; a 1B and a 70B model get different values."""
+    n, n_fig, linear, peft_targets = _resolve_params(req)
+    notes: list[str] = []
+    lora = None
+    quant = None
+    if req.method == "pretrain":
+        figs = _pretrain(n, req)
+        if n > 175e9 or n < 1.25e8:
+            notes.append(f"{_size(n)} is outside GPT-3's 125M-175B range: values are clamped to the nearest row.")
+        if 6e9 <= n <= 75e9:
+            notes.append("Cross-check: Llama 2 pre-trained 7B/13B at 3e-4 and 34B/70B at 1.5e-4 with 4M-token batches "
+                         "(Touvron et al. 2023, Table 1); GPT-3's rates are the conservative end.")
+    elif req.method == "full":
+        figs = _full(n, req)
+    else:
+        figs, lora, notes = _adapter(n, req, linear, peft_targets)
+        if req.method == "qlora":
+            quant = cited("nf4 + double quantisation, bf16 compute", "dettmers2023")
+    plan = HparamPlan(request=req, params=n_fig, method=req.method, lora=lora, quantization=quant, notes=notes,
+                      **figs)
+    if req.tokens:
+        steps = math.ceil(req.tokens / plan.batch_tokens.value)  # type: ignore[operator]
+        plan.steps = analytic(steps, "ceil(tokens / batch_tokens)", unit="steps")
+        w = plan.warmup
+        if w.unit == "tokens":
+            ws = math.ceil(w.value / plan.batch_tokens.value)  # type: ignore[operator]
+        elif w.unit == "steps":
+            ws = int(w.value)  # type: ignore[arg-type]
+        else:
+            ws = math.ceil(w.value * steps)  # type: ignore[operator]
+        plan.warmup_steps = analytic(min(ws, steps), f"warmup ({w.value:g} {w.unit}) in steps", *w.sources,
+                                     unit="steps")
+    plan.sources = collect_sources(plan, *(["peft"] if lora else []))
+    return plan
