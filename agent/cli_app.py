@@ -14,11 +14,29 @@ from qkv.tools.errors import BadInput
 
 app = typer.Typer(
     name="qkv",
-    help="A Transformer design assistant: parameter counts, GPU memory, tokenizer audits, evaluation.",
-    no_args_is_help=True,
+    help="A Transformer design assistant that reasons like a principal researcher: every number from a tool. "
+         "`qkv` alone (on a terminal) opens the chat TUI; `qkv design \"TASK\"` writes the design report; the "
+         "commands below are the tools it uses.",
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    """qkv: a Transformer design assistant. With no command, on a terminal, opens the conversational TUI
+    (`qkv chat`) with the bundled local model; `qkv design "TASK"` writes the design report directly."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        from qkv.tui.app import run_app
+
+        run_app(llm="local")
+        return
+    # Not a terminal (a pipe, CI, a script): a full-screen app would hang or garble; show the commands.
+    typer.echo(ctx.get_help())
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON (the pydantic schema)")]
 

