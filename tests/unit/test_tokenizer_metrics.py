@@ -1,0 +1,86 @@
+"""Exact metric values: the Rust et al. (2021) anchor, and a hand-checked legal sentence through real
+GPT-2 (byte-level BPE) and BERT uncased (WordPiece) tokenizers."""
+
+from __future__ import annotations
+
+import pytest
+
+from qkv.tools.tokenizer.audit import AuditRequest, audit
+from qkv.tools.tokenizer.metrics import DEFINITIONS, WordCounter, fertility_pcw, split_words
+from tests.anchors import load_anchor
+
+SENTENCE = "the indemnitor shall indemnify the indemnitee"
+
+
+def test_fertility_definition_matches_the_rust_2021_anchor():
+    case = load_anchor("facts.json")["fertility-def"]
+    # 1,000 words -> 1,450 tokens, 300 of them split into >= 2 pieces (700 x 1 + 250 x 2 + 50 x 5 = 1,450).
+    pieces = [1] * 700 + [2] * 250 + [5] * 50
+    fertility, pcw = fertility_pcw(pieces)
+    assert (fertility, pcw) == (1.45, 0.30)
+    assert "1.45" in case["expected"] and "0.30" in case["expected"]
+    defs = {d.name: d for d in DEFINITIONS}
+    assert "Rust et al. 2021" in defs["fertility"].source and "Rust et al. 2021" in defs["pcw"].source
+
+
+def test_words_split_punctuation_apart_and_count_once():
+    assert split_words("The court held, that (a) it's void.") == [
+        "The", "court", "held", ",", "that", "(", "a", ")", "it", "'", "s", "void", "."]
+    wc = WordCounter()
+    wc.update("foo(bar, baz) foo")
+    wc.update("bar bar")
+    assert wc.words() == {"foo": 2, "bar": 3, "baz": 1, "(": 1, ",": 1, ")": 1}
+
+
+@pytest.fixture(scope="module")
+def sentence_report(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hand") / "clause.txt"
+    path.write_text(SENTENCE)
+    terms = path.with_name("terms.txt")
+    terms.write_text("# terms of art\nindemnitor\nindemnitee\nshall\n")
+    return audit(AuditRequest(tokenizers=["gpt2", "bert-base-uncased"], corpus=[str(path)], terms=str(terms),
+                              min_count=2, top_words=5))
+
+
+def test_exact_values_on_a_hand_checked_sentence(sentence_report):
+    gpt2, bert = sentence_report.tokenizers
+    # GPT-2 pieces, read off by hand: the | indemn+itor | shall | indemn+ify | the | indemn+ite+e
+    assert gpt2.fragmented == []  # each split word occurs once: "frequent" needs a count >= 2
+    assert (gpt2.words, gpt2.tokens) == (6, 10)
+    assert gpt2.fertility == pytest.approx(10 / 6) and gpt2.pcw == 0.5
+    assert gpt2.chars_per_token == 45 / 10 and gpt2.bytes_per_token == 45 / 10
+    # BERT uncased: ind+##em+##ni+##tor, ind+##em+##ni+##fy, ind+##em+##ni+##tee
+    assert (bert.words, bert.tokens) == (6, 15)
+    assert bert.fertility == 15 / 6 and bert.pcw == 0.5
+    assert bert.chars_per_token == 3.0
+    assert gpt2.unk_tokens == bert.unk_tokens == 0 and gpt2.byte_fallback_tokens == 0
+    # sequence-length inflation against the best (GPT-2 here): 15 / 10
+    assert gpt2.inflation == 1.0 and bert.inflation == 1.5
+    # the rule: fertility >= 1.5 with nothing worth adding (no split word occurs twice) -> domain adapter
+    assert gpt2.extension is None and gpt2.recommendation.action == "adapter"
+    assert "no fragmented word occurs 2+ times" in gpt2.recommendation.reason
+    assert sentence_report.best == "gpt2"
+    assert [r.tokenizer for r in sentence_report.ranking] == ["gpt2", "bert-base-uncased"]
+
+
+def test_terms_scored_on_their_own(sentence_report):
+    gpt2, bert = sentence_report.tokenizers
+    assert [(t.term, t.n_pieces) for t in bert.terms.terms] == [("indemnitor", 4), ("indemnitee", 4), ("shall", 1)]
+    assert bert.terms.pieces_per_term == 3.0 and bert.terms.share_split_3plus == pytest.approx(2 / 3)
+    assert [t.n_pieces for t in gpt2.terms.terms] == [2, 3, 1]
+    assert gpt2.terms.share_split_3plus == pytest.approx(1 / 3)
+
+
+def test_unknown_and_byte_fallback_tokens_are_counted(tmp_path):
+    path = tmp_path / "odd.txt"
+    path.write_text("snow \u2603 and \ue000 here \U0001F917")  # snowman, a private-use character, an emoji
+    report = audit(AuditRequest(tokenizers=["gpt2", "bert-base-uncased"], corpus=[str(path)], extend=False))
+    gpt2, bert = report.tokenizers
+    # GPT-2: s|now| \xe2\x98|\x83| and| |\xee\x80|\x80| here| \xf0\x9f|\xa4|\x97 -> 7 pieces of split characters
+    assert (gpt2.tokens, gpt2.byte_fallback_tokens, gpt2.unk_tokens) == (12, 7, 0)
+    assert gpt2.byte_fallback_rate == 7 / 12
+    # BERT uncased: snow [UNK] and here [UNK] (its normaliser drops the private-use character)
+    assert (bert.tokens, bert.unk_tokens, bert.byte_fallback_tokens) == (5, 2, 0)
+    assert bert.unk_rate == 0.4
+    assert "not measured" in report.recommendation.reason  # extend=False is said, not hidden
+    assert (gpt2.characters, gpt2.bytes) == (19, 26)  # 16 ASCII + 2 three-byte + 1 four-byte characters

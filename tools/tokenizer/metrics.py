@@ -1,0 +1,171 @@
+"""The measurements: word counts shared by all tokenizers, per-tokenizer document counters, and the
+metric definitions stated in every report.
+
+Words follow Rust et al. (2021): fertility and proportion of continued words are computed per word, each
+word encoded on its own. Here a word is a maximal run of letters/digits/underscore, or of other
+non-space symbols (punctuation stands apart, as in the treebank words Rust et al. used); words are
+encoded after one space, as they appear in running text. Each distinct word is encoded once per
+tokenizer and weighted by its count, so the word pass costs a small fraction of the document pass."""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+
+import numpy as np
+
+from qkv.tools.tokenizer.schema import DocLengths, MetricDefinition
+
+WORD_RE = re.compile(r"\w+|[^\w\s]+")
+WORD_BATCH = 4096
+RUST_2021 = ("Rust et al. 2021, 'How Good is Your Tokenizer? On the Monolingual Performance of Multilingual "
+             "Language Models', ACL (adapter-hub/hgiyt tokenization_metrics)")
+
+DEFINITIONS = [
+    MetricDefinition(name="fertility", definition="word pieces per word: sum over words of the tokens the word is "
+                     "split into, divided by the number of words", source=RUST_2021, provenance="cited"),
+    MetricDefinition(name="pcw", definition="proportion of continued words: share of words split into >= 2 pieces",
+                     source=RUST_2021, provenance="cited"),
+    MetricDefinition(name="word", definition="a maximal run of letters/digits/underscore or of other non-space "
+                     "symbols, encoded after one space as in running text, without special tokens",
+                     source="qkv (Rust et al. use treebank words; punctuation stands apart as there)",
+                     provenance="rule"),
+    MetricDefinition(name="chars_per_token", definition="Unicode characters of the documents / tokens of the "
+                     "documents (whole documents encoded, no special tokens)", source="measured",
+                     provenance="measured"),
+    MetricDefinition(name="bytes_per_token", definition="UTF-8 bytes of the documents / tokens of the documents",
+                     source="measured", provenance="measured"),
+    MetricDefinition(name="unk_rate", definition="share of document tokens equal to the unknown token",
+                     source="measured", provenance="measured"),
+    MetricDefinition(name="byte_fallback_rate", definition="share of document tokens that stand for raw bytes of a "
+                     "split character: SentencePiece <0xNN> byte pieces, or byte-level BPE tokens whose bytes are "
+                     "not valid UTF-8 on their own", source="measured", provenance="measured"),
+    MetricDefinition(name="inflation", definition="sequence-length inflation: document tokens / document tokens of "
+                     "the tokenizer with the fewest tokens on the same corpus", source="measured",
+                     provenance="measured"),
+    MetricDefinition(name="fragmented word", definition="a word split into >= 2 pieces, ranked by excess tokens = "
+                     "count x (pieces - 1), the tokens saved if it were one token", source="qkv", provenance="rule"),
+    MetricDefinition(name="terms", definition="each line of --terms encoded on its own after a space: mean pieces "
+                     "per term and share of terms split into >= 3 pieces", source="qkv", provenance="measured"),
+    MetricDefinition(name="sequence_saving", definition="1 - tokens after extension / tokens before, the corpus "
+                     "re-encoded with the extended copy", source="measured", provenance="measured"),
+]
+
+
+def split_words(text: str) -> list[str]:
+    """The words of a text (see the module docstring)."""
+    return WORD_RE.findall(text)
+
+
+class WordCounter:
+    """Word frequencies of the corpus, tokenizer-independent. Counting whitespace tokens with Counter (C) and
+    splitting only the distinct ones into words keeps this far cheaper than the encoding itself."""
+
+    def __init__(self) -> None:
+        self.raw: Counter[str] = Counter()
+
+    def update(self, text: str) -> None:
+        self.raw.update(text.split())
+
+    def words(self) -> Counter[str]:
+        """Words with their counts. Distinct whitespace tokens are grouped by count and each group is split
+        by one regex call over the joined group, instead of one call per token."""
+        groups: dict[int, list[str]] = {}
+        for token, n in self.raw.items():
+            groups.setdefault(n, []).append(token)
+        # Tokens seen once are usually the largest group: their words are counted by Counter in C, and
+        # only the other groups (few distinct words each) are merged in with a Python loop.
+        out = dict(Counter(WORD_RE.findall(" ".join(groups.pop(1, [])))))
+        get = out.get
+        for n, tokens in groups.items():
+            for w, k in Counter(WORD_RE.findall(" ".join(tokens))).items():
+                out[w] = get(w, 0) + k * n
+        return Counter(out)
+
+
+@dataclass
+class DocCounter:
+    """Per-tokenizer document counters, updated batch by batch."""
+
+    vocab_mask: np.ndarray  # bool[vocab]: True for byte-fallback ids
+    unk_id: int | None
+    tokens: int = 0
+    unk: int = 0
+    fallback: int = 0
+    lengths: array = field(default_factory=lambda: array("q"))
+
+    unsafe_ascii: str = ""  # ASCII characters that encode to byte-fallback ids
+
+    def update(self, ids: list[list[int]], texts: Sequence[str]) -> None:
+        lens = [len(x) for x in ids]
+        self.tokens += sum(lens)
+        self.lengths.extend(lens)
+        if self.unk_id is not None:
+            self.unk += sum(x.count(self.unk_id) for x in ids)
+        if self.vocab_mask.any():
+            # Byte-fallback tokens only come from characters outside the vocabulary, so an ASCII document
+            # without any of the (few) unsafe ASCII characters needs no per-token check.
+            unsafe = self.unsafe_ascii
+            check = [x for x, t in zip(ids, texts, strict=True)
+                     if not t.isascii() or any(c in t for c in unsafe)]
+            n = sum(map(len, check))
+            if not n:
+                return
+            flat = np.fromiter(chain.from_iterable(check), dtype=np.int64, count=n)
+            inside = flat[flat < len(self.vocab_mask)]
+            self.fallback += int(self.vocab_mask[inside].sum())
+
+    def doc_lengths(self) -> DocLengths:
+        if not self.lengths:
+            return DocLengths(mean=0.0, median=0.0, p95=0.0, max=0)
+        arr = np.frombuffer(self.lengths, dtype=np.int64)
+        return DocLengths(mean=float(arr.mean()), median=float(np.median(arr)), p95=float(np.percentile(arr, 95)),
+                          max=int(arr.max()))
+
+
+def fallback_mask(ids: frozenset[int], size: int) -> np.ndarray:
+    mask = np.zeros(max(size, max(ids, default=-1) + 1), dtype=bool)
+    if ids:
+        mask[list(ids)] = True
+    return mask
+
+
+@dataclass
+class WordStats:
+    words: int
+    pieces: int
+    continued: int
+    counts: dict[str, int]  # pieces per distinct word
+
+    @property
+    def fertility(self) -> float:
+        return self.pieces / self.words if self.words else 0.0
+
+    @property
+    def pcw(self) -> float:
+        return self.continued / self.words if self.words else 0.0
+
+
+def word_stats(encode_words, words: Counter[str]) -> WordStats:
+    """Fertility/PCW numerators: each distinct word encoded once (after a space), weighted by its count.
+    `encode_words(texts) -> list of piece counts` (Tok.count_words)."""
+    distinct = list(words)
+    pieces: dict[str, int] = {}
+    for i in range(0, len(distinct), WORD_BATCH):
+        chunk = distinct[i:i + WORD_BATCH]
+        pieces.update(zip(chunk, encode_words([" " + w for w in chunk]), strict=True))
+    total = sum(words.values())
+    return WordStats(words=total, pieces=sum(n * pieces[w] for w, n in words.items()),
+                     continued=sum(n for w, n in words.items() if pieces[w] >= 2), counts=pieces)
+
+
+def fertility_pcw(pieces_per_word: Sequence[int]) -> tuple[float, float]:
+    """Rust et al. (2021) from a list of per-word piece counts: (tokens/word, share split into >= 2)."""
+    n = len(pieces_per_word)
+    if n == 0:
+        return 0.0, 0.0
+    return sum(pieces_per_word) / n, sum(1 for p in pieces_per_word if p >= 2) / n
