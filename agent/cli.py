@@ -194,7 +194,9 @@ from qkv.agent.commands import audit, design, evaluate, generate, knowledge, mcp
 def main() -> None:
     """Entry point: run the app; a QkvError becomes one line on stderr and exit code 2."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # typer.Exit(n) comes back as its code when not standalone
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except QkvError as err:
         sys.stderr.write(f"qkv: error: {err}\n")
         sys.exit(err.exit_code)

@@ -1,0 +1,267 @@
+"""One training run on transformers.Trainer: preflight, load, train with atomic checkpoints, metrics and a
+progress bar, Ctrl-C → checkpoint → exit, then the adapter, the resolved config and the summary.
+
+The loop, gradient accumulation, LR schedule, optimizer (incl. bitsandbytes 8-bit / paged), RNG-state
+checkpoints and data skipping on resume are the Trainer's; qkv adds only what it lacks: atomic
+checkpoints, a completion marker, a preflight, measurements and the memory comparison."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qkv.tools.errors import BadInput
+from qkv.tools.train import checkpoints as ckpt
+from qkv.tools.train.config import TrainConfig, to_yaml
+from qkv.tools.train.schema import TrainSummary
+
+_OPTIM = {"adamw": "adamw_torch", "adamw-8bit": "adamw_bnb_8bit", "paged-adamw": "paged_adamw_32bit",
+          "paged-adamw-8bit": "paged_adamw_8bit"}
+
+
+def _trainer_class():
+    from transformers import Trainer
+
+    from qkv.tools.hf_models import disable_bnb_cpu_repack
+
+    class QkvTrainer(Trainer):
+        """Trainer whose checkpoints appear atomically and whose eval passes are guarded for 4-bit LoRA."""
+
+        keep_checkpoints = 2
+
+        def _save_checkpoint(self, model, trial) -> None:
+            run_dir = Path(self.args.output_dir)
+            step = self.state.global_step
+            staging = run_dir / f"{ckpt.STAGING_PREFIX}{step}"
+            shutil.rmtree(staging, ignore_errors=True)
+            self.args.output_dir = str(staging)  # the Trainer writes checkpoint-N inside output_dir
+            try:
+                super()._save_checkpoint(model, trial)
+            finally:
+                self.args.output_dir = str(run_dir)
+            ckpt.finalize(staging / f"checkpoint-{step}", run_dir / f"checkpoint-{step}", step)
+            ckpt.prune(run_dir, self.keep_checkpoints)
+
+        def evaluate(self, *args, **kwargs):
+            # an eval-mode no_grad forward would repack 4-bit weights on AVX512-BF16 CPUs (STACK-NOTES)
+            disable_bnb_cpu_repack(self.model)
+            return super().evaluate(*args, **kwargs)
+
+    return QkvTrainer
+
+
+class StopOnSignal:
+    """Ctrl-C / SIGTERM: finish the current step, save a checkpoint, stop. A second Ctrl-C leaves at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nqkv train: stop requested, saving a checkpoint after this step (Ctrl-C again to quit now)",
+              file=sys.stderr, flush=True)
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class _Cb(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if outer.requested:
+                    control.should_save = True
+                    control.should_training_stop = True
+
+        return _Cb()
+
+
+@dataclass
+class PreparedRun:
+    """Everything loaded and wired, before the first step (the pilot measures perplexity here)."""
+
+    cfg: TrainConfig
+    out: Path
+    model: Any
+    tokenizer: Any
+    trainer: Any
+    metrics: Any
+    stopper: StopOnSignal
+    info: dict[str, int]
+    data_stats: dict[str, int]
+    resume_from: Path | None
+    notes: list[str] = field(default_factory=list)
+    heldout_text: str = ""
+
+
+def resolve_resume(out: Path, resume: bool) -> tuple[Path | None, list[str]]:
+    """The checkpoint to resume from (latest complete), or refuse to overwrite a run without --resume."""
+    notes: list[str] = []
+    removed = ckpt.clean_incomplete(out)
+    if removed:
+        notes.append("removed incomplete checkpoint(s) left by a crash: " + ", ".join(p.name for p in removed))
+    latest = ckpt.latest_complete(out)
+    if resume:
+        if latest is None:
+            notes.append(f"--resume: no complete checkpoint in {out}; starting from step 0")
+        return latest, notes
+    if latest is not None:
+        raise BadInput(f"{out} already holds {latest.name} from an earlier run",
+                       expected="--resume to continue it, or another --out folder for a fresh run")
+    return None, notes
+
+
+def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = False,
+            progress: bool = True) -> PreparedRun:
+    """Preflight (no model), then load, build data and the Trainer. Bad configs fail before the load."""
+    from qkv.tools.train.data import build_datasets, heldout_text
+    from qkv.tools.train.preflight import preflight
+
+    rows = preflight(cfg, base_dir)
+    out = Path(cfg.run.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    resume_from, notes = resolve_resume(out, resume)
+
+    import torch
+    from transformers import ProgressCallback, TrainingArguments
+    from transformers.utils import logging as hf_logging
+
+    from qkv.tools.train.callbacks import MetricsCallback, ProgressBar
+    from qkv.tools.train.data import PadCollator
+    from qkv.tools.train.metrics import truncate_after
+    from qkv.tools.train.model import load_for_training
+
+    hf_logging.set_verbosity_error()
+    import warnings
+
+    # raised from inside transformers/peft on every wrap; nothing the user can act on
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+    ckpt.write_text_atomic(out / "config.yaml", to_yaml(cfg, header=f"qkv train {out / 'config.yaml'}\n"
+                                                      "resolved config of this run (written by qkv train)"))
+    model, tok, info = load_for_training(cfg)
+    train_ds, eval_ds, stats = build_datasets(rows, cfg.data, tok, cfg.train.seq_len, cfg.train.packing)
+
+    metrics_path = out / "metrics.jsonl"
+    if resume_from is not None:
+        truncate_after(metrics_path, ckpt.step_of(resume_from) or 0)
+    elif metrics_path.exists():
+        metrics_path.unlink()
+    cuda = torch.cuda.is_available()
+    args = TrainingArguments(
+        output_dir=str(out),
+        max_steps=cfg.train.max_steps if cfg.train.max_steps > 0 else -1,
+        num_train_epochs=cfg.train.epochs,
+        per_device_train_batch_size=cfg.train.micro_batch,
+        per_device_eval_batch_size=cfg.train.micro_batch,
+        gradient_accumulation_steps=cfg.train.grad_accum,
+        learning_rate=cfg.optim.lr,
+        lr_scheduler_type=cfg.optim.schedule,
+        warmup_steps=cfg.optim.warmup_steps,
+        weight_decay=cfg.optim.weight_decay,
+        max_grad_norm=cfg.optim.max_grad_norm,
+        optim=_OPTIM[cfg.optim.optimizer],
+        seed=cfg.run.seed,
+        logging_steps=1,
+        eval_strategy="steps" if len(eval_ds) else "no",
+        eval_steps=cfg.run.eval_interval,
+        save_strategy="steps",
+        save_steps=cfg.run.checkpoint_interval,
+        save_total_limit=None,  # QkvTrainer prunes complete checkpoints itself
+        prediction_loss_only=True,
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        bf16=cuda and cfg.model.dtype == "bfloat16" and cfg.method.kind != "qlora",
+        use_cpu=not cuda,
+        dataloader_pin_memory=cuda,
+        dataloader_num_workers=0,
+        report_to="none",
+        disable_tqdm=False,
+    )
+    metrics = MetricsCallback(metrics_path)
+    stopper = StopOnSignal()
+    trainer_cls = _trainer_class()
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds,
+                          eval_dataset=eval_ds if len(eval_ds) else None,
+                          # no processing_class: the Trainer would copy the 33 MB tokenizer into every checkpoint
+                          data_collator=PadCollator(tok.pad_token_id),
+                          callbacks=[metrics, stopper.callback()])
+    trainer.keep_checkpoints = cfg.run.keep_checkpoints
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ProgressBar(metrics, enabled=progress))
+    return PreparedRun(cfg=cfg, out=out, model=model, tokenizer=tok, trainer=trainer, metrics=metrics,
+                       stopper=stopper, info=info, data_stats=stats, resume_from=resume_from, notes=notes,
+                       heldout_text=heldout_text(rows.eval, cfg.data))
+
+
+def execute(run: PreparedRun) -> TrainSummary:
+    """Train (resuming when asked), then write the adapter, the summary and return it."""
+    from qkv.tools.train.metrics import peak_memory
+    from qkv.tools.train.summary import memory_check
+
+    if run.resume_from is not None:
+        print(f"qkv train: resuming from {run.resume_from} (step {ckpt.step_of(run.resume_from)})",
+              file=sys.stderr, flush=True)
+    run.stopper.install()
+    t0 = time.perf_counter()
+    try:
+        run.trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)
+    finally:
+        run.stopper.restore()
+    wall = time.perf_counter() - t0
+    state = run.trainer.state
+    interrupted = run.stopper.requested
+    adapter_dir = None if interrupted else _save_weights(run)
+    measured, kind = peak_memory()
+    latest = ckpt.latest_complete(run.out)
+    summary = TrainSummary(
+        output_dir=str(run.out), method=run.cfg.method.kind, model=run.cfg.model.name,
+        status="interrupted" if interrupted else "finished", steps=state.global_step, max_steps=state.max_steps,
+        resumed_from=str(run.resume_from) if run.resume_from else None,
+        last_checkpoint=str(latest) if latest else None, params=run.info["params"],
+        trainable_params=run.info["trainable_params"], train_sequences=run.data_stats["train_sequences"],
+        eval_sequences=run.data_stats["eval_sequences"], tokens_seen=int(state.num_input_tokens_seen or 0),
+        final_loss=run.metrics.last.get("loss"), eval_loss=run.metrics.last_eval,
+        tokens_per_s=round(statistics.median(run.metrics.rates), 2) if run.metrics.rates else None,
+        wall_s=round(wall, 2), adapter_dir=str(adapter_dir) if adapter_dir else None,
+        memory=memory_check(run.cfg, measured, kind), notes=run.notes)
+    ckpt.write_text_atomic(run.out / "summary.json", summary.model_dump_json(indent=2) + "\n")
+    return summary
+
+
+def _save_weights(run: PreparedRun) -> Path:
+    """The adapter (LoRA/QLoRA) or the full model as safetensors, written to a tmp folder then renamed."""
+    name = "model" if run.cfg.method.kind == "full" else "adapter"
+    final = run.out / name
+    tmp = run.out / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    run.model.save_pretrained(str(tmp), safe_serialization=True)
+    if name == "model":
+        run.tokenizer.save_pretrained(str(tmp))
+    ckpt.fsync_tree(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.replace(final)
+    return final
+
+
+def train(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = False,
+          progress: bool = True) -> TrainSummary:
+    """Run `cfg` to completion (or to Ctrl-C): the one function behind `qkv train`."""
+    return execute(prepare(cfg, base_dir=base_dir, resume=resume, progress=progress))
