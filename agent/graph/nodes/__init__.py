@@ -1,0 +1,1 @@
+"""The graph's nodes: one small function per step, each calling tools and returning a state update."""

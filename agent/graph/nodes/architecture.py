@@ -1,0 +1,303 @@
+"""Step 2, architecture: the base model (named, or chosen from the catalog for the size budget and the
+context need), its exact parameter count, layer profile and the context plan (hard rule 1).
+
+Pre-training has no base model: the scaling tool turns the compute budget into a compute-optimal size
+and the sizing tool proposes a shape for it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from qkv.agent.graph.nodes.common import Calls, optional, task_of, unavailable
+
+KIND_OF_FAMILY = {"encoder-only": "encoder", "decoder-only": "decoder", "encoder-decoder": "encoder-decoder"}
+# T5 has relative positions and no hard window; it was pre-trained on 512-token inputs (Raffel et al. 2020).
+RELATIVE_PRETRAIN_TOKENS = 512
+
+
+def _candidates(kind: str, budget: float | None, need: int, calls: Calls) -> tuple[str, list[dict[str, Any]]]:
+    """Pick a catalog model: right kind; within 1.5x of the budget; smallest window covering the need;
+    then nearest in size. Returns the name and the table of candidates considered."""
+    from qkv.tools.catalog.summary import summarize_models
+
+    rows = [r for r in calls("catalog.summarize_models", summarize_models) if _kind(r.model_type) == kind]
+    if budget:
+        near = [r for r in rows if 1 / 1.5 <= r.params / budget <= 1.5] or sorted(
+            rows, key=lambda r: abs(math.log(r.params / budget)))[:1]
+    else:
+        near = rows
+    window = {r.name: r.context if r.context else RELATIVE_PRETRAIN_TOKENS for r in near}
+
+    def key(r) -> tuple:
+        covers = window[r.name] >= need
+        size = abs(math.log(r.params / budget)) if budget else r.params
+        return (not covers, window[r.name] if covers else -window[r.name], size, r.name)
+
+    near.sort(key=key)
+    table = [{"model": r.name, "params": r.params, "context_window": r.context, "covers_need": window[r.name] >= need,
+              "source": r.source.split(";")[0]} for r in near]
+    return near[0].name, table
+
+
+def _kind(model_type: str) -> str:
+    from qkv.tools.arch import FAMILIES
+
+    fam = FAMILIES.get(model_type, "llama")
+    return {"bert": "encoder", "t5": "encoder-decoder"}.get(fam, "decoder")
+
+
+def layer_profile_of(spec, source: str) -> dict[str, Any]:
+    """Attention-head distribution and sparsity, read from the config (the foundation's ModelSpec)."""
+    layers = spec.layers + spec.encoder_layers
+    profile = {
+        "layers": layers, "decoder_layers": spec.layers if spec.kind != "encoder" else 0,
+        "encoder_layers": spec.encoder_layers if spec.kind == "encoder-decoder" else (
+            spec.layers if spec.kind == "encoder" else 0),
+        "hidden": spec.hidden, "heads": spec.heads, "kv_heads": spec.kv_heads, "head_dim": spec.head_dim,
+        "attention_type": spec.attention_type, "query_heads_per_kv_head": spec.heads // spec.kv_heads,
+        "intermediate": spec.intermediate, "mlp": "gated (" + spec.activation + ")" if spec.gated_mlp
+        else spec.activation, "norm": spec.norm, "position": spec.position, "vocab": spec.vocab,
+        "sliding_window": spec.sliding_window, "sliding_layers": spec.sliding_layers,
+        "global_layers": layers - spec.sliding_layers, "experts": spec.experts,
+        "experts_per_token": spec.experts_per_token, "tied_embeddings": spec.tied_embeddings,
+        "sparsity": ("sliding-window attention in " f"{spec.sliding_layers}/{layers} layers"
+                     if spec.sliding_layers else (f"mixture of experts: {spec.experts_per_token} of {spec.experts}"
+                                                  if spec.experts else "dense (full attention, dense MLP)")),
+        "provenance": f"config: {source} (qkv.tools.arch.spec_from_config)",
+    }
+    return profile
+
+
+def _knowledge_profile(resolved, seq: int, calls: Calls, missing: list[str]) -> dict[str, Any]:
+    """Parameter shares, the layer pattern and the quadratic share at the task's length (knowledge tool)."""
+    fn = optional("qkv.tools.knowledge.layer_profile", "layer_profile")
+    if fn is None:
+        missing.append("qkv.tools.knowledge.layer_profile")
+        return {}
+    if resolved.origin != "catalog":
+        return {}  # the tool resolves by reference; a proposed config has no reference to give it
+    from qkv.tools.knowledge.layer_profile import ProfileRequest
+
+    lp = calls("knowledge.layer_profile", fn, ProfileRequest(model=resolved.name, seq=seq))
+
+    def val(fig) -> Any:
+        return fig.value if fig is not None else None
+
+    return {
+        "pattern": lp.pattern, "share_attention": val(lp.share_attention), "share_mlp": val(lp.share_mlp),
+        "share_embeddings": val(lp.share_embeddings), "attention_share_of_flops": val(lp.attention_share),
+        "crossover_seq": val(lp.crossover_seq), "at_seq": seq, "profile_notes": list(lp.notes),
+        "profile_provenance": "analytic: qkv.tools.knowledge.layer_profile (Hoffmann et al. 2022 App. F FLOPs)",
+    }
+
+
+def context_plan(spec, need: int) -> tuple[str, str, int, dict | None]:
+    """Fallback for hard rule 1 (when the knowledge tool is absent, or for a proposed config):
+    (action, detail, training length, rope_scaling) for a need of `need` tokens."""
+    window = spec.max_positions or RELATIVE_PRETRAIN_TOKENS
+    if need <= window:
+        return "ok", f"{need:,} tokens fit the {window:,}-token window", need, None
+    factor = need / window
+    if spec.position == "rope":
+        rope = {"rope_type": "yarn", "factor": round(math.ceil(factor * 4) / 4, 2),
+                "original_max_position_embeddings": window}
+        return ("rope_scaling",
+                f"{need:,} tokens exceed the {window:,}-token window ×{factor:.2f}: extend RoPE with YaRN "
+                f"(factor {rope['factor']}, Peng et al. 2023) and fine-tune at the new length", need, rope)
+    if spec.sliding_window and spec.sliding_layers == spec.layers:
+        return ("sliding_window", f"{need:,} tokens exceed the window; every layer attends within "
+                f"{spec.sliding_window:,} tokens, so memory stays bounded, but information beyond it travels "
+                "only through depth", need, None)
+    return ("chunking",
+            f"{need:,} tokens exceed the {window:,}-token window and {spec.position} positions cannot be extended: "
+            f"split inputs into {window:,}-token chunks (overlapping) and aggregate", window, None)
+
+
+def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
+    """Choose and describe the model; decide the context plan."""
+    from qkv.tools.arch import spec_from_config
+    from qkv.tools.modelref import resolve_model
+    from qkv.tools.params import count_params
+
+    task = task_of(state)
+    obj = state["objective"]
+    calls = Calls()
+    missing: list[str] = []
+    need = task.max_doc_tokens or task.doc_tokens or 2048
+    kind = KIND_OF_FAMILY[obj["architecture"]]
+    candidates: list[dict[str, Any]] = []
+    pretraining: dict[str, Any] | None = None
+    provenance: dict[str, str] = {}
+    resolved = None
+    if task.mode == "pre-train":
+        resolved, pretraining = _pretrain_model(task, need, calls, missing)
+    if resolved is None:
+        if task.base_model:
+            name = task.base_model
+            why = "named in the request"
+        else:
+            name, candidates = _candidates(kind, task.param_budget, need, calls)
+            why = (f"the catalog {kind} model " + (f"within 1.5× of {task.param_budget / 1e9:g}B parameters "
+                   if task.param_budget else "") + f"whose window best covers {need:,} tokens")
+        resolved = calls("modelref.resolve_model", resolve_model, name)
+    else:
+        why = "proposed by the sizing tool for the compute-optimal parameter count"
+    resolved = resolved.model_copy(update={"source": resolved.source.split(";")[0]})  # the URL, not the notes
+    spec = spec_from_config(resolved.config)
+    count = calls("params.count_params", count_params, resolved)
+    window = spec.max_positions or (RELATIVE_PRETRAIN_TOKENS if spec.position == "relative" else None)
+    detail = f"{need:,} tokens fit the {window:,}-token window" if window else "no hard window in the config"
+    action, train_seq, rope = "ok", need, None
+    if window is not None and need > window:
+        action, detail = "pending", "the context step decides"  # routing sends the run to `context`
+    elif candidates and need > 4096:
+        action, detail = "long_context_model", (
+            f"{need:,} tokens: chose {resolved.name} for its {window:,}-token window over shorter-window models "
+            "of the same size")
+    profile = layer_profile_of(spec, resolved.source)
+    profile.update(_knowledge_profile(resolved, need, calls, missing))
+    provenance.update({
+        "params": f"analytic: qkv.tools.params closed-form count of {resolved.source}",
+        "context_window": f"config: {resolved.source} (max_position_embeddings)",
+        "required_tokens": "task: stated or assumed document length",
+    })
+    arch = {
+        "base_model": resolved.name, "model_source": resolved.source, "params": count.total,
+        "active_params": count.active, "context_window": window,
+        "required_tokens": need, "train_seq": train_seq, "context_action": action, "context_detail": detail,
+        "rope_scaling": rope, "candidates": candidates, "rationale": why, "provenance": provenance,
+        "config": resolved.config if resolved.origin != "catalog" else None,
+    }
+    return {"architecture": arch, "layer_profile": profile, "pretraining": pretraining,
+            "unavailable": unavailable(state, *missing), "calls": calls.items}
+
+
+def _pretrain_model(task, need: int, calls: Calls, missing: list[str]):
+    """Compute-optimal size (scaling tool) and a shape for it (sizing tool), as a resolved model."""
+    scale_mod = optional("qkv.tools.knowledge.scaling", "scale")
+    size_fn = optional("qkv.tools.knowledge.sizing", "size_architecture")
+    if scale_mod is None or size_fn is None:
+        missing.append("qkv.tools.knowledge.scaling/sizing")
+        return None, None
+    from qkv.tools.knowledge.scaling import ScaleRequest
+    from qkv.tools.knowledge.sizing import SizeRequest
+    from qkv.tools.modelref import ResolvedModel
+
+    if task.compute_flops:
+        sreq = ScaleRequest(flops=task.compute_flops, gpu=task.gpu, gpus=task.gpus or 1)
+    elif task.param_budget:
+        sreq = ScaleRequest(params=task.param_budget, gpu=task.gpu, gpus=task.gpus or 1)
+    elif task.data_tokens:
+        sreq = ScaleRequest(tokens=task.data_tokens, gpu=task.gpu, gpus=task.gpus or 1)
+    else:
+        return None, None
+    report = calls("knowledge.scaling.scale", scale_mod, sreq)
+    params = task.param_budget or float(report.params.value)
+    proposal = calls("knowledge.sizing.size_architecture", size_fn,
+                     SizeRequest(params=params, context=max(need, 2048)))
+    pre = {
+        "basis": report.basis, "params": float(report.params.value), "tokens": float(report.tokens.value),
+        "flops": float(report.flops.value), "tokens_per_param": float(report.tokens_per_param.value),
+        "loss": float(report.loss.value),
+        "training_days": float(report.training.days.value) if report.training else None,
+        "gpu_hours": float(report.training.gpu_hours.value) if report.training else None,
+        "mfu": float(report.training.mfu.value) if report.training else None,
+        "proposed_params": proposal.params, "notes": list(report.notes),
+        "sources": sorted(set(report.sources) | set(proposal.sources)),
+        "provenance": "analytic: qkv.tools.knowledge.scaling (Hoffmann et al. 2022, Besiroglu et al. 2024) and "
+                      "qkv.tools.knowledge.sizing",
+    }
+    name = f"proposed-{proposal.params / 1e9:.2f}B"
+    resolved = ResolvedModel(name=name, origin="config.json", source="qkv.tools.knowledge.sizing",
+                             config=proposal.config)
+    return resolved, pre
+
+
+def _pick_option(plan, spec, *, fixed: bool):
+    """The knowledge tool's options, filtered by two rules of this agent: a model the user named is kept
+    (no switch to another model), and a switch never changes the architecture family (an encoder task
+    stays on an encoder). In order: the tool's recommendation if allowed, YaRN, a sliding window,
+    chunking."""
+    def allowed(o) -> bool:
+        if not o.applicable:
+            return False
+        if o.kind == "sliding_window" and spec.position == "learned":
+            return False  # a learned position table has no rows past its window, windowed or not
+        if o.kind in ("long_context_model", "alibi_model"):
+            if fixed or not o.model:
+                return False
+            from qkv.tools.arch import spec_from_config
+            from qkv.tools.modelref import resolve_model
+
+            return spec_from_config(resolve_model(o.model).config).kind == spec.kind
+        return True
+
+    if plan.recommended is not None and allowed(plan.recommended):
+        return plan.recommended
+    for kind, name in (("rope_scaling", "yarn"), ("sliding_window", None), ("chunking", None)):
+        for o in plan.options:
+            if o.kind == kind and (name is None or name in o.name.lower()) and allowed(o):
+                return o
+    return next(o for o in plan.options if allowed(o))
+
+
+def spec_of(arch: dict[str, Any]):
+    """The ModelSpec of the chosen model (catalog name, or the config carried in the state)."""
+    from qkv.tools.arch import spec_from_config
+    from qkv.tools.modelref import resolve_model
+
+    if arch.get("config"):
+        return spec_from_config(arch["config"])
+    return spec_from_config(resolve_model(arch["base_model"]).config)
+
+
+def context_node(state: dict[str, Any]) -> dict[str, Any]:
+    """Hard rule 1: the required length exceeds the window — extend it, or chunk, and say which."""
+    calls = Calls()
+    arch = dict(state["architecture"])
+    spec = calls("arch.spec_from_config", spec_of, arch)
+    need = arch["required_tokens"]
+    missing: list[str] = []
+    rules_fn = optional("qkv.tools.knowledge.context_rules", "context_plan")
+    if rules_fn is None or arch.get("config"):
+        if rules_fn is None:
+            missing.append("qkv.tools.knowledge.context_rules")
+        action, detail, train_seq, rope = context_plan(spec, need)
+        source = "analytic: qkv design's fallback context rule (window, position encoding)"
+    else:
+        from qkv.tools.knowledge.context_rules import ContextRequest
+
+        plan = calls("knowledge.context_plan", rules_fn, ContextRequest(model=arch["base_model"], tokens=need))
+        rec = _pick_option(plan, spec, fixed=bool(task_of(state).base_model))
+        action = "long_context_model" if rec.kind in ("long_context_model", "alibi_model") else rec.kind
+        rope, train_seq = None, need
+        detail = f"{need:,} tokens = ×{plan.factor:.2f} the {int(plan.window.value):,}-token window: {rec.name}"
+        detail += f" — {rec.reason}" if rec.reason else ""
+        others = [o.name for o in plan.options if o.applicable and o.kind == "long_context_model" and o is not rec]
+        if others and action != "long_context_model":
+            detail += "; long-context alternatives: " + ", ".join(others)
+        if action == "rope_scaling":
+            rope = rec.config_block
+        elif action == "chunking":
+            train_seq = int(plan.window.value)
+        elif action == "long_context_model" and rec.model:
+            from qkv.tools.arch import spec_from_config
+            from qkv.tools.modelref import resolve_model
+            from qkv.tools.params import count_params
+
+            resolved = calls("modelref.resolve_model", resolve_model, rec.model)
+            count = calls("params.count_params", count_params, resolved)
+            new_spec = spec_from_config(resolved.config)
+            arch.update({"base_model": resolved.name, "model_source": resolved.source.split(";")[0],
+                         "params": count.total, "active_params": count.active,
+                         "context_window": new_spec.max_positions})
+            arch["_profile"] = layer_profile_of(new_spec, resolved.source.split(";")[0])
+        arch["context_caveats"] = list(plan.caveats)
+        source = "analytic: qkv.tools.knowledge.context_rules.context_plan"
+    arch.update({"context_action": action, "context_detail": detail, "train_seq": train_seq, "rope_scaling": rope})
+    arch["provenance"] = {**arch.get("provenance", {}), "context_action": source, "train_seq": source}
+    update: dict[str, Any] = {"architecture": arch, "unavailable": unavailable(state, *missing), "calls": calls.items}
+    if "_profile" in arch:
+        update["layer_profile"] = arch.pop("_profile")
+    return update

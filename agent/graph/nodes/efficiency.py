@@ -1,0 +1,277 @@
+"""Step 3, efficiency: walk the memory tool's strategy ladder in cost order (full → LoRA → QLoRA →
++ checkpointing → micro-batch 1 → sharding) one rung per visit until a rung fits with the safety
+margin; when none fits on the user's hardware, say what would (more GPUs, a bigger GPU, a smaller model).
+
+Hyperparameters come from the knowledge tool for the chosen size and method (hard rule 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qkv.agent.graph.nodes.common import Calls, gib, optional, task_of, unavailable
+
+# Ampere and later run FlashAttention-2 (Dao 2023; flash-attn README: Ampere, Ada, Hopper GPUs).
+FLASH_ARCHS = ("Ampere", "Ada", "Hopper", "Blackwell")
+
+
+def attention_for(gpu_name: str, family: str = "llama") -> str:
+    """'flash' where FlashAttention-2 runs (Ampere or newer NVIDIA, and a model family transformers has a
+    FlashAttention-2 path for: the Llama-style decoders), else PyTorch 'sdpa'."""
+    from qkv.tools.catalog.gpus import get_gpu
+
+    g = get_gpu(gpu_name)
+    gpu_ok = g.vendor.lower().startswith("nvidia") and g.architecture.startswith(FLASH_ARCHS)
+    return "flash" if gpu_ok and family == "llama" else "sdpa"
+
+
+def family_of(arch: dict[str, Any]) -> str:
+    from qkv.tools.arch import spec_from_config
+
+    return spec_from_config(_resolved(arch).config).family
+
+
+def _hparams(arch: dict[str, Any], method: str, seq: int, calls: Calls, missing: list[str]) -> dict[str, Any] | None:
+    fn = optional("qkv.tools.knowledge.hparams", "recommend_hparams")
+    if fn is None:
+        missing.append("qkv.tools.knowledge.hparams")
+        return None
+    from qkv.tools.knowledge.hparams import HparamRequest
+
+    ref = {"params": float(arch["params"])} if arch.get("config") else {"model": arch["base_model"]}
+    plan = calls("knowledge.recommend_hparams", fn, HparamRequest(**ref, method=method, seq=seq))
+    out: dict[str, Any] = {"method": plan.method}
+    prov: dict[str, str] = {}
+    for key in ("learning_rate", "schedule", "warmup", "weight_decay", "batch_sequences", "batch_tokens",
+                "max_grad_norm", "optimizer", "quantization", "steps", "warmup_steps"):
+        fig = getattr(plan, key, None)
+        if fig is not None:
+            out[key] = fig.value
+            prov[key] = f"{fig.provenance}: " + ", ".join(fig.sources or [fig.formula or "qkv.tools.knowledge"])
+    if plan.lora is not None:
+        for key in ("r", "alpha", "dropout", "targets"):
+            fig = getattr(plan.lora, key)
+            out[f"lora_{key}"] = fig.value
+            prov[f"lora_{key}"] = f"{fig.provenance}: " + ", ".join(fig.sources)
+        out["peft_defaults"] = plan.lora.peft_defaults
+    out["notes"] = list(plan.notes)
+    out["provenance"] = prov
+    return out
+
+
+def _base_request(task, arch: dict[str, Any], hp: dict[str, Any] | None, method: str):
+    from qkv.tools.memory.schema import MemoryRequest
+
+    gpus = task.gpus or 1
+    small = arch["params"] < 1e9
+    batch = int(hp.get("batch_sequences", 1)) if hp and small else 1
+    accum = max(1, int(hp.get("batch_sequences", 1)) // batch) if hp else 1
+    lora: dict[str, Any] = {}
+    if hp and "lora_r" in hp:
+        targets = hp["lora_targets"]
+        lora = {"lora_r": int(hp["lora_r"]), "lora_alpha": int(hp["lora_alpha"]),
+                "lora_dropout": float(hp["lora_dropout"]),
+                "lora_targets": targets if isinstance(targets, list) else [targets]}
+    ext = None
+    if arch["context_action"] == "rope_scaling":
+        ext = "yarn"
+    elif arch["context_action"] == "sliding_window":
+        ext = "sliding"
+    return MemoryRequest(
+        model=arch["base_model"] if not arch.get("config") else "inline", method=method, batch=batch,
+        seq=arch["train_seq"], grad_accum=accum, precision="bf16", attention=attention_for(task.gpu, family_of(arch)),
+        gpu=task.gpu, gpus=gpus, sharding="fsdp" if gpus > 1 else "none", context_extension=ext, **lora)
+
+
+def _resolved(arch: dict[str, Any]):
+    from qkv.tools.modelref import ResolvedModel, resolve_model
+
+    if arch.get("config"):
+        return ResolvedModel(name=arch["base_model"], origin="config.json", source=arch["model_source"],
+                             config=arch["config"])
+    return resolve_model(arch["base_model"])
+
+
+def _estimate(arch: dict[str, Any], req, calls: Calls):
+    from qkv.tools.arch import spec_from_config
+    from qkv.tools.memory.estimate import estimate_resolved
+
+    resolved = _resolved(arch)
+    return calls("memory.estimate", estimate_resolved, resolved, spec_from_config(resolved.config), req)
+
+
+def _ladder(task, arch: dict[str, Any], base, calls: Calls) -> list[dict[str, Any]]:
+    """The rungs to try, in cost order, from the memory tool (pre-training: full-parameter rungs)."""
+    from qkv.tools.catalog.gpus import get_gpu
+    from qkv.tools.memory.verdict import SAFETY_MARGIN, fit_report
+
+    if task.mode == "pre-train" or arch.get("config"):
+        usable = get_gpu(task.gpu).usable_bytes
+        rungs = [("full-parameter training", {"method": "full"}),
+                 ("full + gradient checkpointing", {"method": "full", "grad_checkpointing": True})]
+        if (task.gpus or 1) == 1:
+            rungs.append(("full + checkpointing + micro-batch 1",
+                          {"method": "full", "grad_checkpointing": True, "batch": 1}))
+        for n in (2, 4, 8, 16, 32, 64, 128, 256, 512):
+            rungs.append((f"full + checkpointing + FSDP over {n} GPUs",
+                          {"method": "full", "grad_checkpointing": True, "gpus": n, "sharding": "fsdp"}))
+        out = []
+        for name, changes in rungs:
+            total = _estimate(arch, base.model_copy(update=changes), calls).total_bytes
+            fits = total <= usable
+            out.append({"name": name, "changes": changes, "total_bytes": total, "fits": fits,
+                        "tight": fits and total > usable * (1 - SAFETY_MARGIN)})
+            if fits and not out[-1]["tight"] and changes.get("gpus", 0) >= (task.gpus or 1):
+                break
+        return out
+    report = calls("memory.fit_report", fit_report, base.model_copy(update={"method": "full"}))
+    return [{"name": o.name, "changes": o.changes, "total_bytes": o.total_bytes, "fits": o.fits, "tight": o.tight}
+            for o in report.ladder]
+
+
+def _from_stated_method(rungs: list[dict[str, Any]], method: str | None) -> list[dict[str, Any]]:
+    """A method the user asked for is where the walk starts: cheaper-to-quality rungs before it are skipped
+    (they stay in the report's alternatives); if it does not fit, the walk goes on down the ladder."""
+    if not method:
+        return rungs
+    start = next((i for i, r in enumerate(rungs) if r["changes"].get("method") == method), 0)
+    return rungs[start:]
+
+
+def _on_hardware(rung: dict[str, Any], gpus: int) -> bool:
+    return int(rung["changes"].get("gpus", gpus)) <= gpus
+
+
+def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
+    """One visit = one rung of the ladder; the router loops back here until a rung settles it."""
+    task = task_of(state)
+    arch = state["architecture"]
+    calls = Calls()
+    missing: list[str] = []
+    if task.mode == "inference":
+        from qkv.tools.catalog.gpus import get_gpu
+
+        eff = {"method": "none", "strategy": "inference only: no training", "fits": True, "peak_vram_gib": None,
+               "gpu": task.gpu, "gpus": task.gpus or 1, "usable_gib": gib(get_gpu(task.gpu).usable_bytes),
+               "settled": True, "provenance": {"usable_gib": "cited: GPU catalog (qkv.tools.catalog.gpus)"}}
+        return {"efficiency": eff, "rung": 0, "calls": calls.items}
+    rung_i = int(state.get("rung") or 0)
+    prev = state.get("efficiency") or {}
+    if rung_i == 0 or not prev.get("ladder"):
+        method0 = "pretrain" if task.mode == "pre-train" else "lora"
+        hp = _hparams(arch, method0, arch["train_seq"], calls, missing)
+        base = _base_request(task, arch, hp, "full")
+        ladder = _ladder(task, arch, base, calls)
+        prev = {"ladder": ladder, "base": base.model_dump(mode="json"), "hp_lora": hp, "tried": []}
+    from qkv.tools.catalog.gpus import get_gpu
+    from qkv.tools.memory.schema import MemoryRequest
+
+    gpus = task.gpus or 1
+    rungs = _from_stated_method([r for r in prev["ladder"] if _on_hardware(r, gpus)], task.method)
+    rung = rungs[min(rung_i, len(rungs) - 1)]
+    base = MemoryRequest.model_validate(prev["base"])
+    req = base.model_copy(update=rung["changes"])
+    est = _estimate(arch, req, calls)
+    usable = get_gpu(task.gpu).usable_bytes
+    tried = [*prev.get("tried", []), {"name": rung["name"], "total_gib": gib(est.total_bytes),
+                                      "fits": rung["fits"], "tight": rung["tight"]}]
+    comfortable = rung["fits"] and not rung["tight"]
+    last = rung_i + 1 >= len(rungs)
+    eff = {**prev, "tried": tried, "settled": comfortable or last}
+    if not (comfortable or last):
+        eff["strategy"] = f"tried {rung['name']}: {gib(est.total_bytes)} GiB per GPU, " + (
+            "too tight" if rung["fits"] else "does not fit")
+        return {"efficiency": eff, "rung": rung_i + 1, "unavailable": unavailable(state, *missing),
+                "calls": calls.items}
+    method = req.method if task.mode != "pre-train" else "full"
+    hp = prev.get("hp_lora")
+    if task.mode != "pre-train" and method != "lora":
+        hp = _hparams(arch, method, arch["train_seq"], calls, missing) or hp
+    eff.update(_settle(task, arch, req, est, rung, prev["ladder"], usable, hp, comfortable, calls))
+    return {"efficiency": eff, "rung": 0, "unavailable": unavailable(state, *missing), "calls": calls.items}
+
+
+def _settle(task, arch, req, est, rung, ladder, usable, hp, comfortable, calls) -> dict[str, Any]:
+    breakdown = [{"name": t.name, "gib": t.gib, "formula": t.formula} for t in [*est.terms, *est.overhead]]
+    alternatives = [{"name": r["name"], "total_gib": gib(r["total_bytes"]), "fits": r["fits"], "tight": r["tight"],
+                     "changes": r["changes"]} for r in ladder]
+    out = {
+        "method": req.method, "strategy": rung["name"] if comfortable else "nothing fits on this hardware",
+        "fits": comfortable, "peak_vram_gib": est.total_gib, "gpu": task.gpu, "gpus": req.gpus,
+        "usable_gib": gib(usable), "sharding": req.sharding,
+        "quantization": "nf4" if req.method == "qlora" else None,
+        "double_quant": req.method == "qlora" and req.quant_double, "grad_checkpointing": req.grad_checkpointing,
+        "micro_batch": req.batch, "grad_accum": req.grad_accum, "breakdown": breakdown,
+        "alternatives": alternatives, "hyperparameters": hp or {}, "warnings": list(est.warnings),
+        "request": req.model_dump(mode="json"),
+        "provenance": {
+            "peak_vram_gib": "analytic: qkv.tools.memory estimate (allocated + allocator reserve + CUDA context)",
+            "alternatives": "analytic: qkv.tools.memory.verdict strategy ladder",
+            "usable_gib": "cited: GPU catalog (qkv.tools.catalog.gpus)",
+            **({f"hyperparameters.{k}": v for k, v in (hp or {}).get("provenance", {}).items()}),
+        },
+    }
+    if not comfortable:
+        out["what_would_fit"] = what_would_fit(task, arch, req, est, ladder, calls)
+    asked = next((r for r in ladder if task.method and r["changes"].get("method") == task.method), None)
+    if asked is not None and req.method != task.method:
+        out["warnings"].append(f"{task.method} was asked for, but '{asked['name']}' needs {gib(asked['total_bytes'])} "
+                               f"GiB per GPU ({'too tight' if asked['fits'] else 'does not fit'} in {gib(usable)} "
+                               f"GiB): the plan moves down the ladder to '{rung['name']}'")
+    return out
+
+
+def what_would_fit(task, arch, req, est, ladder, calls: Calls) -> list[str]:
+    """When nothing fits: more GPUs (the ladder's sharding rungs), a bigger GPU, or a smaller model."""
+    from qkv.tools.catalog.gpus import list_gpus
+    from qkv.tools.memory.verdict import SAFETY_MARGIN
+
+    out: list[str] = []
+    gpus = task.gpus or 1
+    for r in ladder:
+        if int(r["changes"].get("gpus", gpus)) > gpus and r["fits"] and not r["tight"]:
+            out.append(f"{r['name']} × {task.gpu}: {gib(r['total_bytes'])} GiB per GPU (fits)")
+            break
+    need = est.total_bytes
+    bigger = sorted((g for g in list_gpus() if g.usable_bytes * (1 - SAFETY_MARGIN) >= need and not g.unified_memory),
+                    key=lambda g: (g.memory_gib, g.name))
+    if bigger:
+        g = bigger[0]
+        out.append(f"one {g.display_name} ({g.memory_gib:g} GB): {req.method} at {gib(need)} GiB fits")
+    smaller = _largest_fitting_model(task, arch, req, calls)
+    if smaller:
+        out.append(smaller)
+    if not out:
+        out.append("no catalog GPU or GPU count up to the ladder's limit holds this job; reduce the model size or "
+                   "the sequence length")
+    return out
+
+
+def _largest_fitting_model(task, arch, req, calls: Calls) -> str | None:
+    from qkv.agent.graph.nodes.architecture import _kind
+    from qkv.tools.arch import spec_from_config
+    from qkv.tools.catalog.gpus import get_gpu
+    from qkv.tools.catalog.summary import summarize_models
+    from qkv.tools.errors import QkvError
+    from qkv.tools.memory.estimate import estimate_resolved
+    from qkv.tools.memory.verdict import SAFETY_MARGIN
+    from qkv.tools.modelref import resolve_model
+
+    kind = _kind(spec_from_config(_resolved(arch).config).model_type)
+    usable = get_gpu(task.gpu).usable_bytes * (1 - SAFETY_MARGIN)
+    rows = sorted((r for r in calls("catalog.summarize_models", summarize_models)
+                   if _kind(r.model_type) == kind and r.params < arch["params"]), key=lambda r: -r.params)
+    cheapest = {"method": "qlora" if kind == "decoder" else "lora", "grad_checkpointing": True, "batch": 1,
+                "context_extension": None}
+    for r in rows:
+        resolved = resolve_model(r.name)
+        spec = spec_from_config(resolved.config)
+        seq = min(req.seq, spec.max_positions or req.seq)
+        try:
+            total = estimate_resolved(resolved, spec, req.model_copy(update={**cheapest, "seq": seq,
+                                                                              "model": r.name})).total_bytes
+        except QkvError:
+            continue
+        if total <= usable:
+            return (f"a smaller model: {r.name} ({r.params / 1e9:.2f}B) with {cheapest['method']} + checkpointing "
+                    f"at {seq:,} tokens needs {gib(total)} GiB on {task.gpu}")
+    return None

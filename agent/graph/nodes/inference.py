@@ -1,0 +1,182 @@
+"""Step 5, inference: weights format (highest precision that fits with the margin, and meets a latency
+target when one is given), KV cache, attention kernel, sampling bounds (hard rule 3), and roofline
+latency/throughput bounds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qkv.agent.graph.nodes.common import Calls, gib, optional, task_of, unavailable
+from qkv.agent.graph.nodes.efficiency import _estimate, attention_for, family_of
+
+CUDA_FORMATS = ("bf16", "int8", "nf4")
+APPLE_FORMATS = ("Q8_0", "Q4_K_M")
+SAMPLING_TASK = {"summarisation": "summarisation", "translation": "translation", "qa": "qa",
+                 "classification": "classification", "chat": "chat", "code": "code"}
+
+
+SAMPLING_TASK = {"ner": "extraction", "retrieval": "extraction", "generation": "creative",
+                 "language-modelling": "creative"}
+
+
+def _sampling(task, obj: dict[str, Any], calls: Calls, missing: list[str]) -> tuple[dict, str, list, dict, list]:
+    """(recommended policy, description, issues of the user's stated policy, provenance, notes)."""
+    from qkv.tools.sampling import SamplingPolicy
+
+    rec_fn = optional("qkv.tools.knowledge.sampling_rules", "recommend_sampling")
+    check_fn = optional("qkv.tools.knowledge.sampling_rules", "check_sampling")
+    name = SAMPLING_TASK.get(obj["task"], obj["task"])
+    notes: list[str] = []
+    provenance: dict[str, str] = {}
+    if rec_fn is not None:
+        from qkv.tools.errors import UnknownName
+
+        try:
+            rec = calls("knowledge.recommend_sampling", rec_fn, name)
+        except UnknownName:
+            name = "chat"
+            rec = calls("knowledge.recommend_sampling", rec_fn, name)
+        policy = rec.policy
+        notes += list(rec.notes)
+        for field, fig in rec.settings.items():
+            provenance[f"sampling.{field}"] = f"{fig.provenance}: " + ", ".join(fig.sources or [fig.formula or ""])
+    else:
+        missing.append("qkv.tools.knowledge.sampling_rules")
+        policy = SamplingPolicy()
+        provenance["sampling"] = "qkv.tools.sampling.SamplingPolicy defaults (the sampling-rules tool was absent)"
+    issues: list[dict[str, Any]] = []
+    if task.sampling:
+        stated = SamplingPolicy(**{**SamplingPolicy().model_dump(), **task.sampling})
+        if check_fn is not None:
+            check = calls("knowledge.check_sampling", check_fn, stated, name)
+            issues = [i.model_dump() for i in check.issues]
+        else:
+            issues = [i.model_dump() for i in calls("sampling.issues", stated.issues)]
+        provenance["sampling_issues"] = "rule: hard rule 3 (qkv.tools.sampling / knowledge.check_sampling)"
+    sampling = {"temperature": policy.temperature, "top_p": policy.top_p, "top_k": policy.top_k,
+                "max_new_tokens": policy.max_new_tokens, "repetition_penalty": policy.repetition_penalty,
+                "num_beams": policy.num_beams, "length_penalty": policy.length_penalty, "preset": name}
+    return sampling, policy.describe(), issues, provenance, notes
+
+
+def inference_node(state: dict[str, Any]) -> dict[str, Any]:
+    from qkv.tools.catalog.gpus import get_gpu
+    from qkv.tools.memory.schema import MemoryRequest
+
+    task = task_of(state)
+    arch, obj = state["architecture"], state["objective"]
+    calls = Calls()
+    missing: list[str] = []
+    gpu = get_gpu(task.gpu)
+    gpus = task.gpus or 1
+    concurrency = task.concurrency or 1
+    context = arch["train_seq"] if arch["context_action"] != "chunking" else arch["context_window"]
+    formats = APPLE_FORMATS if gpu.unified_memory else CUDA_FORMATS
+    usable = gpu.usable_bytes
+    tried: list[dict[str, Any]] = []
+    chosen = None
+    ext = {"rope_scaling": "yarn", "sliding_window": "sliding"}.get(arch["context_action"])
+    attention = attention_for(task.gpu, family_of(arch))
+    # One GPU first (no interconnect traffic); the user's other GPUs only when one cannot hold the model.
+    layouts = [1] + ([gpus] if gpus > 1 else [])
+    for n in layouts:
+        for fmt in formats:
+            req = MemoryRequest(model=arch["base_model"] if not arch.get("config") else "inline",
+                                method="inference", weights=fmt, seq=context, batch=concurrency, gpu=task.gpu,
+                                gpus=n, sharding="fsdp" if n > 1 else "none", attention=attention,
+                                context_extension=ext)
+            row = _try(arch, req, gpu, usable, concurrency, n, calls)
+            tried.append(row)
+            per_stream = row["decode_tok_s_upper"] / concurrency if row["decode_tok_s_upper"] else None
+            latency_ok = task.latency_ms is None or bool(per_stream and 1000 / per_stream <= task.latency_ms)
+            throughput_ok = task.throughput_tok_s is None or bool(
+                row["decode_tok_s_upper"] and row["decode_tok_s_upper"] >= task.throughput_tok_s)
+            if row["fits"] and not row["tight"] and latency_ok and throughput_ok:
+                chosen = row
+                break
+        if chosen:
+            break
+    settled = chosen is not None
+    chosen = chosen or tried[-1]
+    est = chosen["est"]
+    sampling, described, issues, s_prov, notes = _sampling(task, obj, calls, missing)
+    flops = (gpu.bf16_dense_tflops or 0) * 1e12 * gpus
+    prefill = 2 * arch["active_params"] * context / flops if flops else None
+    kernel = "flash_attention_2" if attention == "flash" else "sdpa"
+    would: list[str] = []
+    if not settled:
+        notes.append("no weight format meets " + ("the memory budget" if not chosen["fits"] else "the targets") +
+                     f" on {gpus} × {gpu.display_name}; the smallest is shown")
+        would = _inference_would_fit(arch, est.request, gpu, calls)
+    if arch["context_action"] == "chunking":
+        notes.append(f"inputs are chunked to the {arch['context_window']:,}-token window")
+    inf = {
+        "quantization": chosen["name"], "gpus": chosen["gpus"], "what_would_fit": would,
+        "weights_gib": chosen["weights_gib"], "kv_cache_gib": chosen["kv_cache_gib"],
+        "kv_dtype": est.request.kv_dtype, "peak_vram_gib": est.total_gib, "fits": settled,
+        "context_tokens": context, "concurrency": concurrency, "attention_kernel": kernel,
+        "sampling": sampling, "sampling_policy": described, "sampling_issues": issues,
+        "decode_tok_s_upper": chosen["decode_tok_s_upper"],
+        "prefill_s_lower": round(prefill, 4) if prefill else None,
+        "alternatives": [{"name": r["label"], "total_gib": r["total_gib"], "fits": r["fits"], "tight": r["tight"],
+                          "changes": {"weights": r["name"], "gpus": r["gpus"]}} for r in tried],
+        "notes": [
+            *notes,
+            f"attention kernel: {kernel} on {gpu.architecture}" + (
+                "" if kernel == "flash_attention_2" else " (FlashAttention-2 needs an Ampere-or-newer NVIDIA GPU); "
+                "PyTorch SDPA picks its memory-efficient kernel"),
+            "on a CPU (this machine) transformers runs attn_implementation='sdpa'"],
+        "breakdown": [{"name": t.name, "gib": t.gib, "formula": t.formula} for t in [*est.terms, *est.overhead]],
+        "provenance": {
+            "weights_gib": "analytic: qkv.tools.memory inference estimate",
+            "kv_cache_gib": "analytic: qkv.tools.memory (2 × layers × kv_heads × head_dim × tokens × bytes)",
+            "peak_vram_gib": "analytic: qkv.tools.memory inference estimate",
+            "decode_tok_s_upper": f"analytic: roofline, {gpu.bandwidth_gb_s:g} GB/s (GPU catalog) ÷ bytes read per "
+                                  "step (weights + KV cache) × concurrent sequences; an upper bound",
+            "prefill_s_lower": f"analytic: 2 × active params × {context:,} tokens ÷ {gpu.bf16_dense_tflops} dense "
+                               "bf16 TFLOP/s (GPU catalog) per GPU; a lower bound (100% utilisation)",
+            **s_prov,
+            "attention_kernel": "cited: flash-attn README (Ampere/Ada/Hopper); PyTorch SDPA otherwise",
+        },
+    }
+    return {"inference": inf, "unavailable": unavailable(state, *missing), "calls": calls.items}
+
+
+def _try(arch, req, gpu, usable: int, concurrency: int, n: int, calls: Calls) -> dict[str, Any]:
+    """One weights format on n GPUs: totals, fit, and the decode roofline."""
+    from qkv.tools.memory.verdict import SAFETY_MARGIN
+
+    est = _estimate(arch, req, calls)
+    fits = est.total_bytes <= usable
+    tight = fits and est.total_bytes > usable * (1 - SAFETY_MARGIN)
+    weights = next((t.bytes for t in est.terms if t.name == "weights"), 0)
+    kv = next((t.bytes for t in est.terms if t.name == "KV cache"), 0)
+    # Decoding reads every weight and the whole KV cache once per step: a memory-bandwidth roofline
+    # (the terms are per GPU; n GPUs read their shards in parallel).
+    step_bytes = weights + kv
+    decode = gpu.bandwidth_gb_s * 1e9 / step_bytes * concurrency if step_bytes else None
+    return {"name": req.weights, "label": req.weights + (f" over {n} GPUs" if n > 1 else ""), "gpus": n,
+            "total_gib": est.total_gib, "fits": fits, "tight": tight, "weights_gib": gib(weights),
+            "kv_cache_gib": gib(kv), "decode_tok_s_upper": round(decode, 1) if decode else None, "est": est}
+
+
+def _inference_would_fit(arch, req, gpu, calls: Calls) -> list[str]:
+    """When no format fits: the most concurrent sequences and the longest context that do (memory tool's
+    searches), and the smallest catalog GPU that holds the request as asked."""
+    from qkv.tools.catalog.gpus import list_gpus
+    from qkv.tools.memory.verdict import SAFETY_MARGIN, fit_report
+
+    out: list[str] = []
+    if not arch.get("config"):
+        rep = calls("memory.fit_report", fit_report, req)
+        if rep.max_batch:
+            out.append(f"{rep.max_batch} concurrent sequences of {req.seq:,} tokens fit with {req.weights} weights")
+        if rep.max_seq and rep.max_seq < req.seq:
+            out.append(f"{req.batch} sequences fit up to {rep.max_seq:,} tokens each with {req.weights} weights")
+    total = _estimate(arch, req.model_copy(update={"gpus": 1, "sharding": "none"}), calls).total_bytes
+    bigger = sorted((g for g in list_gpus() if g.usable_bytes * (1 - SAFETY_MARGIN) >= total and not g.unified_memory),
+                    key=lambda g: (g.memory_gib, g.name))
+    if bigger:
+        out.append(f"one {bigger[0].display_name} ({bigger[0].memory_gib:g} GB) holds {gib(total)} GiB "
+                   f"with {req.weights} weights")
+    return out

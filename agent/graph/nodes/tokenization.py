@@ -1,0 +1,94 @@
+"""Step 4, tokenization: run the tokenizer auditor on the corpus sample when one is given; otherwise
+state exactly what to audit (terms of art, fertility, the auditor's decision thresholds)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qkv.agent.graph.domain_terms import TERMS
+from qkv.agent.graph.nodes.common import Calls, optional, task_of, unavailable
+
+# Comparison tokenizers qkv ships offline (used when the base model's own tokenizer is not available).
+COMPARE = ("gpt2", "qwen2.5-0.5b", "bert-base-uncased")
+
+
+def tokenization_node(state: dict[str, Any]) -> dict[str, Any]:
+    task = task_of(state)
+    arch = state["architecture"]
+    calls = Calls()
+    missing: list[str] = []
+    audit_fn = optional("qkv.tools.tokenizer.audit", "audit")
+    shipped_fn = optional("qkv.tools.tokenizer.load", "shipped_names")
+    base = arch["base_model"]
+    shipped = set(shipped_fn()) if shipped_fn else set()
+    has_base = base in shipped
+    terms = list(TERMS.get(task.domain or "", ()))
+    thresholds: dict[str, Any] = {}
+    if audit_fn is None:
+        missing.append("qkv.tools.tokenizer.audit")
+    else:
+        from qkv.tools.tokenizer.schema import AuditRequest
+
+        fields = AuditRequest.model_fields
+        thresholds = {k: fields[k].default for k in ("adapter_fertility", "extend_min_saving", "min_count")}
+    out: dict[str, Any] = {"tokenizer": base + ("" if has_base else " (not shipped offline)"), "audited": False,
+                           "corpus": list(task.corpus), "results": {}, "plan": [], "domain_terms": terms,
+                           "provenance": {}}
+    if task.corpus and audit_fn is not None:
+        import tempfile
+        from pathlib import Path
+
+        from qkv.tools.tokenizer.schema import AuditRequest
+
+        toks = [base] if has_base else []
+        toks += [t for t in COMPARE if t != base]
+        with tempfile.TemporaryDirectory() as tmp:
+            terms_file = None
+            if terms:
+                terms_file = Path(tmp) / "terms.txt"
+                terms_file.write_text("\n".join(terms) + "\n")
+            req = AuditRequest(tokenizers=toks, corpus=list(task.corpus), terms=str(terms_file) if terms_file else None,
+                               context_window=arch.get("context_window"), extend=False)
+            report = calls("tokenizer.audit", audit_fn, req)
+        first = report.tokenizers[0]
+        out.update({
+            "audited": True,
+            "results": {
+                "documents": report.corpus.documents, "words": report.corpus.words,
+                "ranking": [r.model_dump() for r in report.ranking],
+                "fertility": first.fertility, "pcw": first.pcw, "chars_per_token": first.chars_per_token,
+                "unk_rate": first.unk_rate, "byte_fallback_rate": first.byte_fallback_rate,
+                "terms_pieces_per_term": first.terms.pieces_per_term if first.terms else None,
+                "terms_split_3plus": first.terms.share_split_3plus if first.terms else None,
+                "fragmented": [f.model_dump() for f in first.fragmented[:10]],
+                "docs_over_window": first.context.docs_over,
+                "recommendation": report.recommendation.model_dump(),
+                "audited_tokenizer": first.name,
+            },
+            "recommendation": f"{report.recommendation.action}: {report.recommendation.reason}",
+            "provenance": {"results": "measured: qkv.tools.tokenizer.audit on the given corpus"},
+        })
+        if not has_base:
+            out["plan"].append(f"{base}'s own tokenizer is not available offline: audit it with "
+                               f"`qkv audit path/to/tokenizer.json --corpus {' '.join(task.corpus)}`")
+        return {"tokenization": out, "unavailable": unavailable(state, *missing), "calls": calls.items}
+    plan = [
+        f"Sample 1-10 MB of in-domain text and run `qkv audit {base} --corpus SAMPLE"
+        + (" --terms TERMS.txt`" if terms else "`"),
+        "Measure fertility (tokens per word) and the proportion of continued words (Rust et al. 2021), "
+        "chars/token, unknown and byte-fallback rates, and document lengths against the "
+        f"{arch.get('context_window') or 'model'}-token window.",
+    ]
+    if terms:
+        plan.append(f"Score the {task.domain} terms of art on their own ({len(terms)} listed below): the share "
+                    "split into 3+ pieces shows whether the vocabulary knows the domain.")
+    if thresholds:
+        plan.append(f"Decision rule (the auditor's defaults): extend the vocabulary when that shortens the corpus "
+                    f"by ≥ {thresholds['extend_min_saving']:.0%}; recommend a domain adapter when fertility stays "
+                    f"≥ {thresholds['adapter_fertility']:g}.")
+        out["provenance"]["thresholds"] = "rule: qkv.tools.tokenizer.schema.AuditRequest defaults"
+    out["results"] = {"thresholds": thresholds} if thresholds else {}
+    out["plan"] = plan
+    out["recommendation"] = ("no corpus sample given: audit before training (plan below); keep the base tokenizer "
+                             "unless the audit's rule says otherwise")
+    return {"tokenization": out, "unavailable": unavailable(state, *missing), "calls": calls.items}

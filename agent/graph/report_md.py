@@ -1,0 +1,176 @@
+"""The design report as Markdown: every section, every number with its provenance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qkv.agent.graph.schemas import DesignReport
+
+STATUS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1e5 else f"{v:.3g}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    if isinstance(v, list):
+        return ", ".join(_fmt(x) for x in v)
+    return "—" if v is None else str(v)
+
+
+def _said(r: DesignReport, section: str) -> str:
+    """A section's prose, with who worded it when that was not the template."""
+    text = r.narrative.get(section, "")
+    source = r.narrative_source.get(section, "template")
+    return text + (f"\n\n<sub>worded by {source}</sub>" if source != "template" else "")
+
+
+def _prov(lines: list[str], provenance: dict[str, str]) -> None:
+    if provenance:
+        lines.append("")
+        lines.append("<sub>Provenance: " + "; ".join(f"`{k}` — {v}" for k, v in sorted(provenance.items()))
+                     + "</sub>")
+
+
+def render_markdown(r: DesignReport) -> str:
+    t, o, a, e, k, i = r.task, r.objective, r.architecture, r.efficiency, r.tokenization, r.inference
+    L: list[str] = [f"# Design report: {t.text}", "", "## Summary", ""]
+    method = e.method + (f" ({e.quantization}{' + double quantisation' if e.double_quant else ''})"
+                         if e.quantization else "")
+    L += [f"- **{o.architecture}** for {o.task} ({o.kind}); base model **{a.base_model}**, "
+          f"{a.params / 1e9:.2f}B parameters; context: {a.context_action}",
+          f"- training: **{method}**, {e.strategy}; peak **{_fmt(e.peak_vram_gib)} GiB**/GPU on {e.gpus} × {e.gpu} "
+          f"— {'fits' if e.fits else 'does not fit'}" if e.method != "none" else "- training: none (inference only)",
+          f"- serving: {i.quantization} weights, KV cache {_fmt(i.kv_cache_gib)} GiB, peak {_fmt(i.peak_vram_gib)} GiB "
+          f"— {'fits' if i.fits else 'does not fit'}; {i.attention_kernel}; {i.sampling_policy}",
+          "- checks: " + ", ".join(f"{c.rule} {STATUS[c.status]}" for c in r.checks), ""]
+    L += ["## Task and assumptions", "",
+          f"- objective: **{t.objective}**" + (f", domain **{t.domain}**" if t.domain else "") + f", mode {t.mode}",
+          f"- hardware: {t.gpus} × {t.gpu}",
+          f"- document length: {_fmt(t.max_doc_tokens)} tokens (max)"]
+    for s in r.assumptions:
+        L.append(f"- *assumed* `{s.field}` = {_fmt(s.value)} — {s.reason}")
+    for c in t.constraints:
+        L.append(f"- note: {c}")
+    L += ["", "## Checks (the three hard rules)", "", "| rule | status | detail |", "|---|---|---|"]
+    for c in r.checks:
+        L.append(f"| {c.rule} | **{STATUS[c.status]}** | {c.detail} |")
+    L += ["", "## 1. Objective", "", _said(r, "objective"), "",
+          f"- kind: **{o.kind}** → **{o.architecture}**", f"- loss: {o.loss}",
+          f"- metrics: {', '.join(o.metrics)}"]
+    for m in o.metrics_plan:
+        L.append(f"  - {m.get('name')}: {m.get('why', '')} ({m.get('library', '')}; {m.get('source', '')})")
+    _prov(L, o.provenance)
+    L += ["", "## 2. Architecture", "", _said(r, "architecture"), "",
+          f"- base model: **{a.base_model}** ({a.model_source})",
+          f"- parameters: {_fmt(a.params)} (active per token {_fmt(a.active_params)})",
+          f"- context window: {_fmt(a.context_window)} tokens; required: {_fmt(a.required_tokens)}; "
+          f"training/serving length: {_fmt(a.train_seq)}",
+          f"- context action: **{a.context_action}** — {a.context_detail}"]
+    if a.rope_scaling:
+        L.append(f"- rope_scaling: `{a.rope_scaling}`")
+    if a.candidates:
+        L += ["", "| candidate | params | window | covers need |", "|---|---|---|---|"]
+        for c in a.candidates:
+            L.append(f"| {c['model']} | {c['params'] / 1e9:.2f}B | {_fmt(c['context_window'])} | "
+                     f"{'yes' if c['covers_need'] else 'no'} |")
+    _prov(L, a.provenance)
+    lp = r.layer_profile
+    if lp:
+        L += ["", "### Layer profile", "",
+              f"- {lp.get('layers')} layers, hidden {lp.get('hidden')}, {lp.get('heads')} heads / "
+              f"{lp.get('kv_heads')} KV heads ({lp.get('attention_type')}, ×{lp.get('query_heads_per_kv_head')} "
+              f"query heads per KV head), head dim {lp.get('head_dim')}",
+              f"- MLP {lp.get('mlp')} ({lp.get('intermediate')}), norm {lp.get('norm')}, positions "
+              f"{lp.get('position')}, vocab {_fmt(lp.get('vocab'))}",
+              f"- sparsity: {lp.get('sparsity')}"]
+        if lp.get("pattern"):
+            L.append(f"- pattern: {lp['pattern']}")
+        if lp.get("attention_share_of_flops") is not None:
+            L.append(f"- attention score FLOPs at {_fmt(lp.get('at_seq'))} tokens: "
+                     f"{lp['attention_share_of_flops']:.1%} of layer FLOPs; parameter shares: attention "
+                     f"{_fmt(lp.get('share_attention'))}, MLP {_fmt(lp.get('share_mlp'))}, embeddings "
+                     f"{_fmt(lp.get('share_embeddings'))}")
+        extra = "; " + lp["profile_provenance"] if lp.get("profile_provenance") else ""
+        L.append(f"<sub>{lp.get('provenance', '')}{extra}</sub>")
+    L += ["", "## 3. Efficiency", "", _said(r, "efficiency"), "",
+          f"- method: **{e.method}**" + (f" (weights {e.quantization}, double quantisation "
+                                         f"{'yes' if e.double_quant else 'no'})" if e.quantization else ""),
+          f"- strategy: {e.strategy}; sharding {e.sharding}; gradient checkpointing {e.grad_checkpointing}; "
+          f"micro-batch {e.micro_batch} × accumulation {e.grad_accum}",
+          f"- peak training VRAM: **{_fmt(e.peak_vram_gib)} GiB** per GPU of {_fmt(e.usable_gib)} GiB usable — "
+          + ("fits" if e.fits else "**does not fit**")]
+    if e.breakdown:
+        L += ["", "| component | GiB | formula |", "|---|---:|---|"]
+        for b in e.breakdown:
+            L.append(f"| {b.name} | {b.gib:.3f} | {b.formula} |")
+    if e.alternatives:
+        L += ["", "Alternatives considered (in cost order):", "", "| strategy | GiB/GPU | fits |",
+              "|---|---:|---|"]
+        for alt in e.alternatives:
+            verdict = "tight" if alt.tight else ("yes" if alt.fits else "no")
+            L.append(f"| {alt.name} | {alt.total_gib:.3f} | {verdict} |")
+    for w in e.what_would_fit:
+        L.append(f"- what would fit: {w}")
+    if e.hyperparameters:
+        hp = {k2: v for k2, v in e.hyperparameters.items() if k2 not in ("provenance", "notes", "peft_defaults")}
+        L += ["", "Hyperparameters (scaled to this model and method):", ""]
+        L += [f"- {k2}: {_fmt(v)}" for k2, v in hp.items()]
+    if e.pretraining:
+        p = e.pretraining
+        L += ["", "Pre-training budget:", "",
+              f"- compute-optimal: {p['params']:.3g} params × {p['tokens']:.3g} tokens = {p['flops']:.3g} FLOPs "
+              f"({p['tokens_per_param']:.1f} tokens/param); predicted loss {p['loss']:.3f}"]
+        if p.get("training_days"):
+            L.append(f"- {p['training_days']:.1f} days ({p['gpu_hours']:,.0f} GPU-hours) at MFU {p['mfu']:.0%}")
+    for w in e.warnings:
+        L.append(f"- warning: {w}")
+    _prov(L, e.provenance)
+    L += ["", "## 4. Tokenization", "", _said(r, "tokenization"), "", f"- tokenizer: {k.tokenizer}"]
+    if k.audited:
+        res = k.results
+        L += [f"- audited ({res.get('audited_tokenizer')}): fertility {_fmt(res.get('fertility'))}, PCW "
+              f"{_fmt(res.get('pcw'))}, chars/token {_fmt(res.get('chars_per_token'))}",
+              f"- terms of art: {_fmt(res.get('terms_pieces_per_term'))} pieces/term, "
+              f"{_fmt(res.get('terms_split_3plus'))} split into 3+"]
+    L += [f"- {p}" for p in k.plan]
+    if k.domain_terms:
+        L.append(f"- terms to score: {', '.join(k.domain_terms)}")
+    L.append(f"- recommendation: {k.recommendation}")
+    _prov(L, k.provenance)
+    L += ["", "## 5. Inference", "", _said(r, "inference"), "",
+          f"- weights: **{i.quantization}** ({_fmt(i.weights_gib)} GiB) on {i.gpus} GPU(s); KV cache "
+          f"**{_fmt(i.kv_cache_gib)} GiB** ({i.kv_dtype}, {_fmt(i.context_tokens)} tokens × {i.concurrency} "
+          f"sequences); peak **{_fmt(i.peak_vram_gib)} GiB** — " + ("fits" if i.fits else "**does not fit**"),
+          f"- attention kernel: {i.attention_kernel}",
+          f"- sampling: {i.sampling_policy}",
+          f"- decode ≤ {_fmt(i.decode_tok_s_upper)} tokens/s (roofline); prefill ≥ {_fmt(i.prefill_s_lower)} s"]
+    for alt in i.alternatives:
+        L.append(f"  - tried {alt.name}: {alt.total_gib:.3f} GiB, "
+                 f"{'tight' if alt.tight else ('fits' if alt.fits else 'does not fit')}")
+    L += [f"- what would fit: {w}" for w in i.what_would_fit]
+    L += [f"- {x}" for x in i.notes]
+    for s in i.sampling_issues:
+        L.append(f"- sampling issue ({s['level']}): {s['message']}")
+    _prov(L, i.provenance)
+    eth = r.ethics
+    L += ["", "## Ethical evaluation", ""]
+    L += [f"- hallucination: {h}" for h in eth.get("hallucination", [])]
+    L += [f"  - proxy `{p['name']}`: {p['measures']}" for p in eth.get("proxies", [])]
+    L += [f"- biased token distributions: {b}" for b in eth.get("biased_token_distributions", [])]
+    L += [f"- mitigation: {m}" for m in eth.get("mitigations", [])]
+    rb = r.resource_budget
+    L += ["", "## Resource budget", "",
+          f"- parameters: {_fmt(rb.get('params'))}",
+          f"- training peak: {_fmt(rb.get('train_peak_vram_gib'))} GiB/GPU; inference peak: "
+          f"{_fmt(rb.get('inference_peak_vram_gib'))} GiB"]
+    tc = r.training_config
+    L += ["", "## Training config", ""]
+    if tc.get("available"):
+        L += ["```yaml", tc["yaml"].rstrip(), "```"]
+    else:
+        L.append(f"_{tc.get('reason', 'not available')}_")
+    if r.unavailable:
+        L += ["", "## Tools not available in this run", ""] + [f"- {u}" for u in r.unavailable]
+    return "\n".join(L).rstrip() + "\n"

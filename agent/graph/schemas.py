@@ -1,0 +1,224 @@
+"""Typed contracts of the design agent: the task, the report and its sections, the stream events.
+
+The report's top-level keys are a stable contract (`qkv design --json`, the MCP tool, the TUI):
+task, assumptions, objective, architecture, efficiency, tokenization, inference, resource_budget,
+layer_profile, ethics, checks, training_config. Every number in a section has an entry in that
+section's `provenance` map: `analytic | traced | measured | cited: <tool or source>`.
+Nothing in the report depends on wall-clock time, so the same request gives byte-identical JSON."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ObjectiveKind = Literal["understanding", "generation", "translation"]
+ArchFamily = Literal["encoder-only", "decoder-only", "encoder-decoder"]
+ContextAction = Literal["ok", "rope_scaling", "sliding_window", "chunking", "long_context_model"]
+EfficiencyMethod = Literal["full", "lora", "qlora", "none"]
+CheckStatus = Literal["pass", "warn", "fail"]
+Mode = Literal["fine-tune", "pre-train", "inference"]
+
+STEPS: tuple[str, ...] = ("intake", "objective", "architecture", "context", "efficiency", "tokenization",
+                          "inference", "report")
+
+
+class TaskSpec(BaseModel):
+    """What the user wants, as facts the tools can act on. `None` means 'not stated'."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="the request as the user wrote it")
+    objective: str | None = Field(None, description="summarisation, classification, qa, translation, chat, ...")
+    domain: str | None = Field(None, description="legal, medical, code, finance, ...")
+    mode: Mode = Field("fine-tune", description="fine-tune an existing model, pre-train, or inference only")
+    method: Literal["full", "lora", "qlora"] | None = Field(
+        None, description="fine-tuning method the user asked for (the ladder starts there)")
+    base_model: str | None = Field(None, description="a catalog name, config.json, model folder or .gguf")
+    param_budget: float | None = Field(None, description="parameters, e.g. 7e9 for '7B'")
+    data_tokens: float | None = Field(None, description="training tokens available or planned")
+    compute_flops: float | None = Field(None, description="pre-training compute budget, FLOPs")
+    data_examples: int | None = Field(None, description="number of training examples")
+    doc_tokens: int | None = Field(None, description="typical document length, tokens")
+    max_doc_tokens: int | None = Field(None, description="longest document to handle, tokens")
+    gpu: str | None = Field(None, description="catalog GPU name")
+    gpus: int | None = Field(None, description="GPU count")
+    vram_gib: float | None = Field(None, description="memory per GPU when no GPU name was given, GiB")
+    latency_ms: float | None = Field(None, description="target time per generated token, ms")
+    throughput_tok_s: float | None = Field(None, description="target generated tokens per second")
+    concurrency: int | None = Field(None, description="sequences served at once")
+    languages: list[str] = Field(default_factory=list)
+    source_lang: str | None = None
+    target_lang: str | None = None
+    sampling: dict[str, Any] | None = Field(None, description="decoding settings the user stated")
+    deploy: bool = Field(False, description="the request mentions serving / deployment")
+    corpus: list[str] = Field(default_factory=list, description="corpus sample files for the tokenizer audit")
+    constraints: list[str] = Field(default_factory=list)
+
+
+class Assumption(BaseModel):
+    """A default taken where the request was silent: which field, what value, why."""
+
+    field: str
+    value: Any
+    reason: str
+
+
+class Objective(BaseModel):
+    kind: ObjectiveKind
+    architecture: ArchFamily
+    task: str = Field(description="the task label the metrics plan is for")
+    loss: str
+    metrics: list[str]
+    metrics_plan: list[dict[str, Any]] = Field(default_factory=list)
+    rationale: str
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+
+class Architecture(BaseModel):
+    base_model: str
+    model_source: str
+    params: int
+    active_params: int
+    context_window: int | None
+    required_tokens: int
+    train_seq: int = Field(description="tokens per training/serving sequence after the context plan")
+    context_action: ContextAction
+    context_detail: str
+    rope_scaling: dict[str, Any] | None = None
+    candidates: list[dict[str, Any]] = Field(default_factory=list, description="models considered and why")
+    rationale: str
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+
+class MemoryBreakdownItem(BaseModel):
+    name: str
+    gib: float
+    formula: str
+
+
+class Alternative(BaseModel):
+    name: str
+    total_gib: float
+    fits: bool
+    tight: bool
+    changes: dict[str, Any] = Field(default_factory=dict)
+
+
+class Efficiency(BaseModel):
+    method: EfficiencyMethod
+    strategy: str = Field(description="the ladder rung chosen (or why none)")
+    fits: bool
+    peak_vram_gib: float | None
+    gpu: str
+    gpus: int
+    usable_gib: float
+    sharding: str = "none"
+    quantization: str | None = Field(None, description="training-time weight quantisation (QLoRA: nf4)")
+    double_quant: bool = False
+    grad_checkpointing: bool = False
+    micro_batch: int = 1
+    grad_accum: int = 1
+    breakdown: list[MemoryBreakdownItem] = Field(default_factory=list)
+    alternatives: list[Alternative] = Field(default_factory=list)
+    what_would_fit: list[str] = Field(default_factory=list, description="when nothing fits: what would")
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    pretraining: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+
+class Tokenization(BaseModel):
+    tokenizer: str
+    audited: bool
+    corpus: list[str] = Field(default_factory=list)
+    results: dict[str, Any] = Field(default_factory=dict)
+    plan: list[str] = Field(default_factory=list, description="what to audit when no corpus was given")
+    domain_terms: list[str] = Field(default_factory=list)
+    recommendation: str
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+
+class Inference(BaseModel):
+    quantization: str
+    gpus: int = 1
+    what_would_fit: list[str] = Field(default_factory=list, description="when nothing fits: what would")
+    weights_gib: float
+    kv_cache_gib: float
+    kv_dtype: str
+    peak_vram_gib: float
+    fits: bool
+    context_tokens: int
+    concurrency: int
+    attention_kernel: str
+    sampling: dict[str, Any]
+    sampling_policy: str
+    sampling_issues: list[dict[str, Any]] = Field(default_factory=list)
+    decode_tok_s_upper: float | None = None
+    prefill_s_lower: float | None = None
+    alternatives: list[Alternative] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    provenance: dict[str, str] = Field(default_factory=dict)
+
+
+class Check(BaseModel):
+    rule: str
+    status: CheckStatus
+    detail: str
+
+
+class DesignReport(BaseModel):
+    """The design report: every decision, every number with its provenance, the three rule checks."""
+
+    task: TaskSpec
+    assumptions: list[Assumption]
+    objective: Objective
+    architecture: Architecture
+    efficiency: Efficiency
+    tokenization: Tokenization
+    inference: Inference
+    resource_budget: dict[str, Any]
+    layer_profile: dict[str, Any]
+    ethics: dict[str, Any]
+    checks: list[Check]
+    training_config: dict[str, Any]
+    narrative: dict[str, str] = Field(default_factory=dict, description="prose per section (template or LLM)")
+    narrative_source: dict[str, str] = Field(default_factory=dict, description="who worded each section")
+    unavailable: list[str] = Field(default_factory=list, description="tools that were not available")
+
+    def to_markdown(self) -> str:
+        """The report as Markdown (what `qkv design -o report.md` writes)."""
+        from qkv.agent.graph.report_md import render_markdown
+
+        return render_markdown(self)
+
+    def to_html(self) -> str:
+        """A self-contained HTML page with an inline SVG memory-breakdown chart."""
+        from qkv.agent.graph.report_html import render_html
+
+        return render_html(self)
+
+
+class ToolCall(BaseModel):
+    """One tool call made by a step (durations live here, never in the report)."""
+
+    tool: str
+    seconds: float
+    summary: str = ""
+
+
+class StepEvent(BaseModel):
+    """One update of a streamed design run (what the TUI renders).
+
+    status: running/done for a step, looped when a step runs again (efficiency ladder, revision),
+    interrupt when the graph needs an answer (`question`), error when a step failed (`error`),
+    pending for steps announced but not started."""
+
+    step: str
+    status: Literal["pending", "running", "done", "looped", "interrupt", "error"]
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    state: dict[str, Any] = Field(default_factory=dict, description="the state keys this step wrote")
+    question: str | None = None
+    field: str | None = None
+    error: str | None = None
+    report: DesignReport | None = Field(None, description="the finished report (on the final 'report' event)")
