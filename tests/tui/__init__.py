@@ -1,0 +1,1 @@
+"""Tests of the Textual TUI (pilot and snapshot tests) and its rule-based chat logic."""

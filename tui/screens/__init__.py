@@ -1,0 +1,1 @@
+"""Modal screens: help (keys and commands), sessions (list and resume), LLM backend selection."""

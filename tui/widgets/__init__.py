@@ -1,0 +1,1 @@
+"""The app's widgets: chat, step tracker, memory chart, tokenizer audit, training plot, tool log."""

@@ -1,0 +1,44 @@
+"""The tokenizer tab: the report's tokenization section — the audit's results when a corpus was given,
+else the audit plan and the domain terms to check."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from qkv.tui.facts import flatten
+
+
+class TokenizerPane(VerticalScroll):
+    def compose(self):
+        yield Static("No report yet: the tokenizer audit appears after the tokenization step.", id="tok-body",
+                     markup=False)
+
+    def show(self, report: dict) -> None:
+        tok = report.get("tokenization") or {}
+        parts: list = [Text(f"tokenizer: {tok.get('tokenizer', '?')}  ·  audited: "
+                            f"{'yes' if tok.get('audited') else 'no (plan only)'}", style="bold")]
+        if tok.get("corpus"):
+            parts.append(Text("corpus: " + ", ".join(tok["corpus"])))
+        results = tok.get("results") or {}
+        if results:
+            title = "audit results" if tok.get("audited") else "auditor settings (no corpus audited yet)"
+            table = Table(title=title, show_edge=False, pad_edge=False)
+            table.add_column("measure")
+            table.add_column("value", justify="right")
+            table.add_column("provenance", style="dim")
+            for fact in flatten(results)[:40]:
+                prov = (tok.get("provenance") or {}).get(fact.path.split(".")[0], "")
+                table.add_row(Text(fact.label), Text(fact.value), Text(prov))
+            parts.append(table)
+        if tok.get("plan"):
+            parts.append(Text("\nwhat to audit:", style="bold"))
+            parts.extend(Text(f"• {p}") for p in tok["plan"])
+        if tok.get("domain_terms"):
+            parts.append(Text("\ndomain terms to check: " + ", ".join(tok["domain_terms"])))
+        if tok.get("recommendation"):
+            parts.append(Text("\n" + str(tok["recommendation"]), style="italic"))
+        self.query_one("#tok-body", Static).update(Group(*parts))
