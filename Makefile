@@ -21,9 +21,17 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-# The main job: size the worked example (fine-tune a 7B model on one 24 GB GPU).
+# The main job: the persona's worked example, designed with the bundled local model (SmolLM2) wording
+# the report around numbers computed by the tools. On a terminal it opens the chat TUI with the request
+# already sent; without one (a pipe, CI) it writes the report under runs/worked-example/ and prints it.
+TASK ?= Fine-tune a 7B model for legal document summarisation on one consumer GPU with 24 GB of VRAM
 run: setup
-	$(BIN)/qkv vram llama-2-7b --method qlora --gpu rtx-4090 --seq 2048
+	@if [ -t 0 ] && [ -t 1 ]; then \
+		$(BIN)/qkv chat --task "$(TASK)"; \
+	else \
+		$(BIN)/qkv design "$(TASK)" --llm local -o runs/worked-example/report.md && \
+		cat runs/worked-example/report.md; \
+	fi
 
 test: setup
 	$(BIN)/ruff check .
