@@ -56,7 +56,9 @@ def _kwargs(fn, **candidates: Any) -> dict[str, Any]:
 def design_request(task: str, cfg: DriverConfig):
     api = _api()
     fields = {"task": task, "llm": cfg.llm, "interactive": True, "gpu": cfg.gpu, "gpus": cfg.gpus,
-              "model": cfg.base_model, "corpus": cfg.corpus or None}
+              "model": cfg.base_model, "corpus": cfg.corpus or None,
+              # the model that words the report's prose is the one the TUI talks with (--model)
+              "llm_model": cfg.model if cfg.llm != "none" else None}
     known = api.DesignRequest.model_fields
     return api.DesignRequest(**{k: v for k, v in fields.items() if k in known and v is not None})
 
