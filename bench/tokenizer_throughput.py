@@ -6,7 +6,9 @@ auditor is its measuring pass (`_measure`: read the files from disk, encode ever
 and byte-fallback tokens and document lengths, count words and encode each distinct word). Tokenizer
 loading is excluded from both. Required: auditor tokens/s >= 0.8 x raw tokens/s (<= 25% overhead) for the
 side-by-side audit of all the tokenizers (the auditor's use: words are counted once for all of them); each
-tokenizer audited alone is printed too (there the word count is paid by one tokenizer).
+tokenizer audited alone is printed too (there the word count, ~0.2 s CPU per 5 MB, is paid by one tokenizer:
+against tiktoken's ~0.7-0.8 s for the same 5 MB that alone is ~25%, so single tiktoken audits stay below 0.8
+unless a free core overlaps the count with the encoder thread).
 
     .venv/bin/python bench/tokenizer_throughput.py [--repeat 3] [--tokenizers gpt2 qwen2.5-0.5b ...] [--corpus ...]
 

@@ -32,6 +32,27 @@ def test_words_split_punctuation_apart_and_count_once():
     assert wc.words() == {"foo": 2, "bar": 3, "baz": 1, "(": 1, ",": 1, ")": 1}
 
 
+
+def test_word_counter_equals_the_word_regex_on_unicode_code_and_odd_spaces():
+    """The C-speed counter (translate + split) must count exactly the words the regex finds: accented and
+    non-Latin letters, digits of other scripts, underscores, Unicode punctuation, and whitespace such as
+    U+00A0, U+2003, U+3000 and the ASCII separators U+001C-U+001F that str.split() treats as spaces."""
+    from collections import Counter
+
+    texts = [
+        "Café naïve—déjà vu «quoted» x_1=f(a,b);  # note\n\tdone...",
+        "Straße\u00a0groß\u2003東京都\u3000テスト、これは。 ١٢٣ ٤٥ αβγ∑δ",
+        "a\x1cb\x1dc\x1ed\x1fe \u2028line\u2029para \x00nul\x7f del",
+        "self.__dict__['k'] += 1  # snake_case_name, CamelCase; 3.14e-10 → ≤ ≥ ±½",
+        "",
+    ]
+    wc = WordCounter()
+    for t in texts:
+        wc.update(t)
+    expected = Counter(w for t in texts for w in split_words(t))
+    assert wc.words() == expected
+    assert wc.words()["_1"] == 0 and wc.words()["x_1"] == 1 and wc.words()["..."] == 1
+
 @pytest.fixture(scope="module")
 def sentence_report(tmp_path_factory):
     path = tmp_path_factory.mktemp("hand") / "clause.txt"

@@ -34,7 +34,7 @@ __all__ = ["AuditReport", "AuditRequest", "audit"]
 Progress = Callable[[int, int], None]
 BATCH_DOCS = 256
 BATCH_CHARS = 1 << 20
-MAX_DISTINCT = 1_000_000  # distinct whitespace tokens kept in memory before once-seen ones are folded in
+MAX_DISTINCT = 1_000_000  # distinct words kept in memory before once-seen ones are folded in
 
 
 @dataclass
@@ -106,15 +106,12 @@ def _measure(corpus, toks, progress: Progress | None, offset: int, scale: int):
                 counter.update(doc)
             for job, p in zip(jobs, passes, strict=True):
                 p.docs.update(job.result(), batch)
-            if len(counter.raw) > MAX_DISTINCT:  # bound memory: fold once-seen tokens into the totals now
+            if len(counter.raw) > MAX_DISTINCT:  # bound memory: fold once-seen words into the totals now
                 rare = Counter({w: n for w, n in counter.raw.items() if n == 1})
                 for w in rare:
                     del counter.raw[w]
-                folded = WordCounter()
-                folded.raw = rare
-                rare_words = folded.words()
                 for tok, p in zip(toks, passes, strict=True):
-                    p.add_words(word_stats(tok.count_words, rare_words))
+                    p.add_words(word_stats(tok.count_words, rare))
     words = counter.words()
     for tok, p in zip(toks, passes, strict=True):
         stats = word_stats(tok.count_words, words)
