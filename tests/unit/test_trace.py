@@ -68,12 +68,14 @@ def test_traced_peak_equals_the_real_cpu_allocator(tiny_config):
 def test_llama2_7b_full_trace_matches_the_recorded_trace_in_little_memory():
     """STACK-NOTES: full FT + AdamW, bf16, batch 1, seq 512 = 54.43 GB (13.48 + 13.48 + 27.48)."""
     code = (
-        "import json, resource\n"
+        "import json, re\n"
         "from qkv.tools.trace.run import trace_memory\n"
         "from qkv.tools.memory.schema import MemoryRequest\n"
         "r = trace_memory(MemoryRequest(model='llama-2-7b', method='full', seq=512, foreach=False))\n"
-        "print(json.dumps({'peak': r.peak_bytes, 'cat': r.categories, 'phase': r.peak_phase,\n"
-        "                  'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))\n"
+        # VmHWM is this process's own peak RSS; getrusage's ru_maxrss survives exec on Linux and would
+        # report the (large) pytest parent's RSS at fork time.
+        "hwm = int(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)) * 1024\n"
+        "print(json.dumps({'peak': r.peak_bytes, 'cat': r.categories, 'phase': r.peak_phase, 'rss': hwm}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

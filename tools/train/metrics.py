@@ -21,8 +21,20 @@ def peak_memory() -> tuple[int, str]:
 
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         return int(torch.cuda.max_memory_allocated()), "cuda_max_allocated"
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
-    return int(kib) * 1024, "cpu_peak_rss"
+    return _peak_rss_bytes(), "cpu_peak_rss"
+
+
+def _peak_rss_bytes() -> int:
+    """This process's own RSS high-water mark. /proc's VmHWM first: getrusage's ru_maxrss survives exec on
+    Linux, so a run started by a large parent (the TUI, pytest) would report the parent's RSS at fork."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
