@@ -20,15 +20,18 @@ METHOD_NOTE = ("strided sliding window (HF 'Perplexity of fixed-length models');
 TOKENIZER_NOTE = "token perplexity depends on the tokenizer: compare bits per byte across tokenizers"
 
 
-def tokenize_for_scoring(tokenizer, text: str) -> tuple[list[int], bool]:
-    """Token ids with BOS first when the tokenizer has one (then every text token is scored)."""
-    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if bos is None:
+def with_bos(ids: list[int], bos: int | None) -> tuple[list[int], bool]:
+    """The ids with BOS first when the model has one (then every text token is scored); both backends
+    apply this one rule so they score the same tokens with the same contexts."""
+    if bos is None or bos < 0:
         return ids, False
-    if not ids or ids[0] != bos:
-        ids = [bos, *ids]
-    return ids, True
+    return (ids if ids and ids[0] == bos else [bos, *ids]), True
+
+
+def tokenize_for_scoring(tokenizer, text: str) -> tuple[list[int], bool]:
+    """Token ids of a transformers tokenizer, BOS first when it has one."""
+    return with_bos(list(tokenizer(text, add_special_tokens=True)["input_ids"]),
+                    getattr(tokenizer, "bos_token_id", None))
 
 
 def perplexity_of(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qkv.tools.errors import BadInput
-from qkv.tools.evaluate.perplexity import METHOD_NOTE, TOKENIZER_NOTE, Progress
+from qkv.tools.evaluate.perplexity import METHOD_NOTE, TOKENIZER_NOTE, Progress, with_bos
 from qkv.tools.evaluate.schema import PerplexityResult
 from qkv.tools.evaluate.windows import check_length, plan_windows, summary_numbers
 
@@ -32,13 +32,7 @@ def open_llama(path: str | Path, *, n_ctx: int, n_threads: int | None = None):
 
 def tokenize_gguf(llm, text: str) -> tuple[list[int], bool]:
     """Token ids with BOS first (llama.cpp adds it when the vocabulary asks; we make sure it is there)."""
-    ids = list(llm.tokenize(text.encode("utf-8"), add_bos=True, special=False))
-    bos = llm.token_bos()
-    if bos is None or bos < 0:
-        return ids, False
-    if not ids or ids[0] != bos:
-        ids = [bos, *ids]
-    return ids, True
+    return with_bos(list(llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)), llm.token_bos())
 
 
 def perplexity_gguf(

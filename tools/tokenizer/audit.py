@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from qkv.tools.errors import BadInput
+from qkv.tools.tokenizer.metrics import WordStats
 from qkv.tools.tokenizer.schema import (
     AuditReport,
     AuditRequest,
@@ -45,27 +46,11 @@ class _Totals:
 
 
 @dataclass
-class _TokPass:
-    """One tokenizer's counters over one pass."""
+class _TokPass(WordStats):
+    """One tokenizer's counters over one pass: its document counter plus the word statistics
+    (`counts` = pieces per distinct word, filled from the final word-stats pass)."""
 
-    docs: object  # metrics.DocCounter
-    words: int = 0
-    pieces: int = 0
-    continued: int = 0
-    per_word: dict[str, int] = field(default_factory=dict)
-
-    def add_words(self, stats) -> None:
-        self.words += stats.words
-        self.pieces += stats.pieces
-        self.continued += stats.continued
-
-    @property
-    def fertility(self) -> float:
-        return self.pieces / self.words if self.words else 0.0
-
-    @property
-    def pcw(self) -> float:
-        return self.continued / self.words if self.words else 0.0
+    docs: object = None  # metrics.DocCounter
 
 
 def _batches(docs: Iterator[str]) -> Iterator[list[str]]:
@@ -111,12 +96,12 @@ def _measure(corpus, toks, progress: Progress | None, offset: int, scale: int):
                 for w in rare:
                     del counter.raw[w]
                 for tok, p in zip(toks, passes, strict=True):
-                    p.add_words(word_stats(tok.count_words, rare))
+                    p.add(word_stats(tok.count_words, rare))
     words = counter.words()
     for tok, p in zip(toks, passes, strict=True):
         stats = word_stats(tok.count_words, words)
-        p.add_words(stats)
-        p.per_word = stats.counts
+        p.add(stats)
+        p.counts = stats.counts
     return totals, words, passes
 
 
@@ -269,7 +254,7 @@ def audit(req: AuditRequest, progress: Progress | None = None) -> AuditReport:
         ext_toks, methods, cands = {}, {}, {}
         if req.extend and req.max_new_tokens > 0:
             for i, tok in enumerate(toks):
-                cands[i] = _candidates(tok, words, base[i].per_word, req)
+                cands[i] = _candidates(tok, words, base[i].counts, req)
                 if cands[i]:
                     ext_toks[i], methods[i] = extend(tok, cands[i])
         after = {}
@@ -315,7 +300,7 @@ def audit(req: AuditRequest, progress: Progress | None = None) -> AuditReport:
             unk_tokens=d.unk, unk_rate=d.unk / d.tokens if d.tokens else 0.0,
             byte_fallback_tokens=d.fallback, byte_fallback_rate=d.fallback / d.tokens if d.tokens else 0.0,
             inflation=d.tokens / fewest if fewest else 1.0, doc_tokens=d.doc_lengths(),
-            fragmented=_fragmented(tok, words, p.per_word, req.top_words), terms=term_score, extension=extension,
+            fragmented=_fragmented(tok, words, p.counts, req.top_words), terms=term_score, extension=extension,
             context=ctx, recommendation=Recommendation(tokenizer=names[i], action="keep", reason="", rule=""))
         m.recommendation = _recommend(names[i], m, req, best)
         metrics.append(m)

@@ -152,10 +152,16 @@ def fallback_mask(ids: frozenset[int], size: int) -> np.ndarray:
 
 @dataclass
 class WordStats:
-    words: int
-    pieces: int
-    continued: int
-    counts: dict[str, int]  # pieces per distinct word
+    words: int = 0
+    pieces: int = 0
+    continued: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # pieces per distinct word
+
+    def add(self, other: WordStats) -> None:
+        """Accumulate another pass's numerators (the word counts are folded in chunks to bound memory)."""
+        self.words += other.words
+        self.pieces += other.pieces
+        self.continued += other.continued
 
     @property
     def fertility(self) -> float:
