@@ -131,6 +131,8 @@ def _events(graph, payload: Any, config: dict[str, Any]) -> Iterator[StepEvent]:
     seen: set[str] = set()
     for chunk in graph.stream(payload, config, stream_mode="updates"):
         for node, update in chunk.items():
+            if node == "__metadata__":  # {"cached": True}: a step's saved writes replayed on resume
+                continue
             if node == "__interrupt__":
                 for intr in update:
                     value = intr.value if isinstance(intr.value, dict) else {"question": str(intr.value)}
@@ -181,7 +183,10 @@ def resume_design(thread_id: str, answer: str | None = None, *,
             if value.get("field"):
                 check_answer(str(value["field"]), answer)
             yield from _events(graph, Command(resume=answer or ""), config)
-        elif snapshot.next:
+        elif snapshot.next or snapshot.tasks:
+            # A crash can land after a step's writes were saved but before the checkpoint that follows them
+            # (checkpoints are written in the background): `next` is then empty while `tasks` still holds the
+            # finished step; streaming from None applies its saved writes and goes on without re-running it.
             yield from _events(graph, None, config)
         # else: finished — nothing to resume.
 

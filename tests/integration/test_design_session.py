@@ -85,17 +85,43 @@ def test_stream_reports_steps_tool_calls_and_loops(db):
     assert events[-1].report is not None and get_report("s", db_path=db) == events[-1].report
 
 
+# Where the process dies. Checkpoints are saved in the background, so a crash just after a step's event
+# leaves either the checkpoint before that step (it re-runs) or the one after it. The third case dies
+# while saving the checkpoint after architecture, once architecture's own writes are on disk: the state
+# then has no `next` step but a finished task (regression: the resume used to do nothing there).
+_CRASH_AT_EVENT = """
+for e in stream_design(request, thread_id="crash", db_path=db):
+    if e.step == "architecture" and e.status == "done":
+        os._exit(3)  # a crash: no cleanup, no finally blocks
+"""
+_CRASH_IN_SAVE = """
+import time
+from langgraph.checkpoint.sqlite import SqliteSaver
+put = SqliteSaver.put
+def dying_put(self, config, checkpoint, metadata, new_versions):
+    if metadata.get("step") == 3:  # the checkpoint that follows the architecture step
+        for _ in range(200):  # wait (≤ 10 s) until architecture's writes are saved against the one before
+            if any(w[1] == "architecture" for w in self.get_tuple(config).pending_writes or ()):
+                break
+            time.sleep(0.05)
+        os._exit(3)
+    return put(self, config, checkpoint, metadata, new_versions)
+SqliteSaver.put = dying_put
+for e in stream_design(request, thread_id="crash", db_path=db):
+    pass
+"""
+
+
 @pytest.mark.slow
-def test_crashed_run_resumes_from_the_checkpoint(db, tmp_path):
+@pytest.mark.parametrize("crash", [_CRASH_AT_EVENT, _CRASH_IN_SAVE], ids=["after-event", "while-checkpointing"])
+def test_crashed_run_resumes_from_the_checkpoint(db, tmp_path, crash):
     """A process dies after the architecture step; a new process resumes the thread to the same report."""
     script = textwrap.dedent(f"""
         import os
         from pathlib import Path
         from qkv.agent.graph.api import DesignRequest, stream_design
-        for e in stream_design(DesignRequest(task={WORKED!r}), thread_id="crash", db_path=Path({str(db)!r})):
-            if e.step == "architecture" and e.status == "done":
-                os._exit(3)  # a crash: no cleanup, no finally blocks
-    """)
+        request, db = DesignRequest(task={WORKED!r}), Path({str(db)!r})
+    """) + crash
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env={**os.environ})
     assert proc.returncode == 3, proc.stderr
