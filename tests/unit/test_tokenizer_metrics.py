@@ -4,6 +4,8 @@ GPT-2 (byte-level BPE) and BERT uncased (WordPiece) tokenizers."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qkv.tools.tokenizer.audit import AuditRequest, audit
 from qkv.tools.tokenizer.metrics import DEFINITIONS, WordCounter, fertility_pcw, split_words
@@ -52,6 +54,37 @@ def test_word_counter_equals_the_word_regex_on_unicode_code_and_odd_spaces():
     expected = Counter(w for t in texts for w in split_words(t))
     assert wc.words() == expected
     assert wc.words()["_1"] == 0 and wc.words()["x_1"] == 1 and wc.words()["..."] == 1
+
+
+# Characters that stress the byte passes: ASCII of every class (NUL and 0x1C-0x1F included), multi-byte
+# letters, symbols and spaces (NBSP, EM SPACE, NEL, ideographic space), and a CJK letter.
+_ALPHABET = "ab_Z09 \t\n\x00\x1c\x1f.,()=+-'\"#\x7fé東ß١—“”…\u00a0\u2003\x85\u3000\u2028"
+
+
+@given(st.lists(st.text(alphabet=_ALPHABET, max_size=40), max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_word_counter_equals_the_word_regex_on_any_mix(texts):
+    from collections import Counter
+
+    wc = WordCounter()
+    wc.update_batch(texts)
+    assert wc.words() == Counter(w for t in texts for w in split_words(t))
+
+
+def test_folding_rare_words_keeps_the_totals_exact(tmp_path, monkeypatch):
+    """Huge corpora fold once-seen words into the totals mid-pass to bound memory: the totals must not move."""
+    import qkv.tools.tokenizer.audit as audit_mod
+
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(f"clause {i} indemnitor{i % 7} shall—as agreed—pay Müller{i}." for i in range(3000)))
+    req = AuditRequest(tokenizers=["gpt2", "bert-base-uncased"], corpus=[str(path)], extend=False)
+    whole = audit(req)
+    monkeypatch.setattr(audit_mod, "BATCH_CHARS", 4096)  # many batches,
+    monkeypatch.setattr(audit_mod, "MAX_DISTINCT", 50)  # and a fold after nearly every one
+    folded = audit(req)
+    for a, b in zip(whole.tokenizers, folded.tokenizers, strict=True):
+        assert (a.words, a.fertility, a.pcw, a.tokens) == (b.words, b.fertility, b.pcw, b.tokens)
+
 
 @pytest.fixture(scope="module")
 def sentence_report(tmp_path_factory):

@@ -7,7 +7,7 @@ pass re-encodes the corpus with the extended copies, so the saving in the report
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ __all__ = ["AuditReport", "AuditRequest", "audit"]
 
 Progress = Callable[[int, int], None]
 BATCH_DOCS = 256
-BATCH_CHARS = 1 << 20
+BATCH_CHARS = 1 << 18  # 256 KiB: enough batches to keep every core busy, few enough to cost nothing
 MAX_DISTINCT = 1_000_000  # distinct words kept in memory before once-seen ones are folded in
 
 
@@ -68,6 +68,7 @@ def _batches(docs: Iterator[str]) -> Iterator[list[str]]:
 
 def _measure(corpus, toks, progress: Progress | None, offset: int, scale: int):
     """One pass: document counters per tokenizer, words counted once, word pieces per tokenizer."""
+    from qkv.tools.tokenizer.load import cpu_cores
     from qkv.tools.tokenizer.metrics import DocCounter, WordCounter, fallback_mask, word_stats
 
     totals = _Totals()
@@ -79,29 +80,35 @@ def _measure(corpus, toks, progress: Progress | None, offset: int, scale: int):
         if progress:
             progress(offset + done, scale)
 
-    # The encoders run in native code without the GIL: encode this batch in a worker thread while the main
-    # thread counts its words, so the word count costs (almost) no wall time.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    def consume(batch: list[str], jobs) -> None:
+        totals.documents += len(batch)
+        totals.characters += sum(map(len, batch))
+        totals.bytes += counter.update_batch(batch)
+        for job, p in zip(jobs, passes, strict=True):
+            p.docs.update(job.result(), batch)
+        if counter.distinct > MAX_DISTINCT:  # bound memory: fold once-seen words into the totals now
+            rare = counter.pop_rare()
+            for tok, p in zip(toks, passes, strict=True):
+                p.add(word_stats(tok.count_words, rare))
+
+    # The encoders run in native code without the GIL, in worker threads, several batches ahead: while the
+    # main thread reads the next batch and counts the words of the oldest one, one batch per core is being
+    # encoded (a batch may hold one big document, which a library's batch call cannot split across cores).
+    cores = cpu_cores()
+    with ThreadPoolExecutor(cores) as pool:
+        pending: deque[tuple[list[str], list]] = deque()
         for batch in _batches(corpus.documents(tick)):
-            jobs = [pool.submit(tok.encode_batch, batch) for tok in toks]
-            totals.documents += len(batch)
-            totals.characters += sum(map(len, batch))
-            totals.bytes += sum(len(d.encode("utf-8", "surrogatepass")) for d in batch)
-            for doc in batch:
-                counter.update(doc)
-            for job, p in zip(jobs, passes, strict=True):
-                p.docs.update(job.result(), batch)
-            if len(counter.raw) > MAX_DISTINCT:  # bound memory: fold once-seen words into the totals now
-                rare = Counter({w: n for w, n in counter.raw.items() if n == 1})
-                for w in rare:
-                    del counter.raw[w]
-                for tok, p in zip(toks, passes, strict=True):
-                    p.add(word_stats(tok.count_words, rare))
+            pending.append((batch, [pool.submit(tok.encode_batch, batch) for tok in toks]))
+            if len(pending) > cores:
+                consume(*pending.popleft())
+        while pending:
+            consume(*pending.popleft())
     words = counter.words()
-    for tok, p in zip(toks, passes, strict=True):
-        stats = word_stats(tok.count_words, words)
-        p.add(stats)
-        p.counts = stats.counts
+    with ThreadPoolExecutor(cpu_cores()) as pool:  # distinct words in chunks, one per core
+        for tok, p in zip(toks, passes, strict=True):
+            stats = word_stats(tok.count_words, words, pool.map)
+            p.add(stats)
+            p.counts = stats.counts
     return totals, words, passes
 
 
