@@ -7,7 +7,7 @@ encode every document, count unknown and byte-fallback tokens and document lengt
 encode each distinct word). Tokenizer loading is excluded from both. Required: auditor tokens/s >= 0.8 x raw
 tokens/s (<= 25% overhead) for each tokenizer audited alone and for all of them side by side.
 
-Where the overhead goes (5 MB, 2 cores): the word count ~0.2 s CPU, the distinct-word encodes 0.05-0.3 s,
+Where the overhead goes (5 MB, 2 cores): the word count ~0.17 s CPU, the distinct-word encodes 0.05-0.3 s,
 the document counters ~0.03 s. The auditor wins some of it back by calling tiktoken's Rust core from one
 thread per core (tiktoken's batch call starts an 8-thread pool per call: 1.60 s CPU against 1.26 s for the
 same ids) and by keeping one batch per core in flight.

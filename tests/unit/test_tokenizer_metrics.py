@@ -71,6 +71,41 @@ def test_word_counter_equals_the_word_regex_on_any_mix(texts):
     assert wc.words() == Counter(w for t in texts for w in split_words(t))
 
 
+@given(st.lists(st.binary(max_size=120), max_size=8), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_run_counter_equals_translate_and_split(chunks, pop):
+    """runs.RunCounter (packed keys grouped by a 64-bit mix, merged across texts, rare runs popped) counts
+    exactly what bytes.translate + split + Counter would."""
+    from collections import Counter
+
+    from qkv.tools.tokenizer.metrics import _IN_LETTERS, _IN_SYMBOLS, _LETTERS_PASS, _SYMBOLS_PASS
+    from qkv.tools.tokenizer.runs import Packed, RunCounter
+
+    for inside, table in ((_IN_LETTERS, _LETTERS_PASS), (_IN_SYMBOLS, _SYMBOLS_PASS)):
+        rc, want, popped = RunCounter(inside), Counter(), Counter()
+        for data in chunks:
+            rc.add(Packed(data))
+            want.update(data.translate(table).split())
+            if pop:
+                popped.update(rc.pop_rare())
+        assert popped + Counter(rc.items()) == want
+
+
+def test_a_hash_collision_falls_back_to_the_exact_sort(monkeypatch):
+    """With the mix forced to 0 every run collides; the exact check must catch it and sort the pairs."""
+    import numpy as np
+
+    import qkv.tools.tokenizer.runs as runs
+    from qkv.tools.tokenizer.metrics import _IN_LETTERS
+
+    monkeypatch.setattr(runs, "_K1", np.uint64(0))
+    monkeypatch.setattr(runs, "_K2", np.uint64(0))
+    rc = runs.RunCounter(_IN_LETTERS)
+    rc.add(runs.Packed(b"court held the court void; the indemnitor shall pay"))
+    assert rc.items() == {b"court": 2, b"held": 1, b"the": 2, b"void": 1, b"indemnitor": 1, b"shall": 1,
+                          b"pay": 1}
+
+
 def test_folding_rare_words_keeps_the_totals_exact(tmp_path, monkeypatch):
     """Huge corpora fold once-seen words into the totals mid-pass to bound memory: the totals must not move."""
     import qkv.tools.tokenizer.audit as audit_mod
