@@ -103,9 +103,8 @@ def _measure(corpus, toks, progress: Progress | None, offset: int, scale: int):
                 consume(*pending.popleft())
         while pending:
             consume(*pending.popleft())
-    words = counter.words()
-    with ThreadPoolExecutor(cpu_cores()) as pool:  # distinct words in chunks, one per core
-        for tok, p in zip(toks, passes, strict=True):
+        words = counter.words()
+        for tok, p in zip(toks, passes, strict=True):  # distinct words in chunks, one per core
             stats = word_stats(tok.count_words, words, pool.map)
             p.add(stats)
             p.counts = stats.counts

@@ -63,41 +63,33 @@ def split_words(text: str) -> list[str]:
     return WORD_RE.findall(text)
 
 
-def _byte_tables() -> tuple[bytes, bytes]:
-    """bytes.translate tables for the two word passes. ASCII bytes are classified by the regex itself (`\\w`,
-    `\\s`: the separators 0x1C-0x1F are spaces to `\\s` but not to bytes.split, so they map to b' '); bytes
-    >= 0x80 (UTF-8 of non-ASCII characters) are kept in both passes and resolved later by the regex."""
-    letters, symbols = bytearray(range(256)), bytearray(range(256))
+def _byte_classes() -> tuple[np.ndarray, np.ndarray]:
+    """bool[256] per word pass: the bytes a run of that pass is made of. ASCII bytes are classified by the
+    regex itself (`\\w`, `\\s`; so 0x1C-0x1F are spaces, as to `\\s`); bytes >= 0x80 (UTF-8 of non-ASCII
+    characters) belong to both passes and are resolved later by the regex."""
+    letters, symbols = np.ones(256, dtype=bool), np.ones(256, dtype=bool)
     for b in range(128):
         ch = chr(b)
-        if _WORD_CHAR.match(ch):
-            symbols[b] = 0x20
-        elif _SPACE_CHAR.match(ch):
-            letters[b] = symbols[b] = 0x20
-        else:
-            letters[b] = 0x20
-    return bytes(letters), bytes(symbols)
+        letters[b] = bool(_WORD_CHAR.match(ch))
+        symbols[b] = not letters[b] and not _SPACE_CHAR.match(ch)
+    return letters, symbols
 
 
-_LETTERS_PASS, _SYMBOLS_PASS = _byte_tables()
-_IN_LETTERS = np.frombuffer(_LETTERS_PASS, dtype=np.uint8) != 0x20  # bool[256]: byte belongs to a run
-_IN_SYMBOLS = np.frombuffer(_SYMBOLS_PASS, dtype=np.uint8) != 0x20
+_IN_LETTERS, _IN_SYMBOLS = _byte_classes()
 _WORD_RUN = re.compile(r"\w+")
 _SYMBOL_RUN = re.compile(r"[^\w\s]+")
 
 
 class WordCounter:
-    """Word frequencies of the corpus, tokenizer-independent, counted at C speed without a regex pass.
+    """Word frequencies of the corpus, tokenizer-independent, counted without a regex pass.
 
     `\\w+|[^\\w\\s]+` matches exactly the maximal runs of word characters and the maximal runs of other
     non-space characters. On the UTF-8 bytes, two passes cut the text into maximal runs of (ASCII word bytes
-    | non-ASCII bytes) and of (ASCII symbol bytes | non-ASCII bytes), counted by `runs.count_runs` (numpy,
-    exact; the same as `data.translate(pass).split()` into a Counter, without holding the GIL).
-    A run without non-ASCII bytes is already a word (its neighbours are ASCII spaces or bytes of
-    the other class). A run with them is bounded by ASCII bytes of the other class or spaces, so its word
-    runs (letters pass) or symbol runs (symbols pass) are maximal in the text too: the regex splits each
-    such distinct run once, at the end, weighted by its count. Bytes instead of str because str.translate
-    has no fast path for non-ASCII text (~0.1 µs per character against ~1 ns for bytes)."""
+    | non-ASCII bytes) and of (ASCII symbol bytes | non-ASCII bytes), counted by `runs.RunCounter` (numpy,
+    exact, without holding the GIL). A run without non-ASCII bytes is already a word (its neighbours are
+    ASCII spaces or bytes of the other class). A run with them is bounded by ASCII bytes of the other class
+    or spaces, so its word runs (letters pass) or symbol runs (symbols pass) are maximal in the text too:
+    the regex splits each such distinct run once, at the end, weighted by its count."""
 
     def __init__(self) -> None:
         from qkv.tools.tokenizer.runs import RunCounter
