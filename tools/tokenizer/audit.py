@@ -33,8 +33,10 @@ from qkv.tools.tokenizer.schema import (
 __all__ = ["AuditReport", "AuditRequest", "audit"]
 
 Progress = Callable[[int, int], None]
-BATCH_DOCS = 256
-BATCH_CHARS = 1 << 18  # 256 KiB: enough batches to keep every core busy, few enough to cost nothing
+BATCH_DOCS = 2048
+# 1 MiB per batch: each native call has a fixed cost and ends with cores idling on its last documents;
+# on 5 MB and 2 cores, 128 KiB batches ran at 0.80x raw speed, 256 KiB at 0.87x, 1 MiB at 0.89x
+BATCH_CHARS = 1 << 20
 MAX_DISTINCT = 1_000_000  # distinct words kept in memory before once-seen ones are folded in
 
 

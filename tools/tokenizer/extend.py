@@ -85,8 +85,7 @@ def _extend_tiktoken(tok: Tok, words: list[str]) -> tuple[Tok, str]:
     new = tiktoken.Encoding(f"{tok.name}+ext", pat_str=tok.extra["pat"], mergeable_ranks=ranks, special_tokens=specials)
     method = (f"new tiktoken.Encoding with {added} extra mergeable ranks (each word's merge chain, ranked after "
               "all existing merges), same regex and special tokens")
-    extra = {k: v for k, v in tok.extra.items() if k != "space_start"} | {"ranks": ranks}
-    return tok.with_backend(new, vocab_size=new.n_vocab, extra=extra), method
+    return tok.with_backend(new, vocab_size=new.n_vocab, extra=tok.extra | {"ranks": ranks}), method
 
 
 def _varint(n: int) -> bytes:

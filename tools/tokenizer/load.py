@@ -13,8 +13,9 @@ import re
 import shutil
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import compress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,30 @@ QWEN25_SPECIALS = (
 _MARKS = frozenset("\u2581\u0120")  # '▁' (SentencePiece) and 'Ġ' (byte-level BPE) mark a leading space
 _POOL: Any = None  # one thread per core, shared by every tiktoken batch
 _PARALLEL_CHARS = 1 << 16  # below this a batch is encoded in the calling thread
+_WORD_CHUNK = 1024  # words per native call when counting word pieces (small: the chunks balance the cores)
+# the shape of one word (metrics.WORD_RE): an added token of this shape can match inside a word encoded alone
+WORD_SHAPE = re.compile(r"\w+|[^\w\s]+")
+
+
+def _space_marks(vocab: dict[str, int]):
+    """bool[ids]: pieces that begin with a '▁'/'Ġ' space marker (added tokens by their content), or None
+    when under 5% do (the vocabulary does not mark spaces that way)."""
+    import numpy as np
+
+    marked = np.zeros(max(vocab.values(), default=-1) + 1, dtype=bool)
+    marked[[i for piece, i in vocab.items() if piece[:1] in _MARKS]] = True
+    return marked if marked.mean() > 0.05 else None
+
+
+def _start(count: Callable[[list[str]], list[int]], words: list[str], pmap: Callable) -> Iterator[list[int]]:
+    """`count` mapped with `pmap` over chunks of `words`: an executor's map starts them all now and yields
+    their results in order; the builtin map runs each when it is consumed."""
+    return pmap(count, [words[i:i + _WORD_CHUNK] for i in range(0, len(words), _WORD_CHUNK)])
+
+
+def _chunked(count: Callable[[list[str]], list[int]], words: list[str], pmap: Callable) -> list[int]:
+    """`count` over chunks of `words`, mapped with `pmap`, concatenated in order."""
+    return [n for counts in _start(count, words, pmap) for n in counts]
 
 
 def _tiktoken_batch(enc: Any, texts: Sequence[str]) -> list[list[int]]:
@@ -79,7 +104,9 @@ class Tok:
     context_source: str | None = None
     hidden_size: int | None = None
     tied_embeddings: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # what the backend was built from (ranks, regex, proto)
+    # facts derived from the backend (vocabulary masks, separators); never carried over to another backend
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         if self.nfc:
@@ -90,35 +117,138 @@ class Tok:
             return _tiktoken_batch(self.backend, texts)
         return self.backend.encode(list(texts), out_type=int)
 
-    def count_words(self, words: Sequence[str]) -> list[int]:
-        """Pieces per word, each word given as ' word' (the space it has in running text)."""
+    def count_words(self, words: Sequence[str], pmap: Callable = map) -> list[int]:
+        """Pieces per word, each word given as ' word' (the space it has in running text). The words go to
+        the encoder in chunks; `pmap` maps over them (an executor's map runs them in parallel: the encoders
+        release the GIL)."""
+        words = list(words)
         if self.kind == "tiktoken":
-            return self._count_words_tiktoken(words)
+            return _chunked(self._count_words_tiktoken, words, pmap)
         if self.kind == "hf-tokenizers":
-            return self._count_words_hf(words)
-        return [len(ids) for ids in self.encode_batch(words)]
+            if self._wordpiece_lowercase() is not None:
+                return self._count_words_wordpiece(words, pmap)
+            self._space_marked(), self._separator("")  # fill the caches here, not in every worker thread
+            return _chunked(self._count_words_hf, words, pmap)
+        return _chunked(lambda ws: [len(ids) for ids in self.encode_batch(ws)], words, pmap)
+
+    def _count_words_wordpiece(self, words: list[str], pmap: Callable) -> list[int]:
+        """BERT-style tokenizers (BertNormalizer, BertPreTokenizer, WordPiece). On ASCII text the normaliser
+        only lowercases and drops control characters, the pre-tokenizer isolates every other non-alphanumeric
+        character ('_' included), and WordPiece encodes each pre-token alone. So an ASCII word's pieces are its
+        letter/digit runs' pieces plus a fixed count per other character (1, or 0 for a control character).
+        The corpus's distinct runs are far fewer than its distinct words (identifiers share parts; case folds
+        away; bench corpus: 17k runs of 123k characters against 31.7k words of 272k) and each is one
+        pre-token, so they are encoded together and split at the tokens without the continuation prefix.
+        All of it is done in numpy and C-level calls; words with non-ASCII characters are encoded whole."""
+        import numpy as np
+
+        lower = self._wordpiece_lowercase()
+        start, char_pieces = self.cache["wordpiece_start"], self.cache["wordpiece_char_pieces"]
+
+        def count_runs(chunk: list[str]) -> list[int]:
+            ids = np.asarray(self.backend.encode_batch_fast(["".join(chunk)], add_special_tokens=False)[0].ids,
+                             dtype=np.int64)
+            first = np.flatnonzero(start[ids])
+            if len(first) == len(chunk) and first[0] == 0:  # each run yields >= 1 token, the first unprefixed
+                return np.diff(np.append(first, len(ids))).tolist()
+            return self._count_words_hf(chunk)
+
+        is_ascii = np.fromiter(map(str.isascii, words), dtype=bool, count=len(words))
+        plain = list(compress(words, is_ascii))
+        text = "".join(plain)  # ' w1 w2 w3': each word keeps its leading space, and holds no other
+        data = (text.lower() if lower else text).encode("ascii")  # ASCII lower() keeps every length
+        a = np.frombuffer(data, dtype=np.uint8)
+        word_of = np.cumsum(a == 0x20) - 1  # the word each byte belongs to
+        # letter/digit runs in order (bytes.split leaves empty strings where no run is), and their words
+        runs = [r for r in data.translate(self.cache["wordpiece_runs"]).split(b" ") if r]
+        alnum = np.zeros(a.size + 1, dtype=bool)
+        alnum[1:] = self.cache["wordpiece_alnum"][a]
+        run_word = word_of[np.flatnonzero(alnum[1:] & ~alnum[:-1])]
+        distinct = list(dict.fromkeys(runs))
+        found = dict(zip(distinct, _chunked(count_runs, [" " + r.decode() for r in distinct], pmap), strict=True))
+        n = len(plain)
+        pieces = (np.bincount(run_word, np.fromiter(map(found.__getitem__, runs), np.float64, len(runs)), n)
+                  + np.bincount(word_of, char_pieces[a], n)).astype(np.int64)
+        # a string that is not one word's shape (letters next to punctuation, e.g. '[MASK]') could be an
+        # added token: those are encoded whole
+        wordlike = np.bincount(word_of, self.cache["wordpiece_word_byte"][a], n)
+        mixed = np.flatnonzero((wordlike > 0) & (wordlike < np.bincount(word_of, minlength=n) - 1))
+        pieces[mixed] = _chunked(self._count_words_hf, [plain[i] for i in mixed.tolist()], pmap)
+        out = np.empty(len(words), dtype=np.int64)
+        out[is_ascii] = pieces
+        out[~is_ascii] = _chunked(self._count_words_hf, list(compress(words, ~is_ascii)), pmap)
+        return out.tolist()
+
+    def _wordpiece_lowercase(self) -> bool | None:
+        """Whether a BERT-style tokenizer lowercases (None when it is not one: BertNormalizer, BertPreTokenizer
+        and WordPiece, with no added token that could match inside an ASCII word) — cached, with the facts
+        the word counting needs."""
+        if "wordpiece_lowercase" not in self.cache:
+            import numpy as np
+
+            b, lower = self.backend, None
+            if (type(b.normalizer).__name__, type(b.pre_tokenizer).__name__, type(b.model).__name__) == (
+                    "BertNormalizer", "BertPreTokenizer", "WordPiece") and not any(
+                    t.content.isascii() and WORD_SHAPE.fullmatch(t.content)
+                    for t in b.get_added_tokens_decoder().values()):
+                lower = bool(b.normalizer.lowercase)
+                prefix = b.model.continuing_subword_prefix
+                vocab = b.get_vocab(with_added_tokens=True)
+                start = np.ones(max(vocab.values()) + 1, dtype=bool)
+                for piece, i in vocab.items():
+                    start[i] = not piece.startswith(prefix)
+                self.cache["wordpiece_start"] = start
+                # pieces of each ASCII character outside letters/digits alone: punctuation 1 (its own
+                # pre-token), a control character 0 (the normaliser drops it)
+                others = [c for c in range(128) if not chr(c).isalnum()]
+                pieces = np.zeros(256, dtype=np.float64)
+                for c, e in zip(others, b.encode_batch_fast([f" {chr(c)}" for c in others], add_special_tokens=False),
+                                strict=True):
+                    pieces[c] = len(e.ids)
+                pieces[0x20] = 0  # the space before each word
+                self.cache["wordpiece_char_pieces"] = pieces
+                alnum = [c < 128 and chr(c).isalnum() for c in range(256)]
+                self.cache["wordpiece_alnum"] = np.array(alnum)
+                # bytes.translate table keeping letters/digits and turning everything else into a space
+                self.cache["wordpiece_runs"] = bytes(c if alnum[c] else 0x20 for c in range(256))
+                self.cache["wordpiece_word_byte"] = np.array([c < 128 and (chr(c).isalnum() or c == 0x5F)
+                                                              for c in range(256)], dtype=np.float64)
+            self.cache["wordpiece_lowercase"] = lower
+        return self.cache["wordpiece_lowercase"]
 
     def _count_words_hf(self, words: Sequence[str]) -> list[int]:
-        """One native call for the chunk ' w1 w2 w3…', each token assigned to the word its character offsets
-        fall in. Exact whenever no token straddles two words (then every merge stayed inside one word, as
-        when the word is encoded alone); a chunk where one does is encoded word by word instead."""
+        """One native call for the chunk ' w1 w2 w3…', its tokens assigned to words by the cheapest exact rule
+        the vocabulary allows: space-marker tokens (▁/Ġ), separator tokens (BERT's pre-tokenizer), else
+        character offsets. Each rule checks itself; a chunk it cannot split exactly goes to the next one, and
+        last to word-by-word encoding."""
         import numpy as np
 
         words = list(words)
         if not words:
             return []
-        joined = "".join(words)
-        # encode_batch, not encode: only the batch calls release the GIL, so chunks can run in parallel
-        enc = self.backend.encode_batch([joined], add_special_tokens=False)[0]
+        # the batch calls, not encode: only they release the GIL, so chunks can run in parallel; the fast
+        # variant skips offsets, whose tracking and conversion cost ~40% of the call
+        fast = self.backend.encode_batch_fast
         marked = self._space_marked()
+        joined = "".join(words)
         if marked is not None and _MARKS.isdisjoint(joined):
-            # Cheaper than offsets (their conversion costs ~40% of the call for Gemma): every word's first
-            # token carries the space marker and no other token can, so pieces are the gaps between marked
-            # tokens — exact when their count is the word count (a straddling token would hide a marker).
-            ids = np.asarray(enc.ids, dtype=np.int64)
+            # every word's first token carries the space marker and no other token can, so pieces are the
+            # gaps between marked tokens — exact when their count is the word count (a token that straddled
+            # two words would hide a marker)
+            ids = np.asarray(fast([joined], add_special_tokens=False)[0].ids, dtype=np.int64)
             first = np.flatnonzero(marked[ids])
             if len(first) == len(words) and first[0] == 0:
                 return np.diff(np.append(first, len(ids))).tolist()
+        if (sep := self._separator(joined)) is not None:
+            # ' w1 ¶ w2 ¶ w3': BERT's pre-tokenizer cuts at every space and punctuation character and its
+            # normaliser is character-local, so each word is encoded as on its own and the separator is one
+            # token of its own; exact when exactly one separator token lies between each pair of words
+            char, sep_id = sep
+            ids = np.asarray(fast([f" {char}".join(words)], add_special_tokens=False)[0].ids, dtype=np.int64)
+            at = np.flatnonzero(ids == sep_id)
+            if len(at) == len(words) - 1:
+                return (np.diff(np.concatenate(([-1], at, [len(ids)]))) - 1).tolist()
+        enc = self.backend.encode_batch([joined], add_special_tokens=False)[0]
         lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
         starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
         offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
@@ -126,20 +256,30 @@ class Tok:
         last = np.searchsorted(starts, np.maximum(offs[:, 1] - 1, offs[:, 0]), side="right") - 1
         if len(offs) == len(enc.ids) and np.array_equal(first, last):
             return np.bincount(first, minlength=len(words)).tolist()
-        return [len(e) for e in self.backend.encode_batch_fast(words, add_special_tokens=False)]
+        return [len(e) for e in fast(words, add_special_tokens=False)]
+
+    def _separator(self, text: str) -> tuple[str, int] | None:
+        """(character, id) of a punctuation separator for BERT-style pre-tokenizers: in the vocabulary as one
+        token, absent from `text`; None for other pre-tokenizers or when every candidate occurs."""
+        if "separators" not in self.cache:
+            found = []
+            if type(self.backend.pre_tokenizer).__name__ == "BertPreTokenizer":
+                for char in "¶§|~^":
+                    ids = self.backend.encode(f" {char}", add_special_tokens=False).ids
+                    if len(ids) == 1 and ids[0] != self.unk_id:
+                        found.append((char, ids[0]))
+            self.cache["separators"] = found
+        for char, i in self.cache["separators"]:
+            if char not in text:
+                return char, i
+        return None
 
     def _space_marked(self):
         """bool[vocab]: tokens that begin with a SentencePiece '▁' or byte-level 'Ġ' space marker; None when
         the vocabulary marks spaces some other way (WordPiece) — cached."""
-        import numpy as np
-
-        if "space_marked" not in self.extra:
-            vocab = self.backend.get_vocab(with_added_tokens=False)
-            marked = np.zeros(max(vocab.values(), default=-1) + 1, dtype=bool)
-            for piece, i in vocab.items():
-                marked[i] = piece[:1] in _MARKS
-            self.extra["space_marked"] = marked if marked.mean() > 0.05 else None
-        return self.extra["space_marked"]
+        if "space_marked" not in self.cache:
+            self.cache["space_marked"] = _space_marks(self.backend.get_vocab(with_added_tokens=True))
+        return self.cache["space_marked"]
 
     def _count_words_tiktoken(self, words: Sequence[str]) -> list[int]:
         """One native call for the whole chunk: ' w1 w2 w3…' encodes to the concatenation of each word's own
@@ -150,12 +290,12 @@ class Tok:
 
         if self.nfc:
             words = [w if w.isascii() else unicodedata.normalize("NFC", w) for w in words]
-        starts = self.extra.get("space_start")
+        starts = self.cache.get("space_start")
         if starts is None:
             starts = np.zeros(self.backend.max_token_value + 1, dtype=bool)
             for tok, i in self.extra["ranks"].items():
                 starts[i] = tok[:1] == b" "
-            self.extra["space_start"] = starts
+            self.cache["space_start"] = starts
         core = getattr(self.backend, "_core_bpe", None)
         enc = core.encode_ordinary if core is not None else self.backend.encode_ordinary
         ids = np.asarray(enc("".join(words)), dtype=np.int64)
@@ -168,11 +308,11 @@ class Tok:
     def unsafe_ascii(self) -> str:
         """The ASCII characters that encode to a byte-fallback id (e.g. control characters missing from a
         SentencePiece vocabulary); computed once and cached."""
-        if "unsafe_ascii" not in self.extra:
+        if "unsafe_ascii" not in self.cache:
             chars = [chr(c) for c in range(128)]
-            self.extra["unsafe_ascii"] = "".join(
+            self.cache["unsafe_ascii"] = "".join(
                 c for c, ids in zip(chars, self.encode_batch(chars), strict=True) if set(ids) & self.fallback_ids)
-        return self.extra["unsafe_ascii"]
+        return self.cache["unsafe_ascii"]
 
     def pieces(self, ids: Sequence[int]) -> list[str]:
         """Readable pieces in the tokenizer's own notation (Ġ/▁ for a leading space, <0xNN> for bytes)."""
@@ -184,7 +324,7 @@ class Tok:
 
     def with_backend(self, backend: Any, **changes: Any) -> Tok:
         changes.setdefault("extra", dict(self.extra))
-        return replace(self, backend=backend, **changes)
+        return replace(self, backend=backend, cache={}, **changes)
 
 
 # ---- catalog names with a tokenizer that ships offline -------------------------------------------------------
@@ -378,9 +518,11 @@ def _hf_tok(backend: Any, *, name: str, source: str) -> Tok:
         fallback = _byte_level_fallback(vocab)
     unk = getattr(model, "unk_token", None)
     unk_id = backend.token_to_id(unk) if unk else None
-    return Tok(name=name, kind="hf-tokenizers", algorithm=algorithm, source=source, backend=backend,
-               vocab_size=backend.get_vocab_size(with_added_tokens=True), unk_id=unk_id,
-               fallback_ids=frozenset(fallback))
+    tok = Tok(name=name, kind="hf-tokenizers", algorithm=algorithm, source=source, backend=backend,
+              vocab_size=backend.get_vocab_size(with_added_tokens=True), unk_id=unk_id,
+              fallback_ids=frozenset(fallback))
+    tok.cache["space_marked"] = _space_marks(vocab)  # from this one vocabulary copy (Gemma's takes 0.3 s)
+    return tok
 
 
 def _byte_level_fallback(vocab: dict[str, int]) -> set[int]:

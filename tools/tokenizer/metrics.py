@@ -23,7 +23,6 @@ from qkv.tools.tokenizer.schema import DocLengths, MetricDefinition
 WORD_RE = re.compile(r"\w+|[^\w\s]+")
 _WORD_CHAR = re.compile(r"\w")
 _SPACE_CHAR = re.compile(r"\s")
-WORD_BATCH = 4096
 RUST_2021 = ("Rust et al. 2021, 'How Good is Your Tokenizer? On the Monolingual Performance of Multilingual "
              "Language Models', ACL (adapter-hub/hgiyt tokenization_metrics)")
 
@@ -126,16 +125,22 @@ class WordCounter:
     def words(self) -> Counter[str]:
         """Words with their counts."""
         out: Counter[str] = Counter()
-        _resolve(out, self._letters.items(), _WORD_RUN)
-        _resolve(out, self._symbols.items(), _SYMBOL_RUN)
+        for runs, pattern in ((self._letters, _WORD_RUN), (self._symbols, _SYMBOL_RUN)):
+            short, counts = runs.short_runs()  # distinct ASCII runs: each is one word
+            out.update(dict(zip(short, counts, strict=True)))
+            _resolve(out, runs.long, pattern)
         return out
 
 
 def _resolve(out: Counter[str], runs: dict[bytes, int], pattern: re.Pattern[str]) -> None:
+    """Add the words of counted runs to `out`: an ASCII run is one word (decoded all at once: they are
+    ~99% of runs); a run with non-ASCII bytes is split by the regex, each word weighted by the run's count."""
+    plain = [r for r in runs if r.isascii()]
+    if plain:
+        decoded = b"\n".join(plain).decode("ascii").split("\n")  # runs hold no newline (a space)
+        out.update(dict(zip(decoded, map(runs.__getitem__, plain), strict=True)))
     for run, n in runs.items():
-        if run.isascii():
-            out[run.decode("ascii")] += n
-        else:
+        if not run.isascii():
             for w in pattern.findall(run.decode("utf-8", "surrogatepass")):
                 out[w] += n
 
@@ -209,18 +214,16 @@ class WordStats:
         return self.continued / self.words if self.words else 0.0
 
 
-def word_stats(encode_words, words: Counter[str], pmap=map) -> WordStats:
+def word_stats(count_words, words: Counter[str], pmap=map) -> WordStats:
     """Fertility/PCW numerators: each distinct word encoded once (after a space), weighted by its count.
-    `encode_words(texts) -> list of piece counts` (Tok.count_words); `pmap` maps it over chunks of words
-    (an executor's map: the encoders release the GIL)."""
+    `count_words(texts, pmap) -> list of piece counts` (Tok.count_words); `pmap` maps its chunks (an
+    executor's map: the encoders release the GIL)."""
     distinct = list(words)
-    chunks = [distinct[i:i + WORD_BATCH] for i in range(0, len(distinct), WORD_BATCH)]
-    pieces: dict[str, int] = {}
-    for chunk, counts in zip(chunks, pmap(encode_words, [[" " + w for w in c] for c in chunks]), strict=True):
-        pieces.update(zip(chunk, counts, strict=True))
-    total = sum(words.values())
-    return WordStats(words=total, pieces=sum(n * pieces[w] for w, n in words.items()),
-                     continued=sum(n for w, n in words.items() if pieces[w] >= 2), counts=pieces)
+    pieces = count_words([" " + w for w in distinct], pmap)
+    n = np.fromiter(words.values(), dtype=np.int64, count=len(distinct))
+    p = np.asarray(pieces, dtype=np.int64)
+    return WordStats(words=int(n.sum()), pieces=int(n @ p) if n.size else 0,
+                     continued=int(n[p >= 2].sum()), counts=dict(zip(distinct, pieces, strict=True)))
 
 
 def fertility_pcw(pieces_per_word: Sequence[int]) -> tuple[float, float]:
