@@ -2,15 +2,16 @@
 
 For each shipped tokenizer: the baseline is the library's own batch call over the whole corpus already in
 memory, in one call (`tokenizers.Tokenizer.encode_batch_fast`, `tiktoken.Encoding.encode_ordinary_batch`):
-its best case. The auditor is its measuring pass (`_measure`: read the files from disk in 256 KiB batches,
+its best case. The auditor is its measuring pass (`_measure`: read the files from disk in 1 MiB batches,
 encode every document, count unknown and byte-fallback tokens and document lengths, count words once and
 encode each distinct word). Tokenizer loading is excluded from both. Required: auditor tokens/s >= 0.8 x raw
 tokens/s (<= 25% overhead) for each tokenizer audited alone and for all of them side by side.
 
-Where the overhead goes (5 MB, 2 cores): the word count ~0.17 s CPU, the distinct-word encodes 0.05-0.3 s,
-the document counters ~0.03 s. The auditor wins some of it back by calling tiktoken's Rust core from one
-thread per core (tiktoken's batch call starts an 8-thread pool per call: 1.60 s CPU against 1.26 s for the
-same ids) and by keeping one batch per core in flight.
+Where the overhead goes (5 MB, 2 cores): the word count ~0.14 s CPU, the distinct-word encodes 0.06-0.2 s
+(BERT through its pre-token parts, see docs/tokenizer-audit.md), the document counters ~0.04 s. The auditor
+wins some of it back by calling tiktoken's Rust core from one thread per core (tiktoken's batch call starts
+an 8-thread pool per call: 1.60 s CPU against 1.26 s for the same ids) and by keeping one batch per core in
+flight. Each pair alternates which side goes first (ABBA), so a drift in machine speed favours neither.
 
     .venv/bin/python bench/tokenizer_throughput.py [--repeat 5] [--tokenizers gpt2 qwen2.5-0.5b ...] [--corpus ...]
 
