@@ -40,8 +40,7 @@ _MARKS = frozenset("\u2581\u0120")  # '▁' (SentencePiece) and 'Ġ' (byte-level
 _POOL: Any = None  # one thread per core, shared by every tiktoken batch
 _PARALLEL_CHARS = 1 << 16  # below this a batch is encoded in the calling thread
 _WORD_CHUNK = 1024  # words per native call when counting word pieces (small: the chunks balance the cores)
-# the shape of one word (metrics.WORD_RE): an added token of this shape can match inside a word encoded alone
-WORD_SHAPE = re.compile(r"\w+|[^\w\s]+")
+_ALNUM_KEPT = bytes(c if c < 128 and chr(c).isalnum() else 0x20 for c in range(256))  # bytes.translate table
 
 
 def _space_marks(vocab: dict[str, int]):
@@ -52,6 +51,19 @@ def _space_marks(vocab: dict[str, int]):
     marked = np.zeros(max(vocab.values(), default=-1) + 1, dtype=bool)
     marked[[i for piece, i in vocab.items() if piece[:1] in _MARKS]] = True
     return marked if marked.mean() > 0.05 else None
+
+
+def _split_at_starts(ids: list[int], is_start, n_words: int) -> list[int] | None:
+    """Pieces per word from the ids of ' w1 w2 …' encoded in one call, when exactly the first token of each
+    word is a word-start token (`is_start`: bool[ids]); None when the count of starts says otherwise (a
+    token straddled two words, or a word started twice), so the caller falls back."""
+    import numpy as np
+
+    arr = np.asarray(ids, dtype=np.int64)
+    first = np.flatnonzero(is_start[arr])
+    if len(first) != n_words or (n_words and first[0] != 0):
+        return None
+    return np.diff(np.append(first, len(arr))).tolist()
 
 
 def _start(count: Callable[[list[str]], list[int]], words: list[str], pmap: Callable) -> Iterator[list[int]]:
@@ -105,7 +117,7 @@ class Tok:
     hidden_size: int | None = None
     tied_embeddings: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # what the backend was built from (ranks, regex, proto)
-    # facts derived from the backend (vocabulary masks, separators); never carried over to another backend
+    # facts derived from the backend (vocabulary masks); never carried over to another backend
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
@@ -127,7 +139,7 @@ class Tok:
         if self.kind == "hf-tokenizers":
             if self._wordpiece_lowercase() is not None:
                 return self._count_words_wordpiece(words, pmap)
-            self._space_marked(), self._separator("")  # fill the caches here, not in every worker thread
+            self._space_marked()  # fill the cache here, not in every worker thread
             return _chunked(self._count_words_hf, words, pmap)
         return _chunked(lambda ws: [len(ids) for ids in self.encode_batch(ws)], words, pmap)
 
@@ -146,12 +158,10 @@ class Tok:
         start, char_pieces = self.cache["wordpiece_start"], self.cache["wordpiece_char_pieces"]
 
         def count_runs(chunk: list[str]) -> list[int]:
-            ids = np.asarray(self.backend.encode_batch_fast(["".join(chunk)], add_special_tokens=False)[0].ids,
-                             dtype=np.int64)
-            first = np.flatnonzero(start[ids])
-            if len(first) == len(chunk) and first[0] == 0:  # each run yields >= 1 token, the first unprefixed
-                return np.diff(np.append(first, len(ids))).tolist()
-            return self._count_words_hf(chunk)
+            # each run is one pre-token and yields >= 1 token, the first without the continuation prefix
+            split = _split_at_starts(self.backend.encode_batch_fast(["".join(chunk)], add_special_tokens=False)[0].ids,
+                                     start, len(chunk))
+            return split if split is not None else self._count_words_hf(chunk)
 
         is_ascii = np.fromiter(map(str.isascii, words), dtype=bool, count=len(words))
         plain = list(compress(words, is_ascii))
@@ -159,10 +169,9 @@ class Tok:
         data = (text.lower() if lower else text).encode("ascii")  # ASCII lower() keeps every length
         a = np.frombuffer(data, dtype=np.uint8)
         word_of = np.cumsum(a == 0x20) - 1  # the word each byte belongs to
-        # letter/digit runs in order (bytes.split leaves empty strings where no run is), and their words
-        runs = [r for r in data.translate(self.cache["wordpiece_runs"]).split(b" ") if r]
-        alnum = np.zeros(a.size + 1, dtype=bool)
-        alnum[1:] = self.cache["wordpiece_alnum"][a]
+        kept = data.translate(_ALNUM_KEPT)  # letters/digits kept, every other byte a space
+        runs = [r for r in kept.split(b" ") if r]  # the letter/digit runs in order
+        alnum = np.frombuffer(b" " + kept, dtype=np.uint8) != 0x20
         run_word = word_of[np.flatnonzero(alnum[1:] & ~alnum[:-1])]
         distinct = list(dict.fromkeys(runs))
         found = dict(zip(distinct, _chunked(count_runs, [" " + r.decode() for r in distinct], pmap), strict=True))
@@ -171,7 +180,7 @@ class Tok:
                   + np.bincount(word_of, char_pieces[a], n)).astype(np.int64)
         # a string that is not one word's shape (letters next to punctuation, e.g. '[MASK]') could be an
         # added token: those are encoded whole
-        wordlike = np.bincount(word_of, self.cache["wordpiece_word_byte"][a], n)
+        wordlike = np.bincount(word_of, alnum[1:] | (a == 0x5F), n)  # letters, digits, '_' per word
         mixed = np.flatnonzero((wordlike > 0) & (wordlike < np.bincount(word_of, minlength=n) - 1))
         pieces[mixed] = _chunked(self._count_words_hf, [plain[i] for i in mixed.tolist()], pmap)
         out = np.empty(len(words), dtype=np.int64)
@@ -186,10 +195,12 @@ class Tok:
         if "wordpiece_lowercase" not in self.cache:
             import numpy as np
 
+            from qkv.tools.tokenizer.metrics import WORD_RE  # an added token shaped like a word matches in one
+
             b, lower = self.backend, None
             if (type(b.normalizer).__name__, type(b.pre_tokenizer).__name__, type(b.model).__name__) == (
                     "BertNormalizer", "BertPreTokenizer", "WordPiece") and not any(
-                    t.content.isascii() and WORD_SHAPE.fullmatch(t.content)
+                    t.content.isascii() and WORD_RE.fullmatch(t.content)
                     for t in b.get_added_tokens_decoder().values()):
                 lower = bool(b.normalizer.lowercase)
                 prefix = b.model.continuing_subword_prefix
@@ -207,20 +218,13 @@ class Tok:
                     pieces[c] = len(e.ids)
                 pieces[0x20] = 0  # the space before each word
                 self.cache["wordpiece_char_pieces"] = pieces
-                alnum = [c < 128 and chr(c).isalnum() for c in range(256)]
-                self.cache["wordpiece_alnum"] = np.array(alnum)
-                # bytes.translate table keeping letters/digits and turning everything else into a space
-                self.cache["wordpiece_runs"] = bytes(c if alnum[c] else 0x20 for c in range(256))
-                self.cache["wordpiece_word_byte"] = np.array([c < 128 and (chr(c).isalnum() or c == 0x5F)
-                                                              for c in range(256)], dtype=np.float64)
             self.cache["wordpiece_lowercase"] = lower
         return self.cache["wordpiece_lowercase"]
 
     def _count_words_hf(self, words: Sequence[str]) -> list[int]:
-        """One native call for the chunk ' w1 w2 w3…', its tokens assigned to words by the cheapest exact rule
-        the vocabulary allows: space-marker tokens (▁/Ġ), separator tokens (BERT's pre-tokenizer), else
-        character offsets. Each rule checks itself; a chunk it cannot split exactly goes to the next one, and
-        last to word-by-word encoding."""
+        """One native call for the chunk ' w1 w2 w3…', its tokens assigned to words by space-marker tokens
+        (▁/Ġ) when the vocabulary has them, else by character offsets. Each rule checks itself; a chunk it
+        cannot split exactly goes to the next one, and last to word-by-word encoding."""
         import numpy as np
 
         words = list(words)
@@ -232,22 +236,11 @@ class Tok:
         marked = self._space_marked()
         joined = "".join(words)
         if marked is not None and _MARKS.isdisjoint(joined):
-            # every word's first token carries the space marker and no other token can, so pieces are the
-            # gaps between marked tokens — exact when their count is the word count (a token that straddled
-            # two words would hide a marker)
-            ids = np.asarray(fast([joined], add_special_tokens=False)[0].ids, dtype=np.int64)
-            first = np.flatnonzero(marked[ids])
-            if len(first) == len(words) and first[0] == 0:
-                return np.diff(np.append(first, len(ids))).tolist()
-        if (sep := self._separator(joined)) is not None:
-            # ' w1 ¶ w2 ¶ w3': BERT's pre-tokenizer cuts at every space and punctuation character and its
-            # normaliser is character-local, so each word is encoded as on its own and the separator is one
-            # token of its own; exact when exactly one separator token lies between each pair of words
-            char, sep_id = sep
-            ids = np.asarray(fast([f" {char}".join(words)], add_special_tokens=False)[0].ids, dtype=np.int64)
-            at = np.flatnonzero(ids == sep_id)
-            if len(at) == len(words) - 1:
-                return (np.diff(np.concatenate(([-1], at, [len(ids)]))) - 1).tolist()
+            # every word's first token carries the space marker and no other token can (a token that
+            # straddled two words would hide one)
+            split = _split_at_starts(fast([joined], add_special_tokens=False)[0].ids, marked, len(words))
+            if split is not None:
+                return split
         enc = self.backend.encode_batch([joined], add_special_tokens=False)[0]
         lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
         starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
@@ -257,22 +250,6 @@ class Tok:
         if len(offs) == len(enc.ids) and np.array_equal(first, last):
             return np.bincount(first, minlength=len(words)).tolist()
         return [len(e) for e in fast(words, add_special_tokens=False)]
-
-    def _separator(self, text: str) -> tuple[str, int] | None:
-        """(character, id) of a punctuation separator for BERT-style pre-tokenizers: in the vocabulary as one
-        token, absent from `text`; None for other pre-tokenizers or when every candidate occurs."""
-        if "separators" not in self.cache:
-            found = []
-            if type(self.backend.pre_tokenizer).__name__ == "BertPreTokenizer":
-                for char in "¶§|~^":
-                    ids = self.backend.encode(f" {char}", add_special_tokens=False).ids
-                    if len(ids) == 1 and ids[0] != self.unk_id:
-                        found.append((char, ids[0]))
-            self.cache["separators"] = found
-        for char, i in self.cache["separators"]:
-            if char not in text:
-                return char, i
-        return None
 
     def _space_marked(self):
         """bool[vocab]: tokens that begin with a SentencePiece '▁' or byte-level 'Ġ' space marker; None when
@@ -298,11 +275,8 @@ class Tok:
             self.cache["space_start"] = starts
         core = getattr(self.backend, "_core_bpe", None)
         enc = core.encode_ordinary if core is not None else self.backend.encode_ordinary
-        ids = np.asarray(enc("".join(words)), dtype=np.int64)
-        first = np.flatnonzero(starts[ids])
-        if len(first) == len(words) and (len(first) == 0 or first[0] == 0):
-            return np.diff(np.append(first, len(ids))).tolist()
-        return [len(enc(w)) for w in words]
+        split = _split_at_starts(enc("".join(words)), starts, len(words))
+        return split if split is not None else [len(enc(w)) for w in words]
 
     @property
     def unsafe_ascii(self) -> str:

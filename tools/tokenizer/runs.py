@@ -109,37 +109,37 @@ class RunCounter:
         for r in rare:
             del self.long[r]
         once = np.flatnonzero(self._tiny == 1)
-        rare.update(dict.fromkeys(_tiny_runs(once), 1))
+        lo, hi = _tiny_pairs(once)
         self._tiny[once] = 0
         if self._parts:
-            lo, hi, count = self._parts[0]
-            once = count == 1
-            rare.update(dict.fromkeys(_unpack(lo[once], hi[once]), 1))
-            self._parts = [(lo[~once], hi[~once], count[~once])]
-            self._merged = int((~once).sum())
+            plo, phi, count = self._parts[0]
+            keep = count != 1
+            lo, hi = np.concatenate((lo, plo[~keep])), np.concatenate((hi, phi[~keep]))
+            self._parts = [(plo[keep], phi[keep], count[keep])]
+            self._merged = int(keep.sum())
+        rare.update(dict.fromkeys(map(str.encode, _decode(lo, hi)), 1))
         return rare
 
     def short_runs(self) -> tuple[list[str], list[int]]:
         """The runs of at most SHORT ASCII bytes, decoded, with their counts (the rest are in `long`)."""
         self._merge()
         seen = np.flatnonzero(self._tiny)
-        keys = seen.astype(np.uint64)  # a tiny key is a packed pair: bytes | length << 16
-        lo, hi = keys & np.uint64(0xFFFF), (keys >> np.uint64(16)) << _LEN_SHIFT
+        lo, hi = _tiny_pairs(seen)
         counts = self._tiny[seen]
         if self._parts:
             lo, hi, counts = (np.concatenate(x) for x in zip((lo, hi, counts), self._parts[0], strict=True))
         return _decode(lo, hi), counts.tolist()
 
     def items(self) -> dict[bytes, int]:
-        """Every run with its count (the three stores hold disjoint runs: by length and by ASCII-ness)."""
-        self._merge()
-        out = dict(self.long)
-        seen = np.flatnonzero(self._tiny)
-        out.update(zip(_tiny_runs(seen), self._tiny[seen].tolist(), strict=True))
-        if self._parts:
-            lo, hi, count = self._parts[0]
-            out.update(zip(_unpack(lo, hi), count.tolist(), strict=True))
-        return out
+        """Every run with its count (the stores hold disjoint runs: by length and by ASCII-ness)."""
+        short, counts = self.short_runs()
+        return dict(self.long) | dict(zip(map(str.encode, short), counts, strict=True))
+
+
+def _tiny_pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (lo, hi) pairs of runs of 1-2 bytes from their _tiny keys (bytes | length << 16)."""
+    keys = keys.astype(np.uint64)
+    return keys & np.uint64(0xFFFF), (keys >> np.uint64(16)) << _LEN_SHIFT
 
 
 def _decode(lo: np.ndarray, hi: np.ndarray) -> list[str]:
@@ -151,11 +151,6 @@ def _decode(lo: np.ndarray, hi: np.ndarray) -> list[str]:
     lengths = raw[:, 15].astype(np.intp)
     raw[np.arange(len(raw)), lengths] = 0x0A  # a 15-byte run's newline overwrites its length byte
     return raw[np.arange(16) <= lengths[:, None]].tobytes().decode("ascii").split("\n")[:-1]
-
-
-def _tiny_runs(keys: np.ndarray) -> list[bytes]:
-    """The runs of 1-2 bytes whose _tiny keys these are."""
-    return [(k & 0xFFFF).to_bytes(2, "little")[:k >> 16] for k in keys.tolist()]
 
 
 def _group_small(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -189,11 +184,3 @@ def _group_exact(lo: np.ndarray, hi: np.ndarray, count: np.ndarray) -> tuple[np.
     lo, hi, count = lo[order], hi[order], count[order]
     first = np.flatnonzero(np.concatenate(([True], (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1]))))
     return lo[first], hi[first], np.add.reduceat(count, first)
-
-
-def _unpack(lo: np.ndarray, hi: np.ndarray) -> list[bytes]:
-    """The runs packed in (lo, hi): 16 little-endian bytes per run, the last holding its length."""
-    raw = np.stack([lo, hi], axis=1).astype("<u8").view(np.uint8).reshape(-1, 16)
-    lengths = raw[:, 15].tolist()
-    blob = raw.tobytes()
-    return [blob[16 * i:16 * i + n] for i, n in enumerate(lengths)]
