@@ -115,11 +115,15 @@ def models(json: JsonOpt = False) -> None:
     if json:
         sys.stdout.write(TypeAdapter(list[ModelSummary]).dump_json(rows, indent=2).decode() + "\n")
         return
+    from rich import box
     from rich.table import Table
 
-    table = Table(show_edge=False, pad_edge=False)
+    # A borderless table fits 80 columns whole (the boxed one cut the context column).
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True)
     for col in ("name", "type", "params", "layers", "hidden", "heads/kv", "attn", "context"):
-        table.add_column(col, justify="right" if col not in ("name", "type", "attn") else "left")
+        # Names are what users copy into other commands: never cut them ("tinyllama…" is no name).
+        table.add_column(col, justify="right" if col not in ("name", "type", "attn") else "left",
+                         no_wrap=col == "name", min_width=len(col))
     for r in rows:
         table.add_row(r.name, r.model_type, f"{r.params / 1e9:,.3f}B", str(r.layers), str(r.hidden),
                       f"{r.heads}/{r.kv_heads}", r.attention, f"{r.context:,}" if r.context else "relative")
@@ -191,10 +195,25 @@ def doctor(json: JsonOpt = False) -> None:
 from qkv.agent.commands import audit, design, evaluate, generate, knowledge, mcp, train, tui  # noqa: E402, F401
 
 
+def chat_args(argv: list[str]) -> list[str]:
+    """`qkv --llm none` means `qkv chat --llm none`: options before any command are the chat's own.
+
+    The chat is what `qkv` alone opens, so its options work without naming it. Only an argument list
+    that starts with one of the chat's options is rewritten; `--help` and commands are left alone."""
+    if not argv or not argv[0].startswith("-") or argv[0] in ("--help", "-h"):
+        return argv
+    import typer.main
+
+    chat_cmd = typer.main.get_command(app).commands["chat"]  # type: ignore[attr-defined]
+    flags = {opt for param in chat_cmd.params for opt in (*param.opts, *param.secondary_opts)}
+    return ["chat", *argv] if argv[0].split("=", 1)[0] in flags else argv
+
+
 def main() -> None:
     """Entry point: run the app; a QkvError becomes one line on stderr and exit code 2."""
     try:
-        rc = app(standalone_mode=False)  # typer.Exit(n) comes back as its code when not standalone
+        # typer.Exit(n) comes back as its code when not standalone
+        rc = app(args=chat_args(sys.argv[1:]), standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except QkvError as err:

@@ -15,8 +15,9 @@ from qkv.tools.errors import BadInput
 app = typer.Typer(
     name="qkv",
     help="A Transformer design assistant that reasons like a principal researcher: every number from a tool. "
-         "`qkv` alone (on a terminal) opens the chat TUI; `qkv design \"TASK\"` writes the design report; the "
-         "commands below are the tools it uses.",
+         "`qkv` alone (on a terminal) opens the chat TUI and takes the chat's options (`qkv --llm none`, "
+         "`qkv --resume latest`); `qkv design \"TASK\"` writes the design report; the commands below are the "
+         "tools it uses.",
     add_completion=False,
     pretty_exceptions_enable=False,
 )

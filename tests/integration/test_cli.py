@@ -167,3 +167,26 @@ def test_vram_trace_of_an_unbuildable_setting_is_a_clear_error():
     out = qkv("vram", "gemma-2-2b", "--method", "lora", "--seq", "128", "--trace")
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "--attention eager" in out.stderr
+
+
+def test_bare_qkv_takes_the_chat_options():
+    """`qkv` alone is the chat, so `qkv --llm none …` is `qkv chat --llm none …` (it was "No such option")."""
+    out = qkv("--llm", "none", "--help")
+    assert out.returncode == 0, out.stderr
+    assert "chat [OPTIONS]" in out.stdout and "--resume" in out.stdout
+    listed = qkv("--list", "--json")  # a chat option that needs no terminal
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.lstrip().startswith("[")
+    bad = qkv("--no-such-option")
+    assert bad.returncode == 2 and "No such option" in bad.stderr
+
+
+def test_models_table_never_cuts_a_name():
+    out = subprocess.run([PY, "-m", "qkv.agent.cli", "models"], capture_output=True, text=True, timeout=60,
+                         env={**__import__("os").environ, "COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    from qkv.tools.catalog.models import list_models
+
+    names = {line.split()[0] for line in out.stdout.splitlines()[2:] if line.strip()}
+    assert names == {m.name for m in list_models()}
+    assert max(len(line) for line in out.stdout.splitlines()) <= 80

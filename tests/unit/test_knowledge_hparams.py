@@ -1,4 +1,4 @@
-"""Hyperparameters by scale: QLoRA and PEFT defaults from ../shared/anchors/facts.json, GPT-3 Table
+"""Hyperparameters by scale: QLoRA and PEFT defaults from tests/data/anchors/facts.json, GPT-3 Table
 2.1, and hard rule 2 (no one default across scales; every value sourced)."""
 
 from __future__ import annotations

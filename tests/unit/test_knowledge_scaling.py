@@ -1,5 +1,5 @@
 """Scaling laws against Hoffmann et al. 2022 (Table 3, fit constants) and Besiroglu et al. 2024,
-as recorded in ../shared/anchors/facts.json."""
+as recorded in tests/data/anchors/facts.json."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The estimator against published memory figures (../shared/anchors/memory.json), each within the
+"""The estimator against published memory figures (tests/data/anchors/memory.json), each within the
 tolerance its case states, with each case's own setting. Cases outside the estimator's scope are
 listed with the reason, and a test keeps that list and the checked list complete."""
 
