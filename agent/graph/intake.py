@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from qkv.agent.graph.schemas import Assumption, TaskSpec
+from qkv.agent.graph.schemas import Assumption, Stated, TaskSpec
 from qkv.tools.errors import BadInput
 
 # ---------------------------------------------------------------------------------------------- vocab
@@ -129,35 +129,41 @@ def parse_model(text: str) -> tuple[str | None, str]:
 # ------------------------------------------------------------------------------------------------ parse
 def parse_task(text: str, *, gpu: str | None = None, gpus: int | None = None, model: str | None = None,
                corpus: list[str] | None = None) -> TaskSpec:
-    """Rule-based intake. Explicit options win over what the text says. BadInput for empty text."""
+    """Rule-based intake (agent/graph/bind.py). Explicit options win over what the text says; each is
+    recorded in `stated` with the option it came from. BadInput for empty text or impossible values."""
     if text is None or not str(text).strip():
         raise BadInput("the design request is empty",
                        expected='a task such as "fine-tune a 7B model for legal summarisation on one 24 GB GPU"')
     raw = str(text).strip()
     if len(raw) > 4000:
         raise BadInput(f"the design request is {len(raw):,} characters long", expected="a task of under 4,000")
-    spec = parse_fields(raw)
-    spec["text"] = raw
+    from qkv.agent.graph.bind import bind_request
+
+    bound = bind_request(raw)
+    spec = dict(bound.fields)
+    stated = [Stated(field=s.field, value=s.value, text=s.text) for s in bound.stated]
+
+    def option(field: str, value: Any, flag: str) -> None:
+        nonlocal stated
+        stated = [s for s in stated if s.field != field]
+        stated.append(Stated(field=field, value=value, text=f"{flag} {value}"))
+        spec[field] = value
 
     # Explicit options override the text.
     if gpu:
         from qkv.tools.catalog.gpus import get_gpu
 
-        spec["gpu"] = get_gpu(gpu).name
+        option("gpu", get_gpu(gpu).name, "--gpu")
     if gpus is not None:
         if gpus <= 0:
             raise BadInput(f"--gpus is {gpus}", expected="a positive integer")
-        spec["gpus"] = gpus
+        option("gpus", gpus, "--gpus")
     if model:
-        spec["base_model"] = model
+        option("base_model", model, "--base-model")
     if corpus:
-        spec["corpus"] = [str(c) for c in corpus]
-
-    via_vram = spec.pop("_gpu_from_vram", None)
-    task = TaskSpec(**spec)
-    if via_vram and not task.gpu:
-        task = task.model_copy(update={"gpu": via_vram})
-        task.constraints.append(f"gpu '{via_vram}' stands for a {task.vram_gib:g} GB GPU")
+        option("corpus", [str(c) for c in corpus], "--corpus")
+    task = TaskSpec(text=raw, **spec, stated=stated, not_understood=list(bound.not_understood),
+                    constraints=list(bound.notes))
     if not (task.objective or task.base_model or task.param_budget or task.mode != "fine-tune"):
         raise BadInput(f"no task found in {raw[:80]!r}",
                        expected="a task (summarise, classify, translate, answer questions, chat, pre-train, "
@@ -168,149 +174,19 @@ def parse_task(text: str, *, gpu: str | None = None, gpus: int | None = None, mo
 
 def parse_fields(text: str) -> dict[str, Any]:
     """Every TaskSpec field the rules find in `text` (absent keys or None: not stated)."""
-    spec: dict[str, Any] = {}
-    raw = text
-    low = _norm(raw)
+    from qkv.agent.graph.bind import bind_request
 
-    found_gpu, count, rest = parse_gpu(low)
-    spec["gpu"], spec["gpus"] = found_gpu, count
-    if found_gpu is None:
-        cm = re.search(r"(\d+|" + "|".join(NUMBER_WORDS) + r")\s*(?:x|×)?\s*gpus\b", low)
-        if cm:
-            word = cm.group(1)
-            spec["gpus"] = int(word) if word.isdigit() else NUMBER_WORDS[word]
-    vm = re.search(_NUM + r"\s*(?:gb|gib|g)\b(?:\s*(?:of\s+)?(?:vram|memory|gpu|card|consumer))?", rest)
-    if (vm and found_gpu is None) or (vm and found_gpu is not None and re.search(r"vram|memory", rest)):
-        spec["vram_gib"] = _num(vm.group(1))
-    if found_gpu is None and spec.get("vram_gib"):
-        guess = gpu_for_vram(spec["vram_gib"], consumer="consumer" in low or "gaming" in low)
-        spec["_gpu_from_vram"] = guess
-
-    spec["base_model"], rest = parse_model(rest)
-    _parse_sizes(rest, spec)
-    _parse_objective(low, spec)
-    _parse_method(low, spec)
-    _parse_languages(low, spec)
-    _parse_serving(low, spec)
-    spec["sampling"] = parse_sampling(low)
-    if re.search(r"\bconstraint|must|cannot|no more than|budget", low):
-        spec["constraints"] = [s.strip() for s in re.split(r"[.;]", raw) if re.search(
-            r"constraint|must|cannot|no more than|budget", s, re.I)]
-
-    return spec
-
-
-def _parse_sizes(low: str, spec: dict[str, Any]) -> None:
-    """Parameter budget, data tokens, document lengths, example counts, compute budget."""
-    for m in re.finditer(_NUM + r"\s*([kmbt])(?:illion)?\b[\s-]*(tokens?)?", low):
-        value = _num(m.group(1)) * SCALE[m.group(2)]
-        if m.group(3):
-            if m.group(2) in "bt":
-                spec["data_tokens"] = value
-            continue
-        tail = low[m.end(): m.end() + 20]
-        if re.match(r"[\s-]*(?:examples|samples|documents|docs|pairs|rows|sentences)", tail):
-            spec["data_examples"] = int(value)
-            continue
-        if m.group(2) in "mb" and "param_budget" not in spec and not re.match(r"[\s-]*(?:words|chars)", tail):
-            spec["param_budget"] = value
-    for m in re.finditer(r"(\d+(?:\.\d+)?)\s*(?:x\s*10\^?|e)\s*\+?(\d+)\s*flops", low):
-        spec["compute_flops"] = float(m.group(1)) * 10 ** int(m.group(2))
-    for m in re.finditer(_NUM + r"\s*(k)?[\s-]*tokens?\b(?:[\s-]*(?:long|each|per))?", low):
-        # '16k tokens' in a context-length sense is 16,384 when the count is a power of two (4k, 8k, 32k).
-        n = _num(m.group(1))
-        kilo = 1024 if m.group(2) and n.is_integer() and int(n) & (int(n) - 1) == 0 else 1000
-        value = int(n * (kilo if m.group(2) else 1))
-        before = low[max(0, m.start() - 25): m.start()]
-        after = low[m.end(): m.end() + 30]
-        if value >= 1_000_000:
-            continue  # a data size, handled above
-        if re.search(r"up to|max(?:imum)?|as long as|at most|longest", before):
-            spec["max_doc_tokens"] = value
-        elif re.search(r"context|window", before + after):
-            spec["max_doc_tokens"] = max(value, spec.get("max_doc_tokens") or 0)
-        else:
-            spec["doc_tokens"] = value
-            spec.setdefault("max_doc_tokens", value)
-    m = re.search(_NUM + r"\s*(k)?\s*(?:training\s+)?(?:examples|samples|documents|docs|pairs)\b", low)
-    if m and "data_examples" not in spec:
-        spec["data_examples"] = int(_num(m.group(1)) * (1000 if m.group(2) else 1))
-
-
-def _parse_method(low: str, spec: dict[str, Any]) -> None:
-    if re.search(r"\bq-?lora\b", low):
-        spec["method"] = "qlora"
-    elif re.search(r"\blora\b|\bpeft\b|\badapters?\b", low):
-        spec["method"] = "lora"
-    elif re.search(r"\bfull(?:y)?[\s-]+(?:parameter\s+)?fine-?tun|\bfull fine-?tun|\bfull-parameter", low):
-        spec["method"] = "full"
-
-
-def _parse_objective(low: str, spec: dict[str, Any]) -> None:
-    for pattern, label in OBJECTIVES:
-        if re.search(pattern, low):
-            spec["objective"] = label
-            break
-    for pattern, label in DOMAINS:
-        if re.search(pattern, low):
-            spec["domain"] = label
-            break
-    if re.search(r"pre-?train|from scratch|train (?:a|an) (?:new )?(?:\d+\w* )?(?:model|llm|transformer) from", low):
-        spec["mode"] = "pre-train"
-        spec.setdefault("objective", "language-modelling")
-    elif (re.search(r"\bserv(?:e|ing)\b|\bdeploy|\binference\b|\bhost(?:ing)?\b|\brun (?:it )?locally", low)
-          and not re.search(r"fine-?tun|\btrain|adapt|lora", low)):
-        spec["mode"] = "inference"
-
-
-def _parse_languages(low: str, spec: dict[str, Any]) -> None:
-    names = "|".join(LANGUAGES)
-    m = re.search(rf"(?:from\s+)?({names})\s*(?:to|into|->|→)\s*({names})", low)
-    if m:
-        spec["source_lang"], spec["target_lang"] = LANGUAGES[m.group(1)], LANGUAGES[m.group(2)]
-        spec.setdefault("objective", "translation")
-    spec["languages"] = sorted({LANGUAGES[w] for w in re.findall(rf"\b({names})\b", low)})
-
-
-def _parse_serving(low: str, spec: dict[str, Any]) -> None:
-    if re.search(r"\bdeploy|\bserv(?:e|ing)\b|\bproduction\b|\bendpoint\b|\busers\b", low):
-        spec["deploy"] = True
-    m = re.search(_NUM + r"\s*ms\b", low)
-    if m:
-        spec["latency_ms"] = _num(m.group(1))
-    m = re.search(_NUM + r"\s*(?:tokens?|tok)\s*/\s*s|" + _NUM + r"\s*tokens? per second", low)
-    if m:
-        spec["throughput_tok_s"] = _num(m.group(1) or m.group(2))
-    m = re.search(_NUM + r"\s*(?:concurrent|simultaneous|parallel)\s*(?:users|requests|sequences|streams)?", low)
-    if m:
-        spec["concurrency"] = int(_num(m.group(1)))
+    return dict(bind_request(text).fields)
 
 
 def parse_sampling(low: str) -> dict[str, Any] | None:
-    """Decoding settings stated in the request ('temperature 1.0', 'top-p 1', 'no top-k')."""
-    out: dict[str, Any] = {}
-    m = re.search(r"temperature\s*(?:=|of|:)?\s*(\d+(?:\.\d+)?)", low)
-    if m:
-        out["temperature"] = float(m.group(1))
-    m = re.search(r"top[-_ ]?p\s*(?:=|of|:)?\s*(\d+(?:\.\d+)?)", low)
-    if m:
-        out["top_p"] = float(m.group(1))
-    m = re.search(r"top[-_ ]?k\s*(?:=|of|:)?\s*(\d+)", low)
-    if m:
-        out["top_k"] = int(m.group(1))
-    if re.search(r"(?:no|without)\s+(?:any\s+)?(?:top[-_ ]?p|nucleus|truncation|sampling (?:bounds|limits))", low):
-        out.setdefault("top_p", 1.0)
-        out.setdefault("top_k", 0)
-    if re.search(r"(?:no|without)\s+(?:a\s+)?(?:top[-_ ]?k|top[-_ ]?p/top[-_ ]?k)", low):
-        out.setdefault("top_k", 0)
-        out.setdefault("top_p", 1.0)
-    if re.search(r"no (?:max(?:imum)?|length) (?:limit|cap|bound)|unlimited (?:length|tokens)|unbounded", low):
-        out["max_new_tokens"] = None
-    return out or None
+    """Decoding settings stated in the request ('temperature 1.0', 'top-p 1', 'no top-k', 'greedy')."""
+    return parse_fields(low).get("sampling")
 
 
 # ------------------------------------------------------------------------------------------ the defaults
 DEFAULT_GPU = "rtx-4090"
+DEFAULT_CPU_RAM_GIB = 16.0
 DEFAULT_MODELS = {"understanding": "bert-base-uncased", "translation": "t5-base", "generation": "llama-2-7b"}
 UNDERSTANDING = {"classification", "qa", "ner", "retrieval"}
 
@@ -324,7 +200,7 @@ def objective_kind(objective: str | None) -> str:
 def decisive_gaps(task: TaskSpec) -> list[tuple[str, str]]:
     """Facts without which the design would be a guess: (field, question), most decisive first."""
     gaps = []
-    if not task.gpu and not task.vram_gib:
+    if not task.gpu and not task.vram_gib and not task.cpu_only:
         gaps.append(("gpu", "Which GPU(s) will this run on, and how many? (e.g. 'one RTX 4090', '2x A100 80GB')"))
     if not task.base_model and not task.param_budget and task.mode != "pre-train":
         gaps.append(("model", "Which base model, or what parameter budget? (e.g. 'llama-2-7b', '7B', '1B')"))
@@ -335,35 +211,37 @@ def decisive_gaps(task: TaskSpec) -> list[tuple[str, str]]:
 
 
 def apply_answer(task: TaskSpec, field: str, answer: str) -> TaskSpec:
-    """Merge a user's answer to one intake question into the task (parsed by the same rules)."""
+    """Merge a user's answer to one intake question into the task, bound by the same rules as a request
+    (counts in words, memory sizes, CPU), and recorded in `stated` with the answer's words."""
     answer = (answer or "").strip()
     if not answer:
         return task
-    update: dict[str, Any] = {}
+    from qkv.agent.graph.bind import bind_request
+
+    bound = bind_request(answer)
+    found = bound.fields
+    keys: tuple[str, ...]
     if field == "gpu":
-        name, count, rest = parse_gpu(answer)
-        if name is None:
-            m = re.search(_NUM + r"\s*(?:gb|gib|g)\b", rest)
-            name = gpu_for_vram(_num(m.group(1)), consumer="consumer" in rest) if m else None
-        if name is None:
+        keys = ("gpu", "gpus", "vram_gib", "cpu_only", "ram_gib")
+        if not any(found.get(k) for k in ("gpu", "vram_gib", "cpu_only")):
             from qkv.tools.catalog.gpus import get_gpu
 
             name = get_gpu(answer).name  # UnknownName with the closest catalog names
-        update = {"gpu": name, "gpus": count or task.gpus}
+            found = {**found, "gpu": name}
     elif field == "model":
-        scratch: dict[str, Any] = {}
-        model, _ = parse_model(answer)
-        _parse_sizes(_norm(answer), scratch)
-        if model:
-            update["base_model"] = model
-        elif scratch.get("param_budget") or scratch.get("compute_flops") or scratch.get("data_tokens"):
-            update.update({k: scratch[k] for k in ("param_budget", "compute_flops", "data_tokens") if k in scratch})
-        else:
+        keys = ("base_model", "param_budget", "compute_flops", "data_tokens")
+        if not any(found.get(k) for k in keys):
             from qkv.tools.modelref import resolve_model
 
             resolve_model(answer)  # a file or catalog name; UnknownName with the closest names otherwise
-            update["base_model"] = answer
-    return task.model_copy(update=update)
+            found = {**found, "base_model": answer}
+    else:
+        keys = tuple(found)
+    update = {k: found[k] for k in keys if found.get(k) is not None}
+    stated = [s for s in task.stated if s.field not in update]
+    words = {s.field: s.text for s in bound.stated}
+    stated += [Stated(field=k, value=update[k], text=words.get(k, answer)) for k in update]
+    return task.model_copy(update={**update, "stated": stated})
 
 
 def check_answer(field: str, answer: str | None) -> None:
@@ -375,7 +253,12 @@ def check_answer(field: str, answer: str | None) -> None:
 
 
 def apply_defaults(task: TaskSpec) -> tuple[TaskSpec, list[Assumption]]:
-    """Fill what is still missing with stated defaults (command-line mode, or after the questions)."""
+    """Fill what is still missing with stated defaults (command-line mode, or after the questions).
+
+    What the user stated is never replaced here: a memory size without a GPU name becomes a GPU of exactly
+    that memory, a CPU request a CPU device, a GPU-time budget a FLOPs budget at a stated MFU."""
+    from qkv.tools.catalog.gpus import stated_device
+
     out: list[Assumption] = []
     update: dict[str, Any] = {}
     if not task.objective:
@@ -383,24 +266,53 @@ def apply_defaults(task: TaskSpec) -> tuple[TaskSpec, list[Assumption]]:
         out.append(Assumption(field="objective", value=update["objective"],
                               reason="no task verb found; a decoder-only generator is the general case"))
     kind = objective_kind(update.get("objective", task.objective))
-    if not task.gpu:
+    if task.cpu_only and not task.gpu:
+        ram = task.ram_gib or DEFAULT_CPU_RAM_GIB
+        update["gpu"] = stated_device("cpu", ram)
+        out.append(Assumption(field="gpu", value=update["gpu"], reason=(
+            f"CPU only: planned in {ram:g} GiB of RAM" + ("" if task.ram_gib else " (RAM not stated; a common "
+                                                          "laptop/desktop size)") + ", no CUDA context")))
+    elif not task.gpu and task.vram_gib:
+        # A catalog card of exactly that memory may stand in (its bandwidth and kernels then come from a stated
+        # assumption); with none, a GPU of exactly that memory and unknown speed — never a bigger card.
+        low = _norm(task.text)
+        stand_in = gpu_for_vram(task.vram_gib, consumer=bool(re.search(r"consumer|gaming|geforce|desktop", low)))
+        if stand_in:
+            update["gpu"] = stand_in
+            out.append(Assumption(field="gpu", value=stand_in, reason=(
+                f"only the memory ({task.vram_gib:g} GB) was given; {stand_in}, the catalog GPU with exactly that "
+                "memory and the highest bf16 throughput, stands for it (its bandwidth and kernel support are "
+                "assumed)")))
+        else:
+            update["gpu"] = stated_device("gpu", task.vram_gib)
+            out.append(Assumption(field="gpu", value=update["gpu"], reason=(
+                f"only the memory was stated: planned as a GPU of exactly {task.vram_gib:g} GiB (GPU makers' GB "
+                "are binary); no catalog GPU has that memory, so its bandwidth and compute are unknown and speed "
+                "bounds are left out")))
+    elif not task.gpu:
         out.append(Assumption(field="gpu", value=DEFAULT_GPU,
                               reason="no GPU named; one 24 GB consumer card is the common single-GPU setup"))
         update["gpu"] = DEFAULT_GPU
-    elif any(c.startswith(f"gpu '{task.gpu}' stands for") for c in task.constraints):
-        out.append(Assumption(field="gpu", value=task.gpu,
-                              reason=f"only the memory ({task.vram_gib:g} GB) was given; the catalog GPU with "
-                                     "that memory and the highest bf16 throughput stands for it"))
-    elif re.search(r"(?<![\w-])a100s?(?![\w-])", _norm(task.text)) and task.gpu == GPU_SHORTHANDS["a100"]:
+    elif task.gpu == GPU_SHORTHANDS["a100"] and re.search(r"(?<![\w-])a100s?(?![\w-])(?!\s*(?:40|80))",
+                                                          _norm(task.text)):
         out.append(Assumption(field="gpu", value=task.gpu, reason="'A100' without a size: the 80 GB SXM4 variant"))
     if not task.gpus:
         update["gpus"] = 1
         out.append(Assumption(field="gpus", value=1, reason="no GPU count given"))
+    if task.gpu_hours and not task.compute_flops and task.mode == "pre-train":
+        from qkv.tools.knowledge.scaling import DEFAULT_MFU, flops_in_gpu_time
+
+        gpu = update.get("gpu", task.gpu)
+        update["compute_flops"] = flops_in_gpu_time(gpu, task.gpu_hours, DEFAULT_MFU)
+        out.append(Assumption(field="compute_flops", value=update["compute_flops"], reason=(
+            f"{task.gpu_hours:,.0f} GPU-hours on {gpu} at {DEFAULT_MFU:.0%} MFU (between PaLM's 46% and Llama 3's "
+            "38-43%; qkv.tools.knowledge.scaling.flops_in_gpu_time)")))
     if not task.base_model and not task.param_budget and task.mode != "pre-train":
         update["base_model"] = DEFAULT_MODELS[kind]
         out.append(Assumption(field="base_model", value=update["base_model"],
                               reason=f"no model or size named; the catalog's reference {kind} model"))
-    if task.mode == "pre-train" and not (task.param_budget or task.compute_flops or task.data_tokens):
+    if task.mode == "pre-train" and not (task.param_budget or task.compute_flops or task.data_tokens
+                                         or update.get("compute_flops")):
         update["param_budget"] = 1e9
         out.append(Assumption(field="param_budget", value=1e9,
                               reason="pre-training with no size, compute or token budget stated; 1B parameters"))

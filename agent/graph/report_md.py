@@ -6,7 +6,7 @@ from typing import Any
 
 from qkv.agent.graph.schemas import DesignReport
 
-STATUS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}
+STATUS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "n/a": "N/A"}
 
 
 def _fmt(v: Any) -> str:
@@ -49,11 +49,16 @@ def render_markdown(r: DesignReport) -> str:
           f"- objective: **{t.objective}**" + (f", domain **{t.domain}**" if t.domain else "") + f", mode {t.mode}",
           f"- hardware: {t.gpus} × {t.gpu}",
           f"- document length: {_fmt(t.max_doc_tokens)} tokens (max)"]
-    for s in r.assumptions:
-        L.append(f"- *assumed* `{s.field}` = {_fmt(s.value)} — {s.reason}")
+    L += ["", "**Stated** (what the request says, bound to the field the tools evaluate):", ""]
+    L += [f"- `{s.field}` = {_fmt(s.value)} ← “{s.text}”" for s in t.stated] or ["- nothing bound"]
+    L += ["", "**Assumed** (where the request was silent):", ""]
+    L += [f"- `{s.field}` = {_fmt(s.value)} — {s.reason}" for s in r.assumptions] or ["- nothing assumed"]
+    L += ["", "**Not understood** (looked like a constraint; not bound — restate it if it matters):", ""]
+    L += [f"- “{n}”" for n in t.not_understood] or ["- nothing"]
     for c in t.constraints:
         L.append(f"- note: {c}")
-    L += ["", "## Checks (the three hard rules)", "", "| rule | status | detail |", "|---|---|---|"]
+    L += ["", "## Checks (the three hard rules, and the stated constraints)", "", "| rule | status | detail |",
+          "|---|---|---|"]
     for c in r.checks:
         L.append(f"| {c.rule} | **{STATUS[c.status]}** | {c.detail} |")
     L += ["", "## 1. Objective", "", _said(r, "objective"), "",

@@ -16,15 +16,26 @@ ObjectiveKind = Literal["understanding", "generation", "translation"]
 ArchFamily = Literal["encoder-only", "decoder-only", "encoder-decoder"]
 ContextAction = Literal["ok", "rope_scaling", "sliding_window", "chunking", "long_context_model"]
 EfficiencyMethod = Literal["full", "lora", "qlora", "none"]
-CheckStatus = Literal["pass", "warn", "fail"]
+CheckStatus = Literal["pass", "warn", "fail", "n/a"]
 Mode = Literal["fine-tune", "pre-train", "inference"]
 
 STEPS: tuple[str, ...] = ("intake", "objective", "architecture", "context", "efficiency", "tokenization",
                           "inference", "report")
 
 
+class Stated(BaseModel):
+    """One constraint the request states: the field it binds, the value, and the user's own words."""
+
+    field: str
+    value: Any
+    text: str = Field(description="the words of the request (or the command-line option) it came from")
+
+
 class TaskSpec(BaseModel):
-    """What the user wants, as facts the tools can act on. `None` means 'not stated'."""
+    """What the user wants, as facts the tools can act on. `None` means 'not stated'.
+
+    `stated` lists every constraint bound from the request with its words; `not_understood` lists what
+    looked like a constraint (a number, a device, a unit) but was not bound — never dropped silently."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -54,6 +65,28 @@ class TaskSpec(BaseModel):
     deploy: bool = Field(False, description="the request mentions serving / deployment")
     corpus: list[str] = Field(default_factory=list, description="corpus sample files for the tokenizer audit")
     constraints: list[str] = Field(default_factory=list)
+    # Plan settings the user may state (None: not stated; the steps choose and say so).
+    cpu_only: bool = Field(False, description="the request plans for a CPU, no GPU")
+    ram_gib: float | None = Field(None, description="host RAM stated, GiB")
+    sharding: Literal["none", "ddp", "zero1", "zero2", "zero3", "fsdp"] | None = Field(
+        None, description="multi-GPU strategy the user asked for")
+    precision: Literal["bf16", "fp16", "fp32"] | None = Field(None, description="training precision stated")
+    weights: str | None = Field(None, description="inference weight format stated (bf16, int8, nf4, Q4_K_M, ...)")
+    micro_batch: int | None = Field(None, description="micro-batch per GPU stated, sequences")
+    grad_accum: int | None = Field(None, description="gradient-accumulation steps stated")
+    epochs: int | None = Field(None, description="passes over the training data stated")
+    learning_rate: float | None = Field(None, description="peak learning rate stated")
+    lora_r: int | None = Field(None, description="LoRA rank stated")
+    lora_alpha: int | None = Field(None, description="LoRA alpha stated")
+    lora_targets: list[str] | None = Field(None, description="LoRA target modules stated")
+    grad_checkpointing: bool | None = Field(None, description="gradient checkpointing stated on or off")
+    gpu_hours: float | None = Field(None, description="GPU-time budget stated, GPU-hours")
+    wall_hours: float | None = Field(None, description="wall-clock budget stated, hours")
+    ttft_ms: float | None = Field(None, description="target time to first token, ms")
+    context_extension: str | None = Field(None, description="context-extension method stated (yarn, linear, ...)")
+    stated: list[Stated] = Field(default_factory=list, description="every constraint bound, with its words")
+    not_understood: list[str] = Field(default_factory=list,
+                                      description="phrases that look like constraints but were not bound")
 
 
 class Assumption(BaseModel):
@@ -122,6 +155,8 @@ class Efficiency(BaseModel):
     breakdown: list[MemoryBreakdownItem] = Field(default_factory=list)
     alternatives: list[Alternative] = Field(default_factory=list)
     what_would_fit: list[str] = Field(default_factory=list, description="when nothing fits: what would")
+    stated_plan: Alternative | None = Field(None, description="the user's own plan as stated, evaluated as is")
+    departures: list[str] = Field(default_factory=list, description="stated settings the plan had to change")
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     pretraining: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
@@ -154,6 +189,7 @@ class Inference(BaseModel):
     sampling: dict[str, Any]
     sampling_policy: str
     sampling_issues: list[dict[str, Any]] = Field(default_factory=list)
+    departures: list[str] = Field(default_factory=list, description="stated settings the plan had to change")
     decode_tok_s_upper: float | None = None
     prefill_s_lower: float | None = None
     alternatives: list[Alternative] = Field(default_factory=list)

@@ -271,7 +271,7 @@ def test_cli_json_is_deterministic_and_has_the_stable_keys():
     assert data["efficiency"]["method"] == "qlora" and data["objective"]["kind"] == "generation"
     assert [c["rule"] for c in data["checks"]] == [
         "context window respected", "no default hyperparameters across scales",
-        "no deployment without a sampling strategy"]
+        "no deployment without a sampling strategy", "stated constraints honoured"]
     assert set(data["inference"]["sampling"]) >= {"temperature", "top_p", "top_k"}
 
 

@@ -93,7 +93,7 @@ def test_design_report_equals_cli_json(mcp_root, qkv_home):
     task = "fine-tune a 7B model for legal summarisation on one 24 GB GPU"
     got = ok(call(server, "design", {"task": task, "gpu": "rtx-4090"}))
     assert got == cli_json("design", task, "--gpu", "rtx-4090", home=qkv_home)
-    assert len(got["checks"]) == 3  # the three hard rules, each with a status
+    assert len(got["checks"]) == 4  # the three hard rules and the stated constraints, each with a status
     refused = call(server, "design", {"task": task, "llm": "http://10.0.0.1:8080/v1"})
     assert refused.is_error and "URL" in refused.content[0].text
 

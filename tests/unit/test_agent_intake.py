@@ -12,10 +12,12 @@ def test_worked_example_is_parsed():
     t = parse_task("Fine-tune a 7B parameter Transformer for legal document summarization on a consumer GPU "
                    "with 24GB VRAM")
     assert (t.objective, t.domain, t.param_budget, t.vram_gib) == ("summarisation", "legal", 7e9, 24.0)
-    assert t.gpu == "rtx-4090"  # the 24 GB consumer card with the highest bf16 throughput in the catalog
+    assert t.gpu is None  # only the memory was stated
     task, assumed = apply_defaults(t)
+    assert task.gpu == "rtx-4090"  # the 24 GB consumer card with the highest bf16 throughput stands in, as assumed
     fields = {a.field for a in assumed}
-    assert {"gpu", "gpus", "max_doc_tokens"} <= fields
+    assert {"gpu", "max_doc_tokens"} <= fields
+    assert ("gpus", 1, "a consumer GPU") in {(s.field, s.value, s.text) for s in t.stated}  # 'a GPU' is one
     assert task.gpus == 1 and task.max_doc_tokens == 2048
 
 

@@ -22,13 +22,15 @@ def report() -> DesignReport:
 
 def test_markdown_has_every_section(report):
     md = report.to_markdown()
-    for heading in ("## Task and assumptions", "## Checks (the three hard rules)", "## 1. Objective",
+    for heading in ("## Task and assumptions", "## Checks (the three hard rules, and the stated constraints)",
+                    "## 1. Objective",
                     "## 2. Architecture", "### Layer profile", "## 3. Efficiency", "## 4. Tokenization",
                     "## 5. Inference", "## Ethical evaluation", "## Resource budget", "## Training config"):
         assert heading in md
     assert f"{report.efficiency.peak_vram_gib:,.4g} GiB" in md
-    assert md.count("| **PASS** |") == 3
-    assert "*assumed* `gpus` = 1" in md
+    assert md.count("| **PASS** |") == 4  # three hard rules + stated constraints
+    assert "`gpus` = 1 ← “a consumer GPU”" in md  # stated, with the user's words
+    assert "**Not understood**" in md
 
 
 def test_svg_is_well_formed_and_draws_the_breakdown(report):

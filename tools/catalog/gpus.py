@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib.resources import files
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from qkv.tools.errors import UnknownName, closest
+from qkv.tools.errors import BadInput, UnknownName, closest
 
 GIB = 1024**3
 
@@ -25,11 +26,11 @@ class GpuSpec(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     display_name: str
     vendor: str
-    gpu_class: Literal["consumer", "workstation", "datacenter", "apple"] = Field(alias="class")
+    gpu_class: Literal["consumer", "workstation", "datacenter", "apple", "stated", "cpu"] = Field(alias="class")
     architecture: str
     memory_gib: float
     memory_type: str
-    bandwidth_gb_s: float
+    bandwidth_gb_s: float | None = Field(description="memory bandwidth, GB/s (None: not known for a stated size)")
     bf16_dense_tflops: float | None
     fp16_dense_tflops: float | None
     fp8: bool
@@ -77,8 +78,38 @@ def list_gpus() -> list[GpuSpec]:
     return list(_load().values())
 
 
+STATED = re.compile(r"^(gpu|cpu)-(\d+(?:\.\d+)?)gib$")
+
+
+def stated_device(kind: Literal["gpu", "cpu"], memory_gib: float) -> str:
+    """The name of a device known only by its memory: 'gpu-8gib' (a GPU of exactly 8 GiB) or 'cpu-32gib'."""
+    if not (memory_gib > 0):
+        raise BadInput(f"a {kind.upper()} with {memory_gib:g} GiB", expected="a positive memory size")
+    return f"{kind}-{memory_gib:g}gib"
+
+
+def _stated_spec(kind: str, memory_gib: float) -> GpuSpec:
+    """A device known only by its memory: no bandwidth or compute figures are borrowed from another card."""
+    gpu = kind == "gpu"
+    return GpuSpec(
+        name=f"{kind}-{memory_gib:g}gib", display_name=(f"a GPU with {memory_gib:g} GiB" if gpu else
+                                                        f"a CPU with {memory_gib:g} GiB of RAM"),
+        vendor="unspecified" if gpu else "cpu", gpu_class="stated" if gpu else "cpu", architecture="unspecified",
+        memory_gib=memory_gib, memory_type="unspecified" if gpu else "system RAM", bandwidth_gb_s=None,
+        bf16_dense_tflops=None, fp16_dense_tflops=None, fp8=False, fp8_dense_tflops=None, unified_memory=False,
+        tdp_w=None, notes="memory as stated by the user; bandwidth and compute unknown", source="stated by the user")
+
+
 def get_gpu(name: str) -> GpuSpec:
-    """The GPU for a name or alias (case-insensitive); an UnknownName error lists the closest names."""
+    """The GPU for a name or alias (case-insensitive); an UnknownName error lists the closest names.
+
+    'gpu-8gib' and 'cpu-32gib' name a device known only by its memory (see `stated_device`)."""
+    stated = STATED.match(_norm(name))
+    if stated:
+        size = float(stated.group(2))
+        if size <= 0:
+            raise BadInput(f"'{name}' has no memory", expected="a positive size, e.g. gpu-8gib")
+        return _stated_spec(stated.group(1), size)
     key = _index().get(_norm(name))
     if key is None:
         raise UnknownName(

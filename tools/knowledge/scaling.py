@@ -169,6 +169,15 @@ def training_days(flops: float, gpu: str, gpus: int = 1, mfu: float = DEFAULT_MF
     return flops / (gpus * peak * mfu) / SECONDS_PER_DAY
 
 
+def flops_in_gpu_time(gpu: str, gpu_hours: float, mfu: float = DEFAULT_MFU) -> float:
+    """Training FLOPs a GPU-time budget delivers: GPU-hours × 3600 × dense 16-bit peak × MFU (the inverse
+    of `training_days`)."""
+    _positive("GPU-hours", gpu_hours)
+    _check_mfu(mfu)
+    peak, _ = peak_flops_per_s(gpu)
+    return gpu_hours * 3600.0 * peak * mfu
+
+
 def inference_aware_optimal(params: float, tokens: float, inference_tokens: float, fit: str = "epoch",
                             ) -> OptimalPoint:
     """Sardana et al. 2024: the (N, D) reaching the same loss as (params, tokens) that minimises

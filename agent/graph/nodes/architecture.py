@@ -40,6 +40,14 @@ def _candidates(kind: str, budget: float | None, need: int, calls: Calls) -> tup
     return near[0].name, table
 
 
+def _near_budget(kind: str, budget: float, calls: Calls) -> bool:
+    """Whether a catalog model of `kind` lies within 1.5x of `budget` parameters."""
+    from qkv.tools.catalog.summary import summarize_models
+
+    return any(_kind(r.model_type) == kind and 1 / 1.5 <= r.params / budget <= 1.5
+               for r in calls("catalog.summarize_models", summarize_models))
+
+
 def _kind(model_type: str) -> str:
     from qkv.tools.arch import FAMILIES
 
@@ -130,8 +138,13 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
     pretraining: dict[str, Any] | None = None
     provenance: dict[str, str] = {}
     resolved = None
-    if task.mode == "pre-train":
+    if task.mode == "pre-train" and kind == "decoder":
         resolved, pretraining = _pretrain_model(task, need, calls, missing)
+    elif task.param_budget and not task.base_model and kind == "decoder" and not _near_budget(kind, task.param_budget,
+                                                                                             calls):
+        # No catalog model within 1.5x of the stated size: design one of that size rather than swap the size.
+        resolved, _ = _pretrain_model(task.model_copy(update={"compute_flops": None, "data_tokens": None}), need,
+                                      calls, missing)
     if resolved is None:
         if task.base_model:
             name = task.base_model
@@ -141,8 +154,11 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
             why = (f"the catalog {kind} model " + (f"within 1.5× of {task.param_budget / 1e9:g}B parameters "
                    if task.param_budget else "") + f"whose window best covers {need:,} tokens")
         resolved = calls("modelref.resolve_model", resolve_model, name)
-    else:
+    elif task.mode == "pre-train":
         why = "proposed by the sizing tool for the compute-optimal parameter count"
+    else:
+        why = (f"no catalog {kind} model is within 1.5× of the stated {task.param_budget / 1e9:g}B parameters: the "
+               "sizing tool proposes an architecture of that size")
     resolved = resolved.model_copy(update={"source": resolved.source.split(";")[0]})  # the URL, not the notes
     spec = spec_from_config(resolved.config)
     count = calls("params.count_params", count_params, resolved)
@@ -180,16 +196,20 @@ def _pretrain_model(task, need: int, calls: Calls, missing: list[str]):
     if scale_mod is None or size_fn is None:
         missing.append("qkv.tools.knowledge.scaling/sizing")
         return None, None
+    from qkv.tools.catalog.gpus import get_gpu
     from qkv.tools.knowledge.scaling import ScaleRequest
     from qkv.tools.knowledge.sizing import SizeRequest
     from qkv.tools.modelref import ResolvedModel
 
+    device = get_gpu(task.gpu)
+    # Training time needs the device's 16-bit peak; a device known only by its memory has none to use.
+    gpu = task.gpu if (device.bf16_dense_tflops or device.fp16_dense_tflops) else None
     if task.compute_flops:
-        sreq = ScaleRequest(flops=task.compute_flops, gpu=task.gpu, gpus=task.gpus or 1)
+        sreq = ScaleRequest(flops=task.compute_flops, gpu=gpu, gpus=task.gpus or 1)
     elif task.param_budget:
-        sreq = ScaleRequest(params=task.param_budget, gpu=task.gpu, gpus=task.gpus or 1)
+        sreq = ScaleRequest(params=task.param_budget, gpu=gpu, gpus=task.gpus or 1)
     elif task.data_tokens:
-        sreq = ScaleRequest(tokens=task.data_tokens, gpu=task.gpu, gpus=task.gpus or 1)
+        sreq = ScaleRequest(tokens=task.data_tokens, gpu=gpu, gpus=task.gpus or 1)
     else:
         return None, None
     report = calls("knowledge.scaling.scale", scale_mod, sreq)

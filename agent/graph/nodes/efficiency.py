@@ -58,28 +58,69 @@ def _hparams(arch: dict[str, Any], method: str, seq: int, calls: Calls, missing:
     return out
 
 
+TRAIN_PRECISION = {"bf16": "bf16", "fp16": "fp16-mixed", "fp32": "fp32"}  # stated → the memory tool's name
+
+
 def _base_request(task, arch: dict[str, Any], hp: dict[str, Any] | None, method: str):
+    """The memory request for the user's plan: every stated setting as stated, the rest from the
+    hyperparameter tool (micro-batch, LoRA shape) or the memory tool's defaults."""
+    from qkv.tools.catalog.gpus import get_gpu
     from qkv.tools.memory.schema import MemoryRequest
 
     gpus = task.gpus or 1
     small = arch["params"] < 1e9
     batch = int(hp.get("batch_sequences", 1)) if hp and small else 1
     accum = max(1, int(hp.get("batch_sequences", 1)) // batch) if hp else 1
+    if task.micro_batch:
+        batch = task.micro_batch
+        accum = task.grad_accum or (max(1, int(hp.get("batch_sequences", batch)) // batch) if hp else 1)
+    elif task.grad_accum:
+        accum = task.grad_accum
     lora: dict[str, Any] = {}
     if hp and "lora_r" in hp:
         targets = hp["lora_targets"]
         lora = {"lora_r": int(hp["lora_r"]), "lora_alpha": int(hp["lora_alpha"]),
                 "lora_dropout": float(hp["lora_dropout"]),
                 "lora_targets": targets if isinstance(targets, list) else [targets]}
-    ext = None
+    ext = task.context_extension
     if arch["context_action"] == "rope_scaling":
-        ext = "yarn"
+        ext = ext or "yarn"
     elif arch["context_action"] == "sliding_window":
         ext = "sliding"
+    device = get_gpu(task.gpu)
     return MemoryRequest(
         model=arch["base_model"] if not arch.get("config") else "inline", method=method, batch=batch,
-        seq=arch["train_seq"], grad_accum=accum, precision="bf16", attention=attention_for(task.gpu, family_of(arch)),
-        gpu=task.gpu, gpus=gpus, sharding="fsdp" if gpus > 1 else "none", context_extension=ext, **lora)
+        seq=arch["train_seq"], grad_accum=accum, precision=TRAIN_PRECISION.get(task.precision or "bf16", "bf16"),
+        attention=attention_for(task.gpu, family_of(arch)), gpu=task.gpu, gpus=gpus,
+        sharding=task.sharding or ("fsdp" if gpus > 1 else "none"), context_extension=ext,
+        grad_checkpointing=bool(task.grad_checkpointing),
+        cuda_context_gib=0.0 if device.gpu_class == "cpu" else 0.5, **lora)
+
+
+def pins(task) -> dict[str, Any]:
+    """The plan settings the user stated, as memory-request fields: the ladder may not change them
+    unless nothing that keeps them fits (then the change is a stated departure)."""
+    out: dict[str, Any] = {}
+    if task.method:
+        out["method"] = task.method
+    if task.micro_batch:
+        out["batch"] = task.micro_batch
+    if task.grad_checkpointing is not None:
+        out["grad_checkpointing"] = task.grad_checkpointing
+    if task.sharding:
+        out["sharding"] = task.sharding
+    return out
+
+
+def departures(task, changes: dict[str, Any]) -> list[str]:
+    """Each stated setting the planned rung changes, in words."""
+    words = {"method": "method", "batch": "micro-batch", "grad_checkpointing": "gradient checkpointing",
+             "sharding": "sharding", "gpus": "GPU count"}
+    out = []
+    for key, value in pins(task).items():
+        if key in changes and changes[key] != value:
+            out.append(f"{words[key]}: stated {value}, planned {changes[key]}")
+    return out
 
 
 def _resolved(arch: dict[str, Any]):
@@ -124,21 +165,51 @@ def _ladder(task, arch: dict[str, Any], base, calls: Calls) -> list[dict[str, An
                 break
         return out
     report = calls("memory.fit_report", fit_report, base.model_copy(update={"method": "full"}))
-    return [{"name": o.name, "changes": o.changes, "total_bytes": o.total_bytes, "fits": o.fits, "tight": o.tight}
-            for o in report.ladder]
-
-
-def _from_stated_method(rungs: list[dict[str, Any]], method: str | None) -> list[dict[str, Any]]:
-    """A method the user asked for is where the walk starts: cheaper-to-quality rungs before it are skipped
-    (they stay in the report's alternatives); if it does not fit, the walk goes on down the ladder."""
-    if not method:
-        return rungs
-    start = next((i for i, r in enumerate(rungs) if r["changes"].get("method") == method), 0)
-    return rungs[start:]
+    tool = [(o.name, dict(o.changes)) for o in report.ladder]
+    return _honouring(task, arch, base, tool, calls)
 
 
 def _on_hardware(rung: dict[str, Any], gpus: int) -> bool:
     return int(rung["changes"].get("gpus", gpus)) <= gpus
+
+
+LABEL = {"full": "full fine-tune", "lora": "LoRA", "qlora": "QLoRA"}
+
+
+def _honouring(task, arch, base, tool: list[tuple[str, dict[str, Any]]], calls: Calls) -> list[dict[str, Any]]:
+    """Rungs in the order a researcher tries them for a user who stated part of the plan: the stated
+    method with the levers that keep it (gradient checkpointing, micro-batch 1 with the same effective
+    batch) and every stated setting pinned; then the memory tool's ladder with the pins kept where they can
+    be; then its rungs that must change a stated setting, each marked with its departures."""
+    from qkv.tools.catalog.gpus import get_gpu
+    from qkv.tools.memory.verdict import SAFETY_MARGIN
+
+    pinned = pins(task)
+    effective = base.batch * base.grad_accum
+    rungs: list[tuple[str, dict[str, Any]]] = []
+    if task.method:
+        m = LABEL[task.method]
+        rungs += [(f"{m} (as stated)", {"method": task.method}),
+                  (f"{m} + gradient checkpointing", {"method": task.method, "grad_checkpointing": True}),
+                  (f"{m} + checkpointing + micro-batch 1",
+                   {"method": task.method, "grad_checkpointing": True, "batch": 1, "grad_accum": effective})]
+    rungs += tool
+    usable = get_gpu(task.gpu).usable_bytes
+    keep, depart, seen = [], [], set()
+    for name, changes in rungs:
+        honoured = {**changes, **pinned}
+        conflict = any(k in changes and changes[k] != v for k, v in pinned.items())
+        final = {**{k: v for k, v in pinned.items() if k not in changes}, **changes} if conflict else honoured
+        key = tuple(sorted((k, str(v)) for k, v in final.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        total = _estimate(arch, base.model_copy(update=final), calls).total_bytes
+        fits = total <= usable
+        row = {"name": name, "changes": final, "total_bytes": total, "fits": fits,
+               "tight": fits and total > usable * (1 - SAFETY_MARGIN), "departs": departures(task, final)}
+        (depart if row["departs"] else keep).append(row)
+    return keep + depart
 
 
 def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +237,7 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
     from qkv.tools.memory.schema import MemoryRequest
 
     gpus = task.gpus or 1
-    rungs = _from_stated_method([r for r in prev["ladder"] if _on_hardware(r, gpus)], task.method)
+    rungs = [r for r in prev["ladder"] if _on_hardware(r, gpus)]
     rung = rungs[min(rung_i, len(rungs) - 1)]
     base = MemoryRequest.model_validate(prev["base"])
     req = base.model_copy(update=rung["changes"])
@@ -182,12 +253,44 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
             "too tight" if rung["fits"] else "does not fit")
         return {"efficiency": eff, "rung": rung_i + 1, "unavailable": unavailable(state, *missing),
                 "calls": calls.items}
+    if not comfortable:
+        # Nothing fits: the report evaluates the user's own plan (the cheapest rung that keeps every stated
+        # setting) rather than the ladder's last resort, and says what would fit.
+        keep = [r for r in rungs if not r.get("departs")] or rungs
+        rung = min(keep, key=lambda r: r["total_bytes"])
+        req = base.model_copy(update=rung["changes"])
+        est = _estimate(arch, req, calls)
     method = req.method if task.mode != "pre-train" else "full"
     hp = prev.get("hp_lora")
     if task.mode != "pre-train" and method != "lora":
         hp = _hparams(arch, method, arch["train_seq"], calls, missing) or hp
+    hp = with_stated(task, hp, req.method)
     eff.update(_settle(task, arch, req, est, rung, prev["ladder"], usable, hp, comfortable, calls))
     return {"efficiency": eff, "rung": 0, "unavailable": unavailable(state, *missing), "calls": calls.items}
+
+
+STATED_HP = {"learning_rate": "learning_rate", "lora_r": "lora_r", "lora_alpha": "lora_alpha",
+             "lora_targets": "lora_targets"}
+
+
+def with_stated(task, hp: dict[str, Any] | None, method: str) -> dict[str, Any] | None:
+    """The hyperparameter tool's plan with every value the user stated put in its place (provenance
+    'stated'); where the tool recommends otherwise for this scale, a note says so (hard rule 2)."""
+    if hp is None:
+        return None
+    out = {**hp, "provenance": dict(hp.get("provenance", {})), "notes": list(hp.get("notes", []))}
+    for field, key in STATED_HP.items():
+        value = getattr(task, field)
+        if value is None or (key.startswith("lora_") and method not in ("lora", "qlora")):
+            continue
+        recommended = hp.get(key)
+        out[key] = value
+        words = next((s.text for s in task.stated if s.field == field), field)
+        out["provenance"][key] = f"stated: '{words}'"
+        if recommended is not None and recommended != value:
+            out["notes"].append(f"{key} {value} as stated; qkv's recommendation for this scale and method is "
+                                f"{recommended} ({hp.get('provenance', {}).get(key, 'qkv.tools.knowledge.hparams')})")
+    return out
 
 
 def _settle(task, arch, req, est, rung, ladder, usable, hp, comfortable, calls) -> dict[str, Any]:
@@ -212,11 +315,16 @@ def _settle(task, arch, req, est, rung, ladder, usable, hp, comfortable, calls) 
     }
     if not comfortable:
         out["what_would_fit"] = what_would_fit(task, arch, req, est, ladder, calls)
-    asked = next((r for r in ladder if task.method and r["changes"].get("method") == task.method), None)
-    if asked is not None and req.method != task.method:
-        out["warnings"].append(f"{task.method} was asked for, but '{asked['name']}' needs {gib(asked['total_bytes'])} "
-                               f"GiB per GPU ({'too tight' if asked['fits'] else 'does not fit'} in {gib(usable)} "
-                               f"GiB): the plan moves down the ladder to '{rung['name']}'")
+    stated = ladder[0] if pins(task) else None
+    if stated is not None:
+        out["stated_plan"] = {"name": stated["name"], "total_gib": gib(stated["total_bytes"]), "fits": stated["fits"],
+                              "tight": stated["tight"], "changes": stated["changes"]}
+    out["departures"] = list(rung.get("departs", []))
+    if out["departures"] and stated is not None:
+        out["warnings"].append(
+            f"your plan ('{stated['name']}') needs {gib(stated['total_bytes'])} GiB per GPU and "
+            f"{'is too tight' if stated['fits'] else 'does not fit'} in {gib(usable)} GiB; nothing that keeps every "
+            f"stated setting fits, so the plan changes {'; '.join(out['departures'])} ('{rung['name']}')")
     return out
 
 

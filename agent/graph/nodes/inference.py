@@ -11,12 +11,14 @@ from qkv.agent.graph.nodes.efficiency import _estimate, attention_for, family_of
 
 CUDA_FORMATS = ("bf16", "int8", "nf4")
 APPLE_FORMATS = ("Q8_0", "Q4_K_M")
-SAMPLING_TASK = {"summarisation": "summarisation", "translation": "translation", "qa": "qa",
-                 "classification": "classification", "chat": "chat", "code": "code"}
-
-
+# Report task label → the sampling tool's preset name (labels not listed use the preset of the same name).
 SAMPLING_TASK = {"ner": "extraction", "retrieval": "extraction", "generation": "creative",
                  "language-modelling": "creative"}
+NOT_DECODING = "not applicable: an encoder-only model emits labels or spans, with no decoding to bound"
+
+
+def _words(task, field: str) -> str:
+    return next((s.text for s in task.stated if s.field == field), field)
 
 
 def _sampling(task, obj: dict[str, Any], calls: Calls, missing: list[str]) -> tuple[dict, str, list, dict, list]:
@@ -72,6 +74,8 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     concurrency = task.concurrency or 1
     context = arch["train_seq"] if arch["context_action"] != "chunking" else arch["context_window"]
     formats = APPLE_FORMATS if gpu.unified_memory else CUDA_FORMATS
+    if task.weights:  # the user's format is evaluated first, whatever the default list holds
+        formats = (task.weights, *(f for f in formats if f != task.weights))
     usable = gpu.usable_bytes
     tried: list[dict[str, Any]] = []
     chosen = None
@@ -79,17 +83,21 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     attention = attention_for(task.gpu, family_of(arch))
     # One GPU first (no interconnect traffic); the user's other GPUs only when one cannot hold the model.
     layouts = [1] + ([gpus] if gpus > 1 else [])
+    if task.mode == "inference" and gpus > 1 and any(x.field == "gpus" for x in task.stated):
+        layouts = [gpus]  # serving on the GPUs the user named: tensor-parallel over all of them
     for n in layouts:
         for fmt in formats:
             req = MemoryRequest(model=arch["base_model"] if not arch.get("config") else "inline",
                                 method="inference", weights=fmt, seq=context, batch=concurrency, gpu=task.gpu,
                                 gpus=n, sharding="fsdp" if n > 1 else "none", attention=attention,
-                                context_extension=ext)
+                                context_extension=ext, cuda_context_gib=0.0 if gpu.gpu_class == "cpu" else 0.5)
             row = _try(arch, req, gpu, usable, concurrency, n, calls)
             tried.append(row)
             per_stream = row["decode_tok_s_upper"] / concurrency if row["decode_tok_s_upper"] else None
-            latency_ok = task.latency_ms is None or bool(per_stream and 1000 / per_stream <= task.latency_ms)
-            throughput_ok = task.throughput_tok_s is None or bool(
+            # Without a bandwidth figure (a GPU known only by its memory) a speed target cannot be checked.
+            unknown = gpu.bandwidth_gb_s is None
+            latency_ok = task.latency_ms is None or unknown or bool(per_stream and 1000 / per_stream <= task.latency_ms)
+            throughput_ok = task.throughput_tok_s is None or unknown or bool(
                 row["decode_tok_s_upper"] and row["decode_tok_s_upper"] >= task.throughput_tok_s)
             if row["fits"] and not row["tight"] and latency_ok and throughput_ok:
                 chosen = row
@@ -100,6 +108,26 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     chosen = chosen or tried[-1]
     est = chosen["est"]
     sampling, described, issues, s_prov, notes = _sampling(task, obj, calls, missing)
+    departs: list[str] = []
+    if task.weights and chosen["name"] != task.weights:
+        departs.append(f"weights: stated {task.weights}, planned {chosen['name']} ({task.weights} "
+                       + ("does not fit with the margin" if not tried[0]["fits"] or tried[0]["tight"] else
+                          "misses a stated target") + ")")
+    if obj["architecture"] == "encoder-only":
+        sampling, described, issues = {}, NOT_DECODING, []
+        s_prov = {"sampling": "rule: an encoder-only model emits labels or spans; there is no decoding to bound"}
+    elif task.sampling:
+        if any(i["level"] == "fail" for i in issues):
+            departs.append(f"decoding: stated {task.sampling} is unbounded (hard rule 3); planned {described}")
+        else:  # the user's bounded decoding is the plan; the preset fills what they left open
+            from qkv.tools.sampling import SamplingPolicy
+
+            keep = {k: v for k, v in task.sampling.items() if k in SamplingPolicy.model_fields}
+            policy = SamplingPolicy(**{**{k: v for k, v in sampling.items() if k in SamplingPolicy.model_fields},
+                                       **keep})
+            sampling = {**sampling, **keep, "preset": f"stated (over the {sampling.get('preset')} preset)"}
+            described = policy.describe()
+            s_prov = {**s_prov, **{f"sampling.{k}": f"stated: '{_words(task, 'sampling')}'" for k in keep}}
     flops = (gpu.bf16_dense_tflops or 0) * 1e12 * gpus
     prefill = 2 * arch["active_params"] * context / flops if flops else None
     kernel = "flash_attention_2" if attention == "flash" else "sdpa"
@@ -115,7 +143,7 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
         "weights_gib": chosen["weights_gib"], "kv_cache_gib": chosen["kv_cache_gib"],
         "kv_dtype": est.request.kv_dtype, "peak_vram_gib": est.total_gib, "fits": settled,
         "context_tokens": context, "concurrency": concurrency, "attention_kernel": kernel,
-        "sampling": sampling, "sampling_policy": described, "sampling_issues": issues,
+        "sampling": sampling, "sampling_policy": described, "sampling_issues": issues, "departures": departs,
         "decode_tok_s_upper": chosen["decode_tok_s_upper"],
         "prefill_s_lower": round(prefill, 4) if prefill else None,
         "alternatives": [{"name": r["label"], "total_gib": r["total_gib"], "fits": r["fits"], "tight": r["tight"],
@@ -131,8 +159,9 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
             "weights_gib": "analytic: qkv.tools.memory inference estimate",
             "kv_cache_gib": "analytic: qkv.tools.memory (2 × layers × kv_heads × head_dim × tokens × bytes)",
             "peak_vram_gib": "analytic: qkv.tools.memory inference estimate",
-            "decode_tok_s_upper": f"analytic: roofline, {gpu.bandwidth_gb_s:g} GB/s (GPU catalog) ÷ bytes read per "
-                                  "step (weights + KV cache) × concurrent sequences; an upper bound",
+            "decode_tok_s_upper": (f"analytic: roofline, {gpu.bandwidth_gb_s:g} GB/s (GPU catalog) ÷ bytes read per "
+                                   "step (weights + KV cache) × concurrent sequences; an upper bound")
+            if gpu.bandwidth_gb_s else "not computed: the GPU's bandwidth is unknown (only its memory was stated)",
             "prefill_s_lower": f"analytic: 2 × active params × {context:,} tokens ÷ {gpu.bf16_dense_tflops} dense "
                                "bf16 TFLOP/s (GPU catalog) per GPU; a lower bound (100% utilisation)",
             **s_prov,
@@ -154,7 +183,7 @@ def _try(arch, req, gpu, usable: int, concurrency: int, n: int, calls: Calls) ->
     # Decoding reads every weight and the whole KV cache once per step: a memory-bandwidth roofline
     # (the terms are per GPU; n GPUs read their shards in parallel).
     step_bytes = weights + kv
-    decode = gpu.bandwidth_gb_s * 1e9 / step_bytes * concurrency if step_bytes else None
+    decode = gpu.bandwidth_gb_s * 1e9 / step_bytes * concurrency if step_bytes and gpu.bandwidth_gb_s else None
     return {"name": req.weights, "label": req.weights + (f" over {n} GPUs" if n > 1 else ""), "gpus": n,
             "total_gib": est.total_gib, "fits": fits, "tight": tight, "weights_gib": gib(weights),
             "kv_cache_gib": gib(kv), "decode_tok_s_upper": round(decode, 1) if decode else None, "est": est}

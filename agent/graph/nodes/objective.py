@@ -40,14 +40,51 @@ WHY = {
 }
 
 
+ARTICLE = {"encoder-only": "an", "decoder-only": "a", "encoder-decoder": "an"}
+WHY_FOR = {
+    "decoder-only": "the answer is generated token by token from the input (and retrieved passages, for questions "
+                    "over documents), so it is a generative design with factual decoding",
+    "encoder-only": "a bidirectional encoder reads the whole input and a task head predicts labels or spans; "
+                    "nothing is generated",
+    "encoder-decoder": "the encoder reads the input and the decoder writes the output, cross-attending to it",
+}
+
+
+def model_family(name: str) -> str | None:
+    """The architecture family of a model reference (encoder-only, decoder-only, encoder-decoder)."""
+    from qkv.tools.arch import spec_from_config
+    from qkv.tools.errors import QkvError
+    from qkv.tools.modelref import resolve_model
+
+    try:
+        kind = spec_from_config(resolve_model(name).config).kind
+    except QkvError:
+        return None
+    return {"encoder": "encoder-only", "decoder": "decoder-only", "encoder-decoder": "encoder-decoder"}[kind]
+
+
 def objective_node(state: dict[str, Any]) -> dict[str, Any]:
     """Classify the objective and plan its metrics."""
     task = task_of(state)
     calls = Calls()
     label = task.objective or "generation"
     kind = objective_kind(label)
+    why = WHY[kind]
     if task.mode == "pre-train":
-        kind, label = "generation", "language-modelling"
+        if kind != "translation":
+            kind, label = "generation", "language-modelling"
+            why = WHY[kind]
+    elif task.base_model:
+        family = model_family(task.base_model)
+        if family and family != FAMILY[kind]:
+            # The model the user named decides the family: Mistral answers questions generatively, BERT classifies.
+            kind = {v: k for k, v in FAMILY.items()}[family]
+            why = (f"{task.base_model} is {ARTICLE[family]} {family} model, so the {label} task is designed for it: "
+                   + WHY_FOR[family])
+    elif task.param_budget and task.param_budget >= 1.5e9 and kind == "understanding":
+        kind = "generation"
+        why = (f"a {task.param_budget / 1e9:g}B model is a decoder (no encoder of that size is in use): the "
+               f"{label} task is done generatively, the answer or label written as text")
     missing: list[str] = []
     plan_fn = optional("qkv.tools.evaluate.metrics", "metric_plan")
     eval_task = EVAL_TASK.get(label, "language-modelling")
@@ -66,6 +103,6 @@ def objective_node(state: dict[str, Any]) -> dict[str, Any]:
         provenance["metrics"] = "convention (the evaluator's metric plan was not available)"
     update = {
         "kind": kind, "architecture": FAMILY[kind], "task": label, "loss": LOSS[kind], "metrics": metrics,
-        "metrics_plan": plan, "rationale": WHY[kind], "provenance": provenance,
+        "metrics_plan": plan, "rationale": why, "provenance": provenance,
     }
     return {"objective": update, "unavailable": unavailable(state, *missing), "calls": calls.items}

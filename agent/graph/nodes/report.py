@@ -35,7 +35,9 @@ def _checks(task, arch, eff, inf) -> list[dict[str, str]]:
         rule2 = ("warn", "the hyperparameter tool was not available: no scale-specific values could be stated")
     fails = [i for i in inf.get("sampling_issues", []) if i["level"] == "fail"]
     warns = [i for i in inf.get("sampling_issues", []) if i["level"] == "warn"]
-    if fails:
+    if inf.get("sampling_policy", "").startswith("not applicable"):
+        rule3 = ("n/a", inf["sampling_policy"])
+    elif fails:
         rule3 = ("fail", "the requested decoding is unbounded: " + "; ".join(i["message"] for i in fails)
                  + f". Deploy with the bounded policy instead: {inf['sampling_policy']}")
     elif warns:
@@ -46,7 +48,29 @@ def _checks(task, arch, eff, inf) -> list[dict[str, str]]:
         {"rule": "context window respected", "status": rule1[0], "detail": rule1[1]},
         {"rule": "no default hyperparameters across scales", "status": rule2[0], "detail": rule2[1]},
         {"rule": "no deployment without a sampling strategy", "status": rule3[0], "detail": rule3[1]},
+        stated_check(task, arch, eff, inf),
     ]
+
+
+def stated_check(task, arch, eff, inf) -> dict[str, str]:
+    """The fourth row: every stated constraint was evaluated as stated, or each departure is named."""
+    departs = [*eff.get("departures", []), *inf.get("departures", [])]
+    if task.base_model and arch["base_model"] != task.base_model and arch.get("context_action") != "long_context_model":
+        departs.append(f"model: stated {task.base_model}, planned {arch['base_model']}")
+    if task.param_budget and not task.base_model and task.mode != "pre-train":
+        ratio = arch["params"] / task.param_budget
+        if not 1 / 1.5 <= ratio <= 1.5:
+            departs.append(f"model size: stated {task.param_budget / 1e9:g}B, planned {arch['params'] / 1e9:.2f}B")
+    parts = []
+    if departs:
+        parts.append("changed: " + "; ".join(departs))
+    if task.not_understood:
+        parts.append("not understood: " + "; ".join(task.not_understood))
+    if not parts:
+        n = len(task.stated)
+        return {"rule": "stated constraints honoured", "status": "pass",
+                "detail": f"all {n} stated constraint{'s' if n != 1 else ''} evaluated as stated"}
+    return {"rule": "stated constraints honoured", "status": "warn", "detail": " — ".join(parts)}
 
 
 def _ethics(task, obj, calls: Calls, missing: list[str]) -> dict[str, Any]:
@@ -160,7 +184,7 @@ def report_node(state: dict[str, Any]) -> dict[str, Any]:
     eff_out = {k: v for k, v in eff.items() if k in (
         "method", "strategy", "fits", "peak_vram_gib", "gpu", "gpus", "usable_gib", "sharding", "quantization",
         "double_quant", "grad_checkpointing", "micro_batch", "grad_accum", "breakdown", "alternatives",
-        "what_would_fit", "hyperparameters", "warnings", "provenance")}
+        "what_would_fit", "stated_plan", "departures", "hyperparameters", "warnings", "provenance")}
     eff_out.setdefault("gpu", task.gpu)
     eff_out.setdefault("gpus", task.gpus or 1)
     eff_out["pretraining"] = state.get("pretraining")
