@@ -6,14 +6,17 @@ import math
 import re
 from typing import Any
 
-from qkv.agent.graph.intake import parse_fields, parse_gpu
+from qkv.agent.graph.intake import parse_gpu
 from qkv.agent.graph.schemas import TaskSpec
 from qkv.tools.errors import UnknownName
 
 # Fields a follow-up can change (the text, corpus and constraints stay with the original request).
 REVISABLE = ("objective", "domain", "method", "base_model", "param_budget", "data_tokens", "compute_flops",
              "data_examples", "doc_tokens", "max_doc_tokens", "gpu", "gpus", "vram_gib", "latency_ms",
-             "throughput_tok_s", "concurrency", "source_lang", "target_lang", "sampling", "deploy")
+             "throughput_tok_s", "concurrency", "source_lang", "target_lang", "sampling", "deploy", "corpus",
+             "cpu_only", "ram_gib", "sharding", "precision", "weights", "micro_batch", "grad_accum", "epochs",
+             "learning_rate", "lora_r", "lora_alpha", "lora_targets", "grad_checkpointing", "gpu_hours",
+             "wall_hours", "ttft_ms", "context_extension")
 
 
 # What `revise` understands, for the error when a follow-up names none of it.
@@ -154,7 +157,17 @@ def merge_change(task: dict[str, Any], assumptions: list[dict[str, Any]], change
 
     `size_hint` (parameters of the model the design chose) picks the size when a follow-up names a model
     family only ("use Mistral instead"); the task's own size budget wins when it has one."""
-    found = parse_fields(change_text)
+    from qkv.agent.graph.bind import Stated, bind_request, count_of
+
+    bound = bind_request(change_text)
+    found = dict(bound.fields)
+    # Counts relative to what was stated: "what if I only had one of them?", "use both", "all of them".
+    rel = re.search(r"\b(one|two|three|four|six|eight|\d+)\s+of\s+(?:them|those|these|the gpus|the cards)\b|"
+                    r"\b(both|all)(?:\s+of)?\s+(?:them|those|these|gpus|cards)\b|\buse both\b", change_text, re.I)
+    if rel and not found.get("gpus"):
+        have = int(task.get("gpus") or 1)
+        found["gpus"] = count_of(rel.group(1)) if rel.group(1) else have
+        bound.stated.append(Stated("gpus", found["gpus"], rel.group(0)))
     if not found.get("base_model"):
         hint = task.get("param_budget") or size_hint
         named = model_mention(change_text, hint)
@@ -187,7 +200,13 @@ def merge_change(task: dict[str, Any], assumptions: list[dict[str, Any]], change
              if a.get("field") not in update and not (a.get("field") == "gpu" and keep_gpu)}
     if "max_doc_tokens" in reset:
         reset["doc_tokens"] = None
-    merged = TaskSpec.model_validate({**task, **reset, **update})
+    # The change's own words join the stated list (replacing what it restates); what it did not bind is listed.
+    words = {x.field: x.text for x in bound.stated}
+    stated = [x for x in task.get("stated", []) if x["field"] not in update]
+    stated += [{"field": k, "value": v, "text": words.get(k, change_text)} for k, v in update.items() if v is not None]
+    not_understood = [*task.get("not_understood", []), *(n for n in bound.not_understood
+                                                         if n not in task.get("not_understood", []))]
+    merged = TaskSpec.model_validate({**task, **reset, **update, "stated": stated, "not_understood": not_understood})
     new_task, assumed = apply_defaults(merged)
     changed |= {k for k in reset if getattr(new_task, k) != task.get(k)}
     return new_task.model_dump(), changed, [a.model_dump() for a in assumed]

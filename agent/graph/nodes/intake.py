@@ -33,7 +33,14 @@ def intake_node(state: dict[str, Any]) -> dict[str, Any]:
                     # Failing here would leave the bad answer stored with this step and replayed on every
                     # resume; asking again (a new interrupt) lets the next answer through.
                     ask = f"That answer did not work: {exc} {question}"
+    filled = [f for f in ("gpu", "gpus", "base_model", "param_budget")
+              if getattr(task, f) is not None and not any(x.field == f for x in task.stated)]
     task, assumptions = apply_defaults(task)
+    from qkv.agent.graph.schemas import Assumption
+
+    # The language model only fills what the rules left empty; what it filled is an assumption, never 'stated'.
+    assumptions = [Assumption(field=f, value=getattr(task, f), reason="read by the language model from the request")
+                   for f in filled if any("filled by the language model" in c for c in task.constraints)] + assumptions
     return {"task": task.model_dump(), "assumptions": [a.model_dump() for a in assumptions],
             "unavailable": sorted(set(missing)), "rung": 0, "calls": calls.items}
 
