@@ -224,7 +224,7 @@ def _cpu(b: Binder) -> None:
         for m in b.find(pattern):
             b.bind("cpu_only", True, m.span())
             b.out.notes.append(f"'{m.group(0)}' is planned as a CPU-only device with {ram:g} GiB of RAM")
-            b.out.fields.setdefault("ram_gib", ram)
+            b.bind("ram_gib", ram, m.span())
             return
     for m in b.find(r"\bcpu[- ]only\b|\bno gpus?\b|\bwithout (?:a |any )?gpus?\b|"
                     r"\bon (?:my |a |the )?(?:laptop(?:'s)? )?cpus?\b|\b(?:just|only) (?:a |the |my )?cpus?\b|"
@@ -500,12 +500,11 @@ def _sampling(b: Binder) -> None:
         out["max_new_tokens"] = None
         spans.append(m.span())
     if out:
+        # The stated words are the stretch of the request from the first decoding setting to the last.
         start, end = min(s for s, _ in spans), max(e for _, e in spans)
-        words = "; ".join(b.text[s:e].strip() for s, e in sorted(spans))
         b.out.fields["sampling"] = out
-        b.out.stated.append(Stated("sampling", out, words))
+        b.out.stated.append(Stated("sampling", out, b.text[start:end].strip()))
         b.used.extend(spans)
-        del start, end
 
 
 def _languages(b: Binder) -> None:
@@ -515,11 +514,11 @@ def _languages(b: Binder) -> None:
         src, tgt = LANGUAGES[m.group(1).lower()], LANGUAGES[m.group(2).lower()]
         b.bind("source_lang", src, m.span(1), consume=False)
         b.bind("target_lang", tgt, m.span(2), consume=False)
-    found = sorted({LANGUAGES[w.lower()] for w in re.findall(rf"\b({names})\b", b.text, re.I)})
-    if found:
+    hits = list(re.finditer(rf"\b({names})\b", b.text, re.I))
+    if hits:
+        found = sorted({LANGUAGES[h.group(1).lower()] for h in hits})
         b.out.fields["languages"] = found
-        b.out.stated.append(Stated("languages", found, ", ".join(
-            dict.fromkeys(w for w in re.findall(rf"\b({names})\b", b.text, re.I)))))
+        b.out.stated.append(Stated("languages", found, b.text[hits[0].start():hits[-1].end()]))
 
 
 def _corpus(b: Binder) -> None:
@@ -572,12 +571,16 @@ def _objective(b: Binder) -> None:
     pre = re.search(r"pre-?train|from scratch|train (?:a|an) (?:new )?(?:[\w.]+ )?(?:model|llm|transformer) from", low)
     serve = re.search(r"\bserv(?:e|ing)\b|\bdeploy|\binference\b|\bhost(?:ing)?\b|\brun (?:it |this |the model )?"
                       r"locally|\bfor \w* ?users\b", low)
+    tune = re.search(r"fine[\s-]?tun\w*|\bfinetun\w*|\b(?:q-?)?lora\b|\badapt\w*|\btrain(?:ing)?\b", low)
     if pre:
         b.bind("mode", "pre-train", pre.span(), consume=False)
+    elif tune:
+        b.bind("mode", "fine-tune", word_span(b.text, tune.span()), consume=False)
     elif serve and not re.search(r"fine-?tun|\btrain|\badapt|\blora\b|\bqlora\b", low):
         b.bind("mode", "inference", serve.span(), consume=False)
-    if re.search(r"\bdeploy|\bserv(?:e|ing)\b|\bproduction\b|\bendpoint\b|\busers\b", low):
-        b.out.fields["deploy"] = True
+    dm = re.search(r"\bdeploy\w*|\bserv(?:e|ing)\b|\bproduction\b|\bendpoint\b|\busers\b", low)
+    if dm:
+        b.bind("deploy", True, dm.span(), consume=False)
 
 
 # ---------------------------------------------------------------------------------------- entry point
@@ -609,7 +612,9 @@ def bind_request(text: str) -> Binding:
     _objective(b)
     if b.out.fields.get("gpu_hours") is None and b.out.fields.get("wall_hours") is not None:
         gpus = b.out.fields.get("gpus") or 1
+        wall = next(x for x in b.out.stated if x.field == "wall_hours")
         b.out.fields["gpu_hours"] = b.out.fields["wall_hours"] * gpus
+        b.out.stated.append(Stated("gpu_hours", b.out.fields["gpu_hours"], wall.text))
     _leftovers(b)
     return b.out
 
