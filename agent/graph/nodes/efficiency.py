@@ -229,7 +229,9 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
     prev = state.get("efficiency") or {}
     if rung_i == 0 or not prev.get("ladder"):
         method0 = "pretrain" if task.mode == "pre-train" else "lora"
-        hp = _hparams(arch, method0, arch["train_seq"], calls, missing)
+        # Stated LoRA shape and learning rate replace the tool's before any estimate: the memory of the
+        # adapters the user asked for (rank 8 is not rank 64).
+        hp = with_stated(task, _hparams(arch, method0, arch["train_seq"], calls, missing), method0)
         base = _base_request(task, arch, hp, "full")
         ladder = _ladder(task, arch, base, calls)
         prev = {"ladder": ladder, "base": base.model_dump(mode="json"), "hp_lora": hp, "tried": []}
