@@ -29,18 +29,25 @@ FAMILIES: dict[str, str] = {
     "t5": "t5",
 }
 
-# Real leaf-module names of each family's linear layers, in the order attention then MLP.
-# Phi-3 fuses q/k/v and gate/up; GPT-2 fuses q/k/v into `c_attn` (a Conv1D).
+# The family table: leaf-module names (path suffixes, as PEFT matches them) of each family's linear
+# layers, attention then MLP, as transformers 5 builds them. Phi-3 fuses q/k/v and gate/up; GPT-2
+# fuses q/k/v into `c_attn` (a Conv1D). An MoE block (Mixtral) has no MLP linears: transformers 5
+# stores its experts as fused 3-D parameters and its router as a bare parameter. T5 v1.1 (gated) has
+# wi_0/wi_1 where T5 has wi. The real names come from transformers (qkv.tools.catalog.linear_modules);
+# this table stands in only when transformers cannot build a config, and a test holds it to them.
 LINEAR_NAMES: dict[str, tuple[str, ...]] = {
     "llama": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    "llama-moe": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "phi3": ("qkv_proj", "o_proj", "gate_up_proj", "down_proj"),
     "gpt2": ("c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"),
     "bert": ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"),
-    "t5": ("q", "k", "v", "o", "wi", "wi_0", "wi_1", "wo"),
+    "t5": ("q", "k", "v", "o", "wi", "wo"),
+    "t5-gated": ("q", "k", "v", "o", "wi_0", "wi_1", "wo"),
 }
 
 # PEFT's default LoRA targets per model type (peft.utils.constants
-# TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING).
+# TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING; q_proj/v_proj for the Llama-like types). peft 0.21
+# has no entry for phi3 (get_peft_model then needs explicit targets); qkv uses the fused attention input.
 PEFT_DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
     "gpt2": ("c_attn",),
     "bert": ("query", "value"),
@@ -104,7 +111,14 @@ class ModelSpec(BaseModel):
 
     @property
     def linear_names(self) -> tuple[str, ...]:
-        return LINEAR_NAMES["phi3" if self.model_type == "phi3" else self.family]
+        """The family table's linear leaf names for this model (see LINEAR_NAMES)."""
+        if self.model_type == "phi3":
+            return LINEAR_NAMES["phi3"]
+        if self.family == "llama" and self.experts:
+            return LINEAR_NAMES["llama-moe"]
+        if self.family == "t5" and self.gated_mlp:
+            return LINEAR_NAMES["t5-gated"]
+        return LINEAR_NAMES[self.family]
 
     @property
     def default_lora_targets(self) -> tuple[str, ...]:

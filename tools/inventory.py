@@ -2,15 +2,20 @@
 shape, its role and, for linear layers, the real module name and in/out features.
 
 Parameter counts, LoRA trainable counts, QLoRA's quantised-vs-16-bit split, Adafactor's factored
-state and ZeRO-3's largest gathered layer are all sums over this one list."""
+state and ZeRO-3's largest gathered layer are all sums over this one list. Which groups are real
+linear modules (LoRA-targetable) and which bitsandbytes quantises comes from transformers itself
+(`apply_layout` with `qkv.tools.catalog.linear_modules`); without a layout the roles stand in."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from qkv.tools.arch import ModelSpec
+
+if TYPE_CHECKING:
+    from qkv.tools.catalog.linear_modules import LinearLayout
 
 Role = Literal[
     "embedding", "position", "token_type", "attention", "mlp", "experts", "router",
@@ -29,6 +34,8 @@ class TensorGroup:
     repeat: int = 1
     module: str | None = None
     block: str | None = None  # "decoder" | "encoder" | None (outside the layer stack)
+    linear: bool | None = None  # a real nn.Linear/Conv1D weight in the blocks (None: judged by role)
+    quantised: bool | None = None  # converted by bitsandbytes 4/8-bit loading (None: = is_linear)
 
     @property
     def numel(self) -> int:
@@ -36,8 +43,18 @@ class TensorGroup:
 
     @property
     def is_linear(self) -> bool:
-        """A 2-D weight of a linear layer inside the layer stack (what LoRA and 4-bit quantisation touch)."""
+        """A 2-D weight of a linear module inside the layer stack: what LoRA on modules can adapt."""
+        if self.linear is not None:
+            return self.linear
         return self.role in ("attention", "mlp", "router") and len(self.shape) == 2
+
+    @property
+    def is_quantised(self) -> bool:
+        """A weight bitsandbytes holds in 4 (or 8) bits: the linear modules it converts, nothing else
+        (fused expert tensors, routers, embeddings, norms, biases and the LM head stay 16-bit)."""
+        if self.quantised is not None:
+            return self.quantised
+        return self.is_linear
 
     @property
     def features(self) -> tuple[int, int]:
@@ -49,6 +66,19 @@ def inventory(spec: ModelSpec) -> list[TensorGroup]:
     """All weight tensors of the model class qkv counts for this family: the causal-LM model for
     decoders, the seq2seq-LM model for T5, the base model with pooler for BERT/RoBERTa."""
     return {"llama": _llama_like, "gpt2": _gpt2, "bert": _bert, "t5": _t5}[spec.family](spec)
+
+
+def apply_layout(groups: list[TensorGroup], layout: LinearLayout) -> list[TensorGroup]:
+    """The groups with `linear` and `quantised` set from the model's real layout (what transformers
+    builds): a 2-D weight is linear when its module is a real nn.Linear/Conv1D inside the blocks, and
+    quantised when bitsandbytes converts that module; every other tensor is neither."""
+    out = []
+    for g in groups:
+        matrix = g.module is not None and len(g.shape) == 2 and g.role != "bias"
+        linear = matrix and g.block is not None and layout.is_linear(g.module)  # type: ignore[arg-type]
+        quantised = matrix and layout.is_quantised(g.module)  # type: ignore[arg-type]
+        out.append(replace(g, linear=linear, quantised=quantised))
+    return out
 
 
 def _linear(name: str, out_f: int, in_f: int, role: Role, repeat: int, module: str, block: str,
@@ -74,10 +104,11 @@ def _llama_like(s: ModelSpec) -> list[TensorGroup]:
         out.append(TensorGroup("k_norm", (s.head_dim,), "norm", L, block="decoder"))
     out.append(TensorGroup("layer_norms", (s.norms_per_layer, h), "norm", L, block="decoder"))
     if s.experts:
-        out += _linear("router", s.experts, h, "router", L, "gate", "decoder", False)
+        # transformers 5: the router (MixtralTopKRouter) holds a bare (experts, hidden) parameter, not an nn.Linear.
+        out.append(TensorGroup("router", (s.experts, h), "router", L, "gate", "decoder", linear=False))
         # Expert weights are stored fused (experts, out, in) in transformers 5: gate+up, then down.
-        out.append(TensorGroup("experts.gate_up_proj", (s.experts, 2 * i, h), "experts", L, "experts", "decoder"))
-        out.append(TensorGroup("experts.down_proj", (s.experts, h, i), "experts", L, "experts", "decoder"))
+        out.append(TensorGroup("mlp.experts.gate_up_proj", (s.experts, 2 * i, h), "experts", L, "experts", "decoder"))
+        out.append(TensorGroup("mlp.experts.down_proj", (s.experts, h, i), "experts", L, "experts", "decoder"))
     elif s.model_type == "phi3":
         out += _linear("gate_up_proj", 2 * i, h, "mlp", L, "gate_up_proj", "decoder", False)
         out += _linear("down_proj", h, i, "mlp", L, "down_proj", "decoder", False)
@@ -87,7 +118,7 @@ def _llama_like(s: ModelSpec) -> list[TensorGroup]:
         out += _linear("down_proj", h, i, "mlp", L, "down_proj", "decoder", s.mlp_bias)
     out.append(TensorGroup("final_norm", (h,), "norm"))
     if not s.tied_embeddings:
-        out.append(TensorGroup("lm_head", (s.vocab, h), "lm_head"))
+        out.append(TensorGroup("lm_head", (s.vocab, h), "lm_head", module="lm_head"))
     return out
 
 
@@ -104,7 +135,7 @@ def _gpt2(s: ModelSpec) -> list[TensorGroup]:
     out += _linear("mlp.c_proj", h, i, "mlp", L, "mlp.c_proj", "decoder", True)
     out.append(TensorGroup("ln_f", (2, h), "norm"))
     if not s.tied_embeddings:
-        out.append(TensorGroup("lm_head", (s.vocab, h), "lm_head"))
+        out.append(TensorGroup("lm_head", (s.vocab, h), "lm_head", module="lm_head"))
     return out
 
 
@@ -123,7 +154,7 @@ def _bert(s: ModelSpec) -> list[TensorGroup]:
     out += _linear("output.dense", h, i, "mlp", L, "output.dense", "encoder", True)
     out.append(TensorGroup("LayerNorms", (2, 2, h), "norm", L, block="encoder"))
     if s.pooler:
-        out.append(TensorGroup("pooler.dense", (h, h), "pooler"))
+        out.append(TensorGroup("pooler.dense", (h, h), "pooler", module="pooler.dense"))
         out.append(TensorGroup("pooler.dense.bias", (h,), "pooler"))
     return out
 
@@ -160,5 +191,5 @@ def _t5(s: ModelSpec) -> list[TensorGroup]:
     out.append(TensorGroup("decoder.relative_attention_bias", (s.relative_buckets, s.heads), "relative_bias"))
     out.append(TensorGroup("decoder.final_layer_norm", (h,), "norm"))
     if not s.tied_embeddings:
-        out.append(TensorGroup("lm_head", (s.vocab, h), "lm_head"))
+        out.append(TensorGroup("lm_head", (s.vocab, h), "lm_head", module="lm_head"))
     return out

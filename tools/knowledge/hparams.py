@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from qkv.tools.errors import BadInput
 from qkv.tools.knowledge.schema import Figure, analytic, cited, collect_sources
 from qkv.tools.knowledge.tables import gpt3_table21
+
+if TYPE_CHECKING:
+    from qkv.tools.catalog.linear_modules import LinearLayout
 
 Method = Literal["full", "lora", "qlora", "pretrain"]
 
@@ -35,6 +38,8 @@ FULL_FT_LR: tuple[tuple[float, float, str], ...] = (
 
 # PEFT LoraConfig defaults (peft src/peft/tuners/lora/config.py).
 PEFT_DEFAULTS = {"r": 8, "lora_alpha": 8, "lora_dropout": 0.0}
+# The peft release whose LoraConfig.target_parameters and MoE target conversion the notes describe.
+PEFT_CHECKED = "0.21.2"
 
 
 class HparamRequest(BaseModel):
@@ -123,11 +128,12 @@ def _bracket(n: float, xs: list[float]) -> str:
     return f"log-log between the {_size(lo)} and {_size(hi)} rows"
 
 
-def _resolve_params(req: HparamRequest) -> tuple[float, Figure, list[str] | None, list[str] | None]:
-    """(N, its figure, the model's linear-layer names, PEFT's default targets for it)."""
+def _resolve_params(req: HparamRequest) -> tuple[float, Figure, LinearLayout | None, str | None, list[str] | None]:
+    """(N, its figure, the model's real linear layout, its model_type, PEFT's default targets for it)."""
     if req.params is not None:
-        return req.params, analytic(req.params, "given", unit="params"), None, None
+        return req.params, analytic(req.params, "given", unit="params"), None, None, None
     from qkv.tools.arch import spec_from_config
+    from qkv.tools.catalog.linear_modules import layout_for
     from qkv.tools.modelref import resolve_model
     from qkv.tools.params import count_params
 
@@ -135,7 +141,37 @@ def _resolve_params(req: HparamRequest) -> tuple[float, Figure, list[str] | None
     count = count_params(resolved)
     spec = spec_from_config(resolved.config)
     fig = analytic(count.total, f"exact closed-form count of {resolved.name} (qkv params)", unit="params")
-    return float(count.total), fig, list(spec.linear_names), list(spec.default_lora_targets)
+    # Stored for catalog models (no torch); built on the meta device for any other config.
+    catalog = resolved.name if resolved.origin == "catalog" else None
+    layout = layout_for(resolved.config, catalog) if req.method in ("lora", "qlora") else None
+    return float(count.total), fig, layout, spec.model_type, list(spec.default_lora_targets)
+
+
+def _layout_notes(layout: LinearLayout, model_type: str, method: str, targets: list[str]) -> list[str]:
+    """What the targets can and cannot reach, in this model as transformers builds it."""
+    notes = []
+    if not layout.from_transformers:
+        notes.append(f"The LoRA targets come from {layout.source}.")
+    if layout.fused_expert_params:
+        fused = ", ".join(f"{f.name} {tuple(f.shape)}" for f in layout.fused_expert_params)
+        names = ", ".join(repr(n) for n in layout.fused_expert_names)
+        router = (f" (the router, {', '.join(layout.other_matrices)}, is a bare parameter too)"
+                  if layout.other_matrices else "")
+        notes.append(
+            f"{model_type}'s MoE experts are fused 3-D parameters per layer in transformers {layout.transformers}'s "
+            f"{layout.model_class} ({fused}), not nn.Linear modules{router}: LoRA on linear modules cannot reach "
+            f"them, so the targets are the block's real linear modules only ({', '.join(targets)}).")
+        notes.append(
+            f"peft {PEFT_CHECKED} can adapt fused experts with LoraConfig(target_parameters=[{names}]) "
+            "(lora.ParamWrapper: A is (r·experts, in), B (out, r·experts); it requires lora_dropout=0), and its "
+            "'all-linear' string on Mixtral and Qwen2-MoE is rewritten to adapt the router and experts that way "
+            "(peft utils/transformers_weight_conversion.py): pass the module names above to adapt only them.")
+        if method == "qlora":
+            notes.append(
+                "bitsandbytes 4-bit loading converts nn.Linear modules only: the fused experts stay 16-bit (fp32 "
+                "after prepare_model_for_kbit_training), so QLoRA shrinks only the linear modules (qkv vram shows "
+                "the bytes).")
+    return notes
 
 
 def _pretrain(n: float, req: HparamRequest) -> dict[str, Figure]:
@@ -182,9 +218,11 @@ def _full(n: float, req: HparamRequest) -> dict[str, Figure]:
     }
 
 
-def _adapter(n: float, req: HparamRequest, linear: list[str] | None, peft_targets: list[str] | None,
-             ) -> tuple[dict[str, Figure], LoraPlan, list[str]]:
+def _adapter(n: float, req: HparamRequest, layout: LinearLayout | None, model_type: str | None,
+             peft_targets: list[str] | None) -> tuple[dict[str, Figure], LoraPlan, list[str]]:
     notes: list[str] = []
+    # "All linear layers of the blocks": the model's real nn.Linear (Conv1D) leaf modules, as PEFT matches them.
+    linear = layout.leaf_names if layout is not None else None
     scaling_note = "ΔW = (alpha / r)·B·A; with use_rslora alpha / sqrt(r) (Kalajdzievski 2023)"
     if n < 1e9:
         # Hu et al. 2021, GPT-2 Medium/Large E2E recipe (Table 11).
@@ -216,7 +254,8 @@ def _adapter(n: float, req: HparamRequest, linear: list[str] | None, peft_target
             dropout=cited(dropout, "dettmers2023",
                           note="0.05 for 33B/65B" if big else "0.1 for 7B/13B (the released 13B script uses 0.05)"),
             targets=cited(linear or ["all-linear"], "dettmers2023",
-                          note="all linear layers of the blocks: needed to match 16-bit full fine-tuning"),
+                          note="all linear layers of the blocks (the model's real nn.Linear modules, as transformers "
+                               "builds it): needed to match 16-bit full fine-tuning"),
             scaling=analytic(16 / 64, "alpha / r", "dettmers2023", "kalajdzievski2023", note=scaling_note),
             peft_defaults=PEFT_DEFAULTS,
         )
@@ -239,13 +278,15 @@ def _adapter(n: float, req: HparamRequest, linear: list[str] | None, peft_target
     notes.append(f"PEFT's LoraConfig defaults (r={PEFT_DEFAULTS['r']}, alpha={PEFT_DEFAULTS['lora_alpha']}, "
                  f"dropout={PEFT_DEFAULTS['lora_dropout']}, q/v only) are a starting point, not a recipe for "
                  f"this size.")
+    if layout is not None and model_type is not None:
+        notes += _layout_notes(layout, model_type, req.method, list(lora.targets.value))  # type: ignore[arg-type]
     return figs, lora, notes
 
 
 def recommend_hparams(req: HparamRequest) -> HparamPlan:
     """Learning rate, schedule, warmup, weight decay, batch, clipping and LoRA settings for a model
     size and method, every value with its source; a 1B and a 70B model get different values."""
-    n, n_fig, linear, peft_targets = _resolve_params(req)
+    n, n_fig, layout, model_type, peft_targets = _resolve_params(req)
     notes: list[str] = []
     lora = None
     quant = None
@@ -259,7 +300,7 @@ def recommend_hparams(req: HparamRequest) -> HparamPlan:
     elif req.method == "full":
         figs = _full(n, req)
     else:
-        figs, lora, notes = _adapter(n, req, linear, peft_targets)
+        figs, lora, notes = _adapter(n, req, layout, model_type, peft_targets)
         if req.method == "qlora":
             quant = cited("nf4 + double quantisation, bf16 compute", "dettmers2023")
     plan = HparamPlan(request=req, params=n_fig, method=req.method, lora=lora, quantization=quant, notes=notes,

@@ -27,6 +27,7 @@ class LayerPlan:
     quantized: bool  # base linears are 4-bit AND bitsandbytes keeps their input (releases before 0.50)
     eager: bool  # eager attention (materialises the scores)
     seq: int  # sequence length, for the eager scores (bytes per token grow with seq)
+    expert_bytes: float | None = None  # MoE experts' activation bytes when not act_bytes (fp32-upcast experts)
 
 
 def _needs_input(plan: LayerPlan, *modules: str) -> bool:
@@ -91,13 +92,14 @@ def decoder_layer_terms(spec: ModelSpec, plan: LayerPlan) -> list[tuple[str, flo
         t += norm("post-attention norm", h)
     mlp_in = ("gate_up_proj",) if spec.model_type == "phi3" else ("gate_proj", "up_proj")
     experts = max(1, spec.experts_per_token)  # MoE: each token runs top-k experts
+    e = plan.expert_bytes if spec.experts and plan.expert_bytes else a
     if _needs_input(plan, *mlp_in) or spec.experts:
         t.append(("MLP input", plan.stream_bytes * h))
     t += _lora_extras(plan, dict.fromkeys(mlp_in, h))
     # gate output (saved by the activation), activation output and up output (saved by the product).
-    t.append(("MLP gate, act, up", experts * 3 * a * i))
+    t.append(("MLP gate, act, up", experts * 3 * e * i))
     if _needs_input(plan, "down_proj") or spec.experts:
-        t.append(("MLP product (down input)", experts * a * i))
+        t.append(("MLP product (down input)", experts * e * i))
     t += _lora_extras(plan, {"down_proj": i})
     if spec.experts:
         t.append(("router logits (fp32)", 4 * spec.experts * 2))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from qkv.tools.arch import ModelSpec, spec_from_config
 from qkv.tools.catalog.gpus import get_gpu
 from qkv.tools.inventory import inventory
@@ -10,6 +12,9 @@ from qkv.tools.memory.infer import estimate_inference
 from qkv.tools.memory.schema import GIB, GpuFit, MemoryEstimate, MemoryRequest, MemoryTerm
 from qkv.tools.memory.train import estimate_training
 from qkv.tools.modelref import ResolvedModel, resolve_model
+
+if TYPE_CHECKING:
+    from qkv.tools.catalog.linear_modules import LinearLayout
 
 
 def overhead_terms(allocated: int, req: MemoryRequest) -> list[MemoryTerm]:
@@ -24,14 +29,41 @@ def overhead_terms(allocated: int, req: MemoryRequest) -> list[MemoryTerm]:
     ]
 
 
+def needs_layout(req: MemoryRequest) -> bool:
+    """Whether the answer depends on which modules are really linear: LoRA targets, or bitsandbytes'
+    quantised set (QLoRA, int8/nf4/fp4 inference)."""
+    return req.method in ("lora", "qlora") or (req.method == "inference" and req.weights in ("int8", "nf4", "fp4"))
+
+
+def layout_notes(spec: ModelSpec, req: MemoryRequest, layout: LinearLayout) -> list[str]:
+    """What the estimate's reader must know about the model's real linear modules."""
+    notes = []
+    if not layout.from_transformers:
+        notes.append(f"linear modules from {layout.source}")
+    targets = req.lora_targets or []
+    if req.method in ("lora", "qlora") and targets in (["all-linear"], ["all"]) and layout.fused_expert_params:
+        notes.append(f"'all-linear' counts the nn.Linear modules of {spec.model_type} only; peft 0.21's "
+                     f"'all-linear' string on an MoE model it knows (Mixtral, Qwen2-MoE) also adapts the router and "
+                     f"the fused experts ({', '.join(layout.fused_expert_names)}) through target_parameters "
+                     "(peft utils/transformers_weight_conversion.py), which is not counted: pass the module names")
+    return notes
+
+
 def estimate_resolved(resolved: ResolvedModel, spec: ModelSpec, req: MemoryRequest) -> MemoryEstimate:
     """Estimate for an already-resolved model (verdict searches call this in a loop)."""
     warnings = check_context(spec, req.seq, req.context_extension, resolved.name)
     params = sum(g.numel for g in inventory(spec))
+    layout = None
+    if needs_layout(req):
+        from qkv.tools.catalog.linear_modules import layout_for
+
+        # Stored for catalog models (no torch); built on the meta device for any other config.
+        layout = layout_for(resolved.config, resolved.name if resolved.origin == "catalog" else None)
+        warnings += layout_notes(spec, req, layout)
     if req.method == "inference":
-        terms, phase, trainable = estimate_inference(spec, req, resolved), "inference", 0
+        terms, phase, trainable = estimate_inference(spec, req, resolved, layout), "inference", 0
     else:
-        result = estimate_training(spec, req)
+        result = estimate_training(spec, req, layout)
         terms, phase, trainable = result.terms, result.phase, result.trainable
         if spec.kind == "encoder-decoder" and req.seq > 512:
             warnings.append("encoder and decoder lengths are both taken as --seq")

@@ -3,8 +3,10 @@ prefill's activation workspace."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from qkv.tools.arch import ModelSpec
-from qkv.tools.inventory import inventory
+from qkv.tools.inventory import apply_layout, inventory
 from qkv.tools.memory.dtypes import (
     FLOAT_BYTES,
     GGUF_BPW,
@@ -21,31 +23,50 @@ from qkv.tools.memory.schema import MemoryRequest, MemoryTerm
 from qkv.tools.memory.terms import dequantised_weight_term
 from qkv.tools.modelref import ResolvedModel
 
+if TYPE_CHECKING:
+    from qkv.tools.catalog.linear_modules import LinearLayout
 
-def weight_term(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedModel) -> MemoryTerm:
-    """Weight bytes in the requested format (default: the precision's float type)."""
+
+def _kept_note(spec: ModelSpec, layout: LinearLayout | None) -> str:
+    """What bitsandbytes leaves in 16 bits, in words."""
+    kept = "embeddings, norms and lm_head stay 16-bit"
+    skipped = [m for m in (layout.not_quantised if layout is not None else []) if m != "lm_head"]
+    if skipped:
+        kept += f", as does {', '.join(skipped)} (_keep_in_fp32_modules)"
+    if layout is not None and layout.fused_expert_params:
+        kept = (f"{kept}, and so do {spec.model_type}'s fused expert tensors ({', '.join(layout.fused_expert_names)}: "
+                "3-D parameters, not nn.Linear modules) and its router")
+    return "converts nn.Linear/Conv1D modules only; " + kept
+
+
+def weight_term(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedModel,
+                layout: LinearLayout | None = None) -> MemoryTerm:
+    """Weight bytes in the requested format (default: the precision's float type). `layout` (the real
+    linear modules) decides what int8/nf4/fp4 quantise; without it the inventory's roles stand in."""
     groups = inventory(spec)
+    if layout is not None:
+        groups = apply_layout(groups, layout)
     total = sum(g.numel for g in groups)
     fmt = req.weights or ("fp32" if req.precision == "fp32" else req.precision.split("-")[0])
     compute = 2.0  # 16-bit compute dtype for everything bitsandbytes leaves unquantised
     if fmt in FLOAT_BYTES:
         return MemoryTerm(name="weights", bytes=int(total * FLOAT_BYTES[fmt]),
                           formula=f"{count(total)} params × {FLOAT_BYTES[fmt]:g} B ({fmt})")
-    linear = [g for g in groups if g.is_linear or g.role == "experts"]
+    linear = [g for g in groups if g.is_quantised]
     qn = sum(g.numel for g in linear)
     if fmt == "int8":
-        rows = sum(g.shape[-2] * (g.shape[0] if len(g.shape) == 3 else 1) * g.repeat for g in linear)
+        rows = sum(g.shape[-2] * g.repeat for g in linear)
         b = qn * INT8_BYTES + rows * 4 + (total - qn) * compute
         return MemoryTerm(name="weights", bytes=int(b),
                           formula=f"{count(qn)} linear × 1 B + {count(rows)} fp32 row scales + "
                                   f"{count(total - qn)} other × 2 B",
-                          note="bitsandbytes LLM.int8")
+                          note="bitsandbytes LLM.int8 " + _kept_note(spec, layout))
     if fmt in ("nf4", "fp4"):
         bits = NF4_DQ_BITS if req.quant_double else NF4_BITS
         b = qn * bits / 8 + (total - qn) * compute
         return MemoryTerm(name="weights", bytes=int(b),
                           formula=f"{count(qn)} linear × {bits:.3f} bits + {count(total - qn)} other × 2 B",
-                          note="bitsandbytes 4-bit; embeddings, norms and lm_head stay 16-bit")
+                          note="bitsandbytes 4-bit " + _kept_note(spec, layout))
     if is_gguf(fmt):
         bpw = GGUF_BPW[fmt]
         return MemoryTerm(name="weights", bytes=int(total * bpw / 8), provenance="cited",
@@ -91,12 +112,13 @@ def workspace_term(spec: ModelSpec, req: MemoryRequest) -> MemoryTerm:
     return MemoryTerm(name="activation workspace", bytes=int(b), formula=formula)
 
 
-def estimate_inference(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedModel) -> list[MemoryTerm]:
+def estimate_inference(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedModel,
+                       layout: LinearLayout | None = None) -> list[MemoryTerm]:
     if resolved.gguf_file_bytes and req.weights is None:
         weights = MemoryTerm(name="weights", bytes=resolved.gguf_file_bytes, provenance="measured",
                              formula=f"size of {resolved.source}", note="GGUF file bytes (tensors + metadata)")
     else:
-        weights = weight_term(spec, req, resolved)
+        weights = weight_term(spec, req, resolved, layout)
     terms = [weights]
     kv = kv_cache_term(spec, req)
     if kv:
@@ -104,7 +126,8 @@ def estimate_inference(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedMo
     terms.append(workspace_term(spec, req))
     fmt = req.weights or ""
     if fmt in ("nf4", "fp4", "int8"):
-        terms.append(dequantised_weight_term(inventory(spec)))
+        groups = inventory(spec)
+        terms.append(dequantised_weight_term(apply_layout(groups, layout) if layout is not None else groups))
     if req.gpus > 1 and req.sharding != "ddp":
         for t in terms:
             if t.name in ("weights", "KV cache"):

@@ -4,9 +4,10 @@ activations, logits/loss, optimizer-step temporaries, data-parallel buffers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qkv.tools.arch import ModelSpec
-from qkv.tools.inventory import TensorGroup, inventory
+from qkv.tools.inventory import TensorGroup, apply_layout, inventory
 from qkv.tools.memory.activations import LayerPlan, layer_bytes_per_token, logits_bytes_per_token
 from qkv.tools.memory.dtypes import FLOAT_BYTES, NF4_BITS, NF4_DQ_BITS, activation_bytes, count
 from qkv.tools.memory.optimizer import state_bytes, step_temporary_bytes
@@ -14,6 +15,9 @@ from qkv.tools.memory.schema import MemoryRequest, MemoryTerm
 from qkv.tools.memory.sharding import deepspeed_mixed_states, sharded_states
 from qkv.tools.memory.terms import dequantised_weight_term
 from qkv.tools.memory.trainable import lora_param_groups, lora_targets
+
+if TYPE_CHECKING:
+    from qkv.tools.catalog.linear_modules import LinearLayout
 
 
 @dataclass
@@ -36,18 +40,22 @@ def largest_layer(groups: list[TensorGroup], spec: ModelSpec) -> int:
     return max([per_layer, per_enc, *tables])
 
 
-def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str]) -> list[MemoryTerm]:
+def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str],
+                     layout: LinearLayout | None = None) -> list[MemoryTerm]:
     """Saved activations (all layers, or checkpointed inputs + one recomputed layer) and logits."""
     a = activation_bytes(req.precision)
     # QLoRA after prepare_model_for_kbit_training: fp32 embeddings and norms make the residual stream,
     # the norm outputs and the LM head's logits fp32; the 4-bit linears cast their input back to 16 bits.
     upcast = req.method == "qlora" and req.kbit_fp32_upcast
     stream = 4.0 if upcast else a
+    # Fused expert tensors are not quantised, so the upcast makes them fp32 too, and transformers' grouped
+    # expert matmul (not autocast) casts its input to the weight's dtype: the experts compute in fp32.
+    fp32_experts = upcast and layout is not None and bool(layout.fused_expert_params)
     plan = LayerPlan(
         act_bytes=a, stream_bytes=stream, adapter_bytes=FLOAT_BYTES[req.adapter_dtype], full=req.method == "full",
         lora_modules=modules, lora_r=req.lora_r,
         lora_dropout=req.lora_dropout, quantized=req.method == "qlora" and req.bnb_saves_input,
-        eager=req.attention == "eager", seq=req.seq,
+        eager=req.attention == "eager", seq=req.seq, expert_bytes=4.0 if fp32_experts else None,
     )
     tokens = req.batch * req.seq
     terms: list[MemoryTerm] = []
@@ -100,8 +108,47 @@ def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str
     return terms
 
 
-def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
+def _qlora_weights(spec: ModelSpec, req: MemoryRequest, groups: list[TensorGroup], quantized: int, trainable: int,
+                   adapter_bytes: float, layout: LinearLayout | None) -> tuple[str, str]:
+    """(formula, note) of QLoRA's weights: which tensors are 4-bit and which stay 16-bit (or fp32)."""
+    bits = NF4_DQ_BITS if req.quant_double else NF4_BITS
+    names = list(dict.fromkeys(g.module.rsplit(".", 1)[-1] for g in groups if g.is_quantised and g.module))
+    labels = {"experts": "fused experts", "router": "router", "lm_head": "lm_head", "embedding": "embeddings",
+              "position": "embeddings", "token_type": "embeddings", "norm": "norms and biases",
+              "bias": "norms and biases", "relative_bias": "relative position bias"}
+    kept: dict[str, int] = {}
+    for g in groups:
+        if not g.is_quantised:
+            label = "norms and biases" if len(g.shape) == 1 else labels.get(g.role, "linears kept out of quantisation")
+            kept[label] = kept.get(label, 0) + g.numel
+    other = "fp32 (prepare_model_for_kbit_training)" if req.kbit_fp32_upcast else "16-bit"
+    other_b = 4.0 if req.kbit_fp32_upcast else 2.0
+    total = sum(g.numel for g in groups)
+    formula = (f"4-bit: {count(quantized)} params of the linear modules {', '.join(names)} × {bits:.3f} bits; "
+               f"{other}: {count(total - quantized)} other params × {other_b:g} B ("
+               + ", ".join(f"{k} {count(v)}" for k, v in sorted(kept.items(), key=lambda kv: -kv[1]))
+               + f"); {count(trainable)} adapter params × {adapter_bytes:g} B")
+    note = ("bitsandbytes converts only the nn.Linear/Conv1D modules transformers hands it (replace_with_bnb_linear): "
+            "not the output embedding")
+    skipped = [m for m in (layout.not_quantised if layout is not None else []) if m != "lm_head"]
+    if skipped:
+        note += f", nor {', '.join(skipped)} (_keep_in_fp32_modules)"
+    if layout is not None and layout.fused_expert_params:
+        fused = ", ".join(layout.fused_expert_names)
+        kept_as = "16-bit, and prepare_model_for_kbit_training casts them to fp32" if req.kbit_fp32_upcast else "16-bit"
+        note += (f"; {spec.model_type}'s experts are fused 3-D parameters ({fused}), not nn.Linear modules, so they "
+                 f"stay {kept_as} ({count(kept.get('fused experts', 0))} params): only {', '.join(names)} are 4-bit")
+    if layout is not None and not layout.from_transformers:
+        note += f"; which modules are linear comes from {layout.source}"
+    return formula, note
+
+
+def estimate_training(spec: ModelSpec, req: MemoryRequest, layout: LinearLayout | None = None) -> TrainResult:
+    """One training step's peak. `layout` (the model's real linear modules, from transformers) decides
+    the LoRA targets and QLoRA's 4-bit set; without it the inventory's roles stand in."""
     groups = inventory(spec)
+    if layout is not None:
+        groups = apply_layout(groups, layout)
     total = sum(g.numel for g in groups)
     pb = _param_bytes(req.precision)
     mixed = req.precision.endswith("-mixed")
@@ -112,13 +159,13 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
         frozen_bytes = 0.0
         train_w_bytes = pb
     else:
-        modules = lora_targets(spec, groups, req.lora_targets)
+        modules = lora_targets(spec, groups, req.lora_targets, layout)
         trainable_groups = lora_param_groups(groups, modules, req.lora_r)
         train_w_bytes = FLOAT_BYTES[req.adapter_dtype]
         if req.method == "lora":
             frozen_bytes = total * pb
         else:
-            quantized = sum(g.numel for g in groups if g.is_linear or g.role == "experts")
+            quantized = sum(g.numel for g in groups if g.is_quantised)
             bits = NF4_DQ_BITS if req.quant_double else NF4_BITS
             other_b = 4.0 if req.kbit_fp32_upcast else 2.0
             frozen_bytes = quantized * bits / 8 + (total - quantized) * other_b
@@ -133,13 +180,13 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
     ddp_buckets = grads if req.sharding == "ddp" else 0.0
 
     lines: dict[str, tuple[float, str]] = {}
+    notes: dict[str, str] = {}
     weight_formula = (
         f"{count(total)} params × {pb:g} B" if req.method == "full" else
         f"frozen base {count(frozen_bytes)} B + {count(trainable)} adapter params × {train_w_bytes:g} B")
     if req.method == "qlora":
-        weight_formula = (f"linear weights at {NF4_DQ_BITS if req.quant_double else NF4_BITS:.3f} bits + other "
-                          f"{'fp32 (prepare_model_for_kbit_training)' if req.kbit_fp32_upcast else '16-bit'}; "
-                          f"{count(trainable)} adapter params × {train_w_bytes:g} B")
+        weight_formula, notes["weights"] = _qlora_weights(spec, req, groups, quantized, trainable, train_w_bytes,
+                                                          layout)
 
     if req.sharding in ("zero1", "zero2", "zero3") and mixed:
         stage = int(req.sharding[-1])
@@ -167,7 +214,7 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
     if ddp_buckets:
         lines["DDP gradient buckets"] = (ddp_buckets, "a second copy of the gradients (gradient_as_bucket_view=False)")
 
-    acts = activation_terms(spec, req, modules)
+    acts = activation_terms(spec, req, modules, layout)
     if req.method == "qlora":
         acts.append(dequantised_weight_term(groups))
     act_total = sum(t.bytes for t in acts)
@@ -187,7 +234,7 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest) -> TrainResult:
         "optimizer step": state_total - cache + temp,
     }
     phase = max(phases, key=lambda k: phases[k])
-    terms = [MemoryTerm(name=k, bytes=int(v), formula=f) for k, (v, f) in lines.items() if v > 0]
+    terms = [MemoryTerm(name=k, bytes=int(v), formula=f, note=notes.get(k)) for k, (v, f) in lines.items() if v > 0]
     if phase == "forward/backward":
         if grads and not grad_now:
             terms = [t for t in terms if t.name != "gradients"]

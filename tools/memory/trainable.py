@@ -3,9 +3,18 @@ linear modules (exact: r × (in + out) per adapted matrix)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from qkv.tools.arch import ModelSpec
 from qkv.tools.errors import BadInput
 from qkv.tools.inventory import TensorGroup
+
+if TYPE_CHECKING:
+    from qkv.tools.catalog.linear_modules import LinearLayout
+
+# Names that meant expert projections when experts were nn.Linear modules (transformers 4: Mixtral's
+# w1/w2/w3, the Llama-style gate/up/down); in transformers 5 they are fused 3-D parameters.
+EXPERT_PROJECTIONS = ("gate_proj", "up_proj", "down_proj", "w1", "w2", "w3")
 
 
 def _matches(module: str, target: str) -> bool:
@@ -13,8 +22,11 @@ def _matches(module: str, target: str) -> bool:
     return module == target or module.endswith("." + target)
 
 
-def lora_targets(spec: ModelSpec, groups: list[TensorGroup], targets: list[str] | None) -> frozenset[str]:
-    """The leaf modules that get adapters; BadInput naming the valid modules for an unknown target."""
+def lora_targets(spec: ModelSpec, groups: list[TensorGroup], targets: list[str] | None,
+                 layout: LinearLayout | None = None) -> frozenset[str]:
+    """The leaf modules that get adapters; BadInput naming the valid modules for an unknown target.
+    `groups` decide what is linear (pass them through `inventory.apply_layout` for the real modules);
+    `layout` only sharpens the error for a target that names a fused expert tensor."""
     linear = {g.module for g in groups if g.is_linear and g.module}
     wanted = list(targets) if targets else list(spec.default_lora_targets)
     if wanted in (["all-linear"], ["all"]):
@@ -23,8 +35,13 @@ def lora_targets(spec: ModelSpec, groups: list[TensorGroup], targets: list[str] 
     for target in wanted:
         hits = {m for m in linear if _matches(m, target)}
         if not hits:
+            fused = layout.fused_expert_names if layout else []
+            why = ""
+            if fused and target in EXPERT_PROJECTIONS:
+                why = (f" (its experts are fused 3-D parameters, {', '.join(fused)}, not nn.Linear modules; "
+                       "LoRA on modules cannot reach them)")
             raise BadInput(
-                f"LoRA target '{target}' is not a linear module of {spec.model_type}",
+                f"LoRA target '{target}' is not a linear module of {spec.model_type}{why}",
                 expected="module names of this model, or 'all-linear'",
                 choices=[*sorted({m.split(".")[-1] for m in linear}), "all-linear"],
             )
