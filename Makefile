@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-# The main job: the persona's worked example, designed with the bundled local model (SmolLM2) wording
-# the report around numbers computed by the tools. On a terminal it opens the chat TUI with the request
-# already sent; without one (a pipe, CI) it writes the report under runs/worked-example/ and prints it.
+# The main job: the persona's worked example. On a terminal it opens the chat TUI (the bundled SmolLM2 is the
+# chat's voice) with the request already sent; without one (a pipe, CI) it writes the report under
+# runs/worked-example/ and prints it (templated prose: the 135M model words no report, docs/model-wording.md).
 TASK ?= Fine-tune a 7B model for legal document summarisation on one consumer GPU with 24 GB of VRAM
 run: setup
 	@if [ -t 0 ] && [ -t 1 ]; then \

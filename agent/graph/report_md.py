@@ -20,10 +20,19 @@ def _fmt(v: Any) -> str:
 
 
 def _said(r: DesignReport, section: str) -> str:
-    """A section's prose, with who worded it when that was not the template."""
+    """A section's prose, with who worded it when a model did or was refused; a note shared by every section
+    (the bundled model words no report) is printed once, under the task, not five times."""
     text = r.narrative.get(section, "")
     source = r.narrative_source.get(section, "template")
-    return text + (f"\n\n<sub>worded by {source}</sub>" if source != "template" else "")
+    shared = len(set(r.narrative_source.values())) == 1
+    return text + (f"\n\n<sub>worded by {source}</sub>" if source != "template" and not shared else "")
+
+
+def _wording_note(r: DesignReport) -> list[str]:
+    sources = set(r.narrative_source.values())
+    if len(sources) == 1 and (only := sources.pop()) != "template":
+        return ["", f"<sub>Prose of every section: {only}</sub>"]
+    return []
 
 
 def _prov(lines: list[str], provenance: dict[str, str]) -> None:
@@ -57,6 +66,7 @@ def render_markdown(r: DesignReport) -> str:
     L += [f"- “{n}”" for n in t.not_understood] or ["- nothing"]
     for c in t.constraints:
         L.append(f"- note: {c}")
+    L += _wording_note(r)
     L += ["", "## Checks (the three hard rules, and the stated constraints)", "", "| rule | status | detail |",
           "|---|---|---|"]
     for c in r.checks:

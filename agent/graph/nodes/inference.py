@@ -115,6 +115,7 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
                           "misses a stated target") + ")")
     if obj["architecture"] == "encoder-only":
         sampling, described, issues = {}, NOT_DECODING, []
+        chosen = {**chosen, "decode_tok_s_upper": None}  # one forward pass per input: no decode loop to bound
         s_prov = {"sampling": "rule: an encoder-only model emits labels or spans; there is no decoding to bound"}
     elif task.sampling:
         if any(i["level"] == "fail" for i in issues):
@@ -159,9 +160,7 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
             "weights_gib": "analytic: qkv.tools.memory inference estimate",
             "kv_cache_gib": "analytic: qkv.tools.memory (2 × layers × kv_heads × head_dim × tokens × bytes)",
             "peak_vram_gib": "analytic: qkv.tools.memory inference estimate",
-            "decode_tok_s_upper": (f"analytic: roofline, {gpu.bandwidth_gb_s:g} GB/s (GPU catalog) ÷ bytes read per "
-                                   "step (weights + KV cache) × concurrent sequences; an upper bound")
-            if gpu.bandwidth_gb_s else "not computed: the GPU's bandwidth is unknown (only its memory was stated)",
+            "decode_tok_s_upper": _decode_source(gpu, obj["architecture"]),
             "prefill_s_lower": f"analytic: 2 × active params × {context:,} tokens ÷ {gpu.bf16_dense_tflops} dense "
                                "bf16 TFLOP/s (GPU catalog) per GPU; a lower bound (100% utilisation)",
             **s_prov,
@@ -169,6 +168,16 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
         },
     }
     return {"inference": inf, "unavailable": unavailable(state, *missing), "calls": calls.items}
+
+
+def _decode_source(gpu, family: str) -> str:
+    """Where the decode bound comes from, or why there is none."""
+    if family == "encoder-only":
+        return "not applicable: an encoder-only model does not decode"
+    if not gpu.bandwidth_gb_s:
+        return "not computed: the GPU's bandwidth is unknown (only its memory was stated)"
+    return (f"analytic: roofline, {gpu.bandwidth_gb_s:g} GB/s (GPU catalog) ÷ bytes read per step (weights + KV "
+            "cache) × concurrent sequences; an upper bound")
 
 
 def _try(arch, req, gpu, usable: int, concurrency: int, n: int, calls: Calls) -> dict[str, Any]:
