@@ -21,14 +21,16 @@ WORD_COUNTS = {
     "one": 1, "a single": 1, "single": 1, "a": 1, "an": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "sixteen": 16, "thirty-two": 32, "sixty-four": 64,
     "dual": 2, "twin": 2, "quad": 4, "a couple of": 2, "a pair of": 2, "pair of": 2, "couple of": 2, "both": 2,
+    "zero": 0, "no": 0,
 }
-COUNT = r"(\d+|" + "|".join(sorted((re.escape(w) for w in WORD_COUNTS), key=len, reverse=True)) + r")"
+COUNT = r"(\d+(?:,\d{3})*|" + "|".join(sorted((re.escape(w) for w in WORD_COUNTS), key=len, reverse=True)) + r")"
 SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "billion": 1e9, "t": 1e12,
          "trillion": 1e12}
 # Devices that are not GPUs in the catalog but that people run models on: (pattern, cpu RAM GiB or None).
 CPU_DEVICES = [(r"raspberry\s*pi(?:\s*\d)?", 8.0)]
-UNKNOWN_DEVICES = r"\btpu(?:\s*v\d+\w*)?\b|\bjetson(?:\s+\w+)?|\bnpu\b|\biphone\b|\bandroid phone\b|\bintel arc\b|" \
-                  r"\bradeon(?:\s+\w+)?|\brx\s*\d{4}\b|\bgaudi\s*\d?\b|\btrainium\b|\binferentia\b"
+UNKNOWN_DEVICES = r"\btpu(?:\s*v\d+\w*)?\b|\bjetson(?:\s+[a-z]\w*){0,2}|\bmi\d{3}\w*\b|\bnpu\b|\biphone\b|" \
+                  r"\bandroid phone\b|\bintel arc\b|\bradeon(?:\s+\w+)?|\brx\s*\d{4}\b|\bgaudi\s*\d?\b|" \
+                  r"\btrainium\b|\binferentia\b"
 LANGUAGES = {
     "english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it", "portuguese": "pt",
     "dutch": "nl", "chinese": "zh", "mandarin": "zh", "japanese": "ja", "korean": "ko", "russian": "ru",
@@ -39,11 +41,11 @@ LANGUAGES = {
 WEIGHT_FORMATS = {"q4_0": "Q4_0", "q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K", "q8_0": "Q8_0"}
 OBJECTIVES: list[tuple[str, str]] = [  # (regex, objective label) — first hit wins
     (r"\btranslat|\bmachine translation", "translation"),
-    (r"summari[sz]|\btl;?dr", "summarisation"),
-    (r"question[- ]answer|\bqa\b|answer(?:ing)? (?:user |customer |their |the )?questions|\bextractive\b|"
+    (r"summari[sz]|\bsummar(?:y|ies)\b|\btl;?dr", "summarisation"),
+    (r"question[- ]answer|\bqa\b|\bq\s*&\s*a\b|answer(?:s|ing)?\s+(?:[\w-]+\s+){0,2}questions|\bextractive\b|"
      r"reading comprehension|\bsquad\b", "qa"),
     (r"\bner\b|named[- ]entit|entity (?:recognition|extraction)|token classif", "ner"),
-    (r"classif|sentiment|categori[sz]|\bintent (?:detection|recognition)|\btopic label|\bspam\b|toxicity|"
+    (r"classif|sentiment|categori[sz]|\bintents?\b|\btopic label|\bspam\b|toxicity|"
      r"\blabel(?:l)?ing\b", "classification"),
     (r"\bembedding model|\bretriev|semantic search|rerank", "retrieval"),
     (r"\bcode (?:generation|completion|assistant|model|llm)|\bcoding assistant|\bcodegen|\bgenerate code", "code"),
@@ -83,7 +85,7 @@ def to_number(text: str) -> float:
 
 
 def count_of(word: str) -> int:
-    word = word.lower().strip()
+    word = word.lower().strip().replace(",", "")
     return int(word) if word.isdigit() else WORD_COUNTS[re.sub(r"\s+", " ", word)]
 
 
@@ -104,6 +106,7 @@ class Binder:
         self.text = text
         self.out = Binding()
         self.used: list[tuple[int, int]] = []
+        self.spans: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------------------------ primitives
     def free(self, start: int, end: int) -> bool:
@@ -117,8 +120,16 @@ class Binder:
         if name in self.out.fields and self.out.fields[name] is not None:
             if consume:
                 self.used.append(span)
+            first = self.spans.get(name)
+            if first and self.out.fields[name] == value and 0 <= span[0] - first[1] <= 30:
+                # A second mention of the same thing close by ('4-bit NF4'): the stated words cover both.
+                self.spans[name] = (first[0], span[1])
+                for st in self.out.stated:
+                    if st.field == name and st.text == self.text[first[0]:first[1]].strip():
+                        st.text = self.text[first[0]:span[1]].strip()
             return False
         self.out.fields[name] = value
+        self.spans[name] = span
         self.out.stated.append(Stated(name, value, self.text[span[0]:span[1]].strip()))
         if consume:
             self.used.append(span)
@@ -151,7 +162,7 @@ def _catalog_gpus() -> list[tuple[str, str]]:
 
 def phrase_pattern(phrase: str) -> str:
     parts = [re.escape(p) for p in re.split(r"[\s\-]+", phrase) if p]
-    return r"(?<![\w.])" + r"[\s\-]*".join(parts) + r"(?:'?s)?(?![\w])"
+    return r"(?:(?<=\dx)|(?<![\w.]))" + r"[\s\-]*".join(parts) + r"(?:'?s)?(?![\w])"
 
 
 def _gpus(b: Binder) -> None:
@@ -168,7 +179,7 @@ def _gpus(b: Binder) -> None:
             elif re.search(r"-\s*\d+\s*(?:x|×)?\s*$", before):
                 raise BadInput(f"a negative GPU count in {b.text[max(0, start - 8):end]!r}",
                                expected="a positive number of GPUs, e.g. '2x A100'")
-            am = re.match(r"\s*(?:gpus?\s*)?(?:x|×|\*)\s*(\d+)\b", b.text[end:], re.I)
+            am = re.match(r"\s*(?:gpus?\s*)?\(?(?:x|×|\*)\s*(\d+)\b\)?", b.text[end:], re.I)
             if am:
                 count = int(am.group(1))
                 end += am.end()
@@ -181,20 +192,23 @@ def _gpus(b: Binder) -> None:
 
 
 def _gpu_count(b: Binder) -> None:
-    """'8 GPUs', 'two GPUs', 'a couple of cards', 'GPUs: 4'."""
-    for m in b.find(r"(?<![\w.])-?" + COUNT + r"\s*(?:x|×)?\s*(?:\w+\s+){0,2}?(?:gpus|cards|graphics cards|"
-                    r"accelerators|gpu|card)\b"):
-        word = m.group(1)
-        if m.group(0).startswith("-"):
+    """'8 GPUs', 'two 48GB cards', 'a single 80 GB GPU', '16 GPUs of 40GB'. The words between the count and
+    the noun may already be bound (a memory size); the count itself must not be."""
+    pattern = (r"(?<![\w.])(-?)" + COUNT + r"\s*(?:x|×)?\s+(?:(?!per\b|of\b|with\b|for\b|on\b)[\w.-]+\s+){0,3}?"
+               r"(?:gpus|cards|graphics cards|accelerators|gpu|card)\b")
+    for m in re.finditer(pattern, b.text, re.I):
+        if not b.free(m.start(2), m.end(2)):
+            continue
+        word = m.group(2)
+        if m.group(1):
             raise BadInput(f"a negative GPU count: {m.group(0)!r}", expected="a positive number of GPUs")
         n = count_of(word)
-        if word.lower() in ("a", "an", "one", "single", "a single") and "gpus" not in m.group(0).lower():
-            n = 1
         if n == 0:
             raise BadInput(f"zero GPUs: {m.group(0)!r}", expected="a positive number of GPUs")
-        if re.search(r"\d\s*(?:gb|gib)\s*$", b.text[:m.start()], re.I):
-            continue
-        b.bind("gpus", n, m.span())
+        if word.lower() in ("a", "an") and re.search(r"gpus|cards", m.group(0), re.I):
+            continue  # 'a few GPUs' is no count
+        b.bind("gpus", n, m.span(), consume=False)  # the words say it; only the count is consumed
+        b.consume(m.span(2))
         return
 
 
@@ -224,13 +238,18 @@ def _cpu(b: Binder) -> None:
         for m in b.find(pattern):
             b.bind("cpu_only", True, m.span())
             b.out.notes.append(f"'{m.group(0)}' is planned as a CPU-only device with {ram:g} GiB of RAM")
-            b.bind("ram_gib", ram, m.span())
+            if not re.search(r"\d\s*(?:gb|gib|gigs?)\s*(?:of\s+)?(?:system\s+)?ram\b", b.text, re.I):
+                b.bind("ram_gib", ram, m.span())
             return
     for m in b.find(r"\bcpu[- ]only\b|\bno gpus?\b|\bwithout (?:a |any )?gpus?\b|"
                     r"\bon (?:my |a |the )?(?:laptop(?:'s)? )?cpus?\b|\b(?:just|only) (?:a |the |my )?cpus?\b|"
-                    r"\bcpu inference\b"):
+                    r"\bcpu inference\b|\bno cuda\b|\bcpu servers?\b"):
         b.bind("cpu_only", True, m.span())
         return
+    # 'On my laptop (CPU, 16GB RAM)': a CPU named with no GPU anywhere in the request.
+    m = re.search(r"\bcpus?\b(?!\s*(?:offload|ram|memory|cores?\s+for\s+data))", b.text, re.I)
+    if m and not re.search(r"\bgpus?\b|\bvram\b|\bcuda\b", b.text, re.I) and b.free(*m.span()):
+        b.bind("cpu_only", True, m.span())
 
 
 def _unknown_devices(b: Binder) -> None:
@@ -246,10 +265,14 @@ def _gpu_time(b: Binder) -> None:
         b.bind("gpu_hours", value, m.span())
         return
     words = r"(?:a|one|two|three|four|six|ten|" + NUM + r")"
-    for m in b.find(r"\bfor\s+(" + words + r")\s*(hours?|hrs?|days?|weeks?|months?)\b"):
-        n_text = m.group(1)
+    for m in b.find(r"\bfor\s+(" + words + r")\s*(hours?|hrs?|days?|weeks?|months?)\b|"
+                    r"(?<![\w.])(" + words + r")\s*(hours?|hrs?|days?|weeks?|months?)\s+(?=on\b|of\b|with\b|using\b)"):
+        if m.group(1) is None:  # the second form: '3 days on 8x L40S'
+            n_text, unit = m.group(4), m.group(6)
+        else:
+            n_text, unit = m.group(1), m.group(3)
         n = to_number(n_text) if n_text[0].isdigit() else float(count_of(n_text))
-        hours = n * hours_per[re.sub(r"s$", "", m.group(3).lower())]
+        hours = n * hours_per[re.sub(r"s$", "", unit.lower())]
         b.bind("wall_hours", hours, m.span())
         return
 
@@ -266,54 +289,87 @@ def _models(b: Binder) -> None:
         for m in b.find(phrase_pattern(phrase)):
             b.bind("base_model", name, m.span())
             return
+    # A family named without the catalog's spelling: 'Mistral', 'Qwen 2.5 7B' (the follow-up rule, shared).
+    from qkv.agent.graph.revise import family_span, model_mention
+    from qkv.tools.errors import UnknownName
+
+    span = family_span(b.text)
+    if span is None or not b.free(*span):
+        return
+    if re.search(r"pre-?train|from scratch", b.text, re.I) and not re.search(r"\d", b.text[span[0]:span[1]]):
+        return  # 'pre-train a small GPT from scratch': a kind of model, not a checkpoint to start from
+    try:
+        name = model_mention(b.text, None)
+    except UnknownName as exc:
+        b.flag(f"{b.text[span[0]:span[1]]} ({exc})", span)
+        return
+    if name:
+        b.bind("base_model", name, span)
 
 
 def _sizes(b: Binder) -> None:
     """Parameter budgets ('7B', '1.1 billion parameters', '300M'), data ('300B tokens', '200k dialogues')."""
     scale = r"\s*(k|m|b|t|thousand|million|billion|trillion)\b"
-    # Data tokens first: '300B tokens' is data, not a model size.
-    for m in b.find(NUM + scale + r"[\s-]*(?:training\s+)?tokens?\b(?!\s*(?:context|window|long))"):
-        value = to_number(m.group(1)) * SCALE[m.group(2).lower()]
-        if value >= 1e6:
-            b.bind("data_tokens", value, m.span())
     data_nouns = (r"(?:labell?ed\s+|training\s+|annotated\s+|customer\s+|support\s+|legal\s+|medical\s+|"
                   r"example\s+|english\s+|parallel\s+|in-domain\s+){0,2}(?:examples|samples|dialogues|dialogs|"
                   r"conversations|chats|documents|docs|pairs|rows|sentences|sentence pairs|comments|tickets|reviews|"
                   r"articles|records|questions|contracts|emails|transcripts|instructions|prompts|summaries|papers|"
                   r"files|texts|items|utterances)\b")
-    for m in b.find(NUM + r"(?:" + scale + r")?\s+" + data_nouns):
+    for m in b.find(NUM + r"(?:" + scale + r")?\s+(?:[\w&'-]+\s+)?" + data_nouns):
         value = to_number(m.group(1)) * (SCALE[m.group(2).lower()] if m.group(2) else 1)
         b.bind("data_examples", int(value), m.span())
         break
-    for m in b.find(r"(?<![\w.])" + NUM + r"\s*(m|b|t|million|billion|trillion)\b(?:[\s-]*(?:param(?:eter)?s?|"
+    for m in b.find(r"(?<![\w.])(-?)" + NUM + r"\s*(m|b|t|million|billion|trillion)\b(?:[\s-]*(?:param(?:eter)?s?|"
                     r"parameters?))?(?:[\s-]*(?:model|llm|transformer|decoder|encoder))?"):
-        value = to_number(m.group(1)) * SCALE[m.group(2).lower()]
+        if m.group(1):
+            raise BadInput(f"a negative model size: {m.group(0)!r}", expected="a positive size such as '7B'")
+        value = to_number(m.group(2)) * SCALE[m.group(3).lower()]
         b.bind("param_budget", value, m.span())
         break
 
 
+def _data_tokens(b: Binder) -> None:
+    """'300B tokens', '500M tokens of medical text', '40,000,000,000 tokens': data, not a length (a million
+    tokens or more, not said to be a context or window)."""
+    not_length = r"(?![\s-]*(?:of\s+)?(?:context|window|long|sequences?|per|inputs?|prompts?|documents?|docs|each))"
+    for m in b.find(r"(-?)" + NUM + r"(?:\s*(k|m|b|t|thousand|million|billion|trillion)\b)?[\s-]*(?:training\s+)?"
+                    r"tokens?\b" + not_length):
+        value = to_number(m.group(2)) * (SCALE[m.group(3).lower()] if m.group(3) else 1)
+        if value < 1e6:
+            continue
+        if m.group(1):
+            raise BadInput(f"a negative token count: {m.group(0)!r}", expected="a positive number of tokens")
+        b.bind("data_tokens", value, m.span())
+        return
+
+
 def _compute(b: Binder) -> None:
-    for m in b.find(r"(\d+(?:\.\d+)?)\s*(?:x|×|\*)?\s*(?:10\s*\^\s*|e\+?)(\d+)\s*(?:training\s+)?flops?\b"
-                    r"(?:\s+budget)?"):
-        b.bind("compute_flops", float(m.group(1)) * 10 ** int(m.group(2)), m.span())
+    for m in b.find(r"(?:(\d+(?:\.\d+)?)\s*(?:x|×|\*)?\s*(?:10\s*\^\s*|e\+?)|\b10\s*\^\s*)(\d+)\s*"
+                    r"(?:training\s+)?flops?\b(?:\s+(?:of\s+compute|budget))?"):
+        b.bind("compute_flops", float(m.group(1) or 1) * 10 ** int(m.group(2)), m.span())
         return
 
 
 def _method(b: Binder) -> None:
     rules = [
         (r"\bq-?lora\b|\b4[- ]?bit\s+lora\b|\blora\s+(?:on|over)\s+(?:a\s+)?4[- ]?bit", "qlora"),
-        (r"\blora\b|\bpeft\b|\badapters?\b", "lora"),
+        (r"\blora(?:\b|(?=_))|\bpeft\b|\badapters?\b", "lora"),
         (r"\bfull(?:y)?[\s-]+(?:parameter\s+)?fine[\s-]?tun\w*|\bfull[\s-]+(?:parameter\s+)?(?:ft|training|"
          r"finetun\w*)|\bfull-parameter\b|\bfine[\s-]?tune all (?:the )?(?:parameters|weights)|\bfull ft\b", "full"),
+        (r"\ball (?:the )?(?:model(?:'s)? )?(?:parameters|weights)\b", "full"),
     ]
     for pattern, method in rules:
-        for m in b.find(pattern):
-            b.bind("method", method, m.span())
+        for m in re.finditer(pattern, b.text, re.I):
+            if re.search(r"\b(?:no|not|without|instead of|rather than)\s+(?:a\s+|any\s+)?$", b.text[:m.start()], re.I):
+                b.consume(m.span())  # 'no LoRA please': understood, and not the method
+                continue
+            b.bind("method", method, m.span(), consume=b.free(*m.span()))
             return
 
 
 def _sharding(b: Binder) -> None:
     rules = [
+        (r"\b(?:no|without)\s+sharding\b|\bunsharded\b", "none"),
         (r"\b(?:deepspeed\s+)?zero[\s-]*(?:stage[\s-]*)?([123])\b|\bzero[\s-]*stage[\s-]*([123])", None),
         (r"\bfsdp2?\b|\bfully[\s-]sharded(?:\s+data[\s-]parallel)?", "fsdp"),
         (r"\bddp\b|\bdistributed data[\s-]parallel\b|\bdata[\s-]parallel(?:ism)?\b", "ddp"),
@@ -360,21 +416,24 @@ def _precision(b: Binder, inference: bool) -> None:
 
 
 def _batch(b: Binder) -> None:
-    for m in b.find(r"(?:micro[\s-]?batch(?:[\s-]?size)?|per[\s-]device(?:\s+train(?:ing)?)?\s+batch(?:\s+size)?|"
-                    r"batch[\s-]?size|batch\s+of|mbs|bs)\s*(?:of|=|:|is)?\s*(-?\d+)\b"):
+    for m in b.find(r"(?:micro[\s-]?batch(?:[\s-]?size)?|per[\s-](?:device|gpu)(?:\s+train(?:ing)?)?\s+batch"
+                    r"(?:\s+size)?|batch[\s-]?size|batch\s+of|mbs|bs)\s*(?:of|=|:|is)?\s*(-?\d+)\b"):
         n = int(m.group(1))
         if n <= 0:
             raise BadInput(f"micro-batch {n}: {m.group(0)!r}", expected="a positive number of sequences")
         b.bind("micro_batch", n, m.span())
         break
-    for m in b.find(r"(?:gradient|grad)[\s-]?accum(?:ulation)?(?:[\s-]?steps?)?\s*(?:of|=|:)?\s*(\d+)\b|"
-                    r"(\d+)\s*(?:gradient\s+|grad\s+)?accumulation\s+steps"):
-        n = int(m.group(1) or m.group(2))
+    for m in b.find(r"(?:gradient|grad)[\s_-]?accum(?:ulation)?(?:[\s_-]?steps?)?\s*(?:of|=|:)?\s*(\d+)\b|"
+                    r"(\d+)\s*(?:gradient\s+|grad\s+)?accumulation\s+steps|"
+                    r"accumulat\w*\s+(?:the\s+)?(?:gradients?\s+)?(?:over|across|for)\s+(\d+)\s+(?:steps|micro-?batches)"):
+        n = int(m.group(1) or m.group(2) or m.group(3))
         if n <= 0:
             raise BadInput(f"gradient accumulation {n}", expected="a positive number of steps")
         b.bind("grad_accum", n, m.span())
         break
     for m in b.find(r"(\d+)\s*epochs?\b|\bepochs?\s*(?:=|:|of)?\s*(\d+)\b"):
+        if int(m.group(1) or m.group(2)) <= 0:
+            raise BadInput(f"{m.group(0)!r}", expected="a positive number of epochs")
         b.bind("epochs", int(m.group(1) or m.group(2)), m.span())
         break
 
@@ -383,12 +442,14 @@ def _sequence(b: Binder) -> None:
     """Sequence lengths: 'seq len 4096', '4k context', '16,000-token documents', 'up to 12k tokens'."""
     k = r"\s*(k|m)?\b"
     typical = r"(?:average|averaging|typical(?:ly)?|mean|median|around|about|roughly|~)\s*(?:of\s+)?$"
-    key = r"(?:seq(?:uence)?[\s_-]*len(?:gth)?|max(?:imum)?[\s_-]*(?:seq(?:uence)?[\s_-]*)?length|" \
+    key = r"(?:seq(?:uence)?[\s_-]*len(?:gth)?|max(?:imum)?[\s_-]*(?:input[\s_-]*|seq(?:uence)?[\s_-]*)?length|" \
           r"context(?:\s+(?:length|window|size|of))?|ctx|window(?:\s+of)?|max_seq_length|max_length)"
     for m in b.find(key + r"\s*(?:of|=|:|is|up to)?\s*(-?)" + NUM + k + r"(?:[\s-]*tokens?)?"):
-        if m.group(1):
-            raise BadInput(f"a negative length: {m.group(0)!r}", expected="a positive number of tokens")
-        b.bind("max_doc_tokens", k_tokens(to_number(m.group(2)), m.group(3)), m.span())
+        n = k_tokens(to_number(m.group(2)), m.group(3))
+        if m.group(1) or n <= 0:
+            raise BadInput(f"a length of {'-' if m.group(1) else ''}{n} tokens: {m.group(0)!r}",
+                           expected="a positive number of tokens")
+        b.bind("max_doc_tokens", n, m.span())
     for m in b.find(NUM + k + r"[\s-]*(?:tokens?|tok)\b(?:[\s-]*(?:of\s+)?(?:context(?:\s+(?:length|window))?|window|"
                     r"long|each|per\s+\w+|sequences?|inputs?|prompts?|documents?|docs|conversations?|contracts?|"
                     r"transcripts?|texts?|records?|examples?))?"):
@@ -406,23 +467,33 @@ def _sequence(b: Binder) -> None:
             b.out.fields.setdefault("doc_tokens", n)  # a plain length is also the typical one
     for m in b.find(NUM + r"(k)\s+(?:context|window|sequences?|inputs?|prompts?)\b"):
         b.bind("max_doc_tokens", k_tokens(to_number(m.group(1)), m.group(2)), m.span())
+    # 'the longest is 9,000' (after a typical length in tokens): the maximum in the same unit.
+    if "doc_tokens" in b.out.fields:
+        for m in b.find(r"\b(?:the\s+)?(?:longest|maximum|max)(?:\s+(?:one|document|doc|input))?\s+(?:is|at|of)\s+"
+                        + NUM + k + r"(?:\s*tokens?)?"):
+            b.bind("max_doc_tokens", k_tokens(to_number(m.group(1)), m.group(2)), m.span())
 
 
 def _learning(b: Binder) -> None:
-    lr = r"(\d+(?:\.\d+)?(?:\s*(?:e|x\s*10\^?|×\s*10\^?)\s*[-−]\s*\d+)?)"
-    for m in b.find(r"(?:learning[\s-]rate|\blr)\s*(?:of|=|:|is|at)?\s*" + lr):
+    lr = r"([-−]?\d+(?:\.\d+)?(?:\s*(?:e|x\s*10\^?|×\s*10\^?)\s*[-−]\s*\d+)?)"
+    for m in b.find(r"(?:learning[\s_-]rate|\blr)\s*(?:of|=|:|is|at)?\s*" + lr):
         text = re.sub(r"\s+", "", m.group(1)).replace("−", "-")
+        if text.startswith("-") or float(re.sub(r"(?:x|×)10\^?", "e", text)) <= 0:
+            raise BadInput(f"learning rate {text}", expected="a positive learning rate such as 2e-4")
         text = re.sub(r"(?:x|×)10\^?", "e", text)
         b.bind("learning_rate", float(text), m.span())
         break
-    for m in b.find(r"(?:lora\s+)?(?:rank|\br)\s*(?:of|=|:)?\s*(\d+)\b"):
+    for m in b.find(r"(?:lora\s+)?(?:rank|\br)[\s-]*(?:of|=|:)?\s*(\d+)\b"):
+        if int(m.group(1)) <= 0:
+            raise BadInput(f"LoRA rank {m.group(1)}", expected="a positive rank such as 8, 16 or 64")
         b.bind("lora_r", int(m.group(1)), m.span())
         break
     for m in b.find(r"(?:lora[\s_]+)?alpha\s*(?:of|=|:)?\s*(\d+)\b"):
         b.bind("lora_alpha", int(m.group(1)), m.span())
         break
     mod = r"(?:[a-z_]+_proj|c_attn|c_proj|c_fc|query|key|value|dense|wi|wo|q|k|v|o)"
-    for m in b.find(r"\btarget(?:ing|s)?\s+(?:modules?\s+)?(?:the\s+)?(" + mod + r"(?:\s*(?:,|and|&|\+|/)\s*" + mod
+    sep = r"\s*(?:,|and|&|\+|/)\s*"
+    for m in b.find(r"\btarget(?:ing|s)?\s*:?\s+(?:modules?\s*:?\s+)?(?:the\s+)?(" + mod + r"(?:" + sep + mod
                     + r")*)(?:\s+(?:modules|projections|layers))?"):
         names = [n for n in re.split(r"\s*(?:,|and|&|\+|/)\s*", m.group(1).lower()) if n]
         b.bind("lora_targets", names, m.span())
@@ -450,6 +521,8 @@ def _serving(b: Binder) -> None:
                     + r"|\bfor\s+" + NUM + r"\s+(?:concurrent\s+)?users\b|" + NUM + r"\s+users\s+at\s+once"):
         raw = next(g for g in (m.group(1), m.group(3), m.group(4), m.group(5)) if g)
         n = int(to_number(raw) * (1000 if m.group(2) else 1))
+        if n <= 0:
+            raise BadInput(f"{m.group(0).strip()!r}", expected="at least one concurrent user or sequence")
         b.bind("concurrency", n, m.span())
 
 
@@ -462,13 +535,14 @@ def _sampling(b: Binder) -> None:
             out[key] = value
             spans.append(m.span())
 
-    for m in b.find(r"\bgreedy(?:\s+decoding|\s+search)?\b|\bdeterministic decoding\b|\bno sampling\b"):
+    for m in b.find(r"\b(?:decode\s+)?greedy(?:\s+decoding|\s+search)?\b|\b(?:decode\s+)?greedily\b|"
+                    r"\bdeterministic decoding\b|\bno sampling\b"):
         take("temperature", 0.0, m)
         out.setdefault("top_p", 1.0)
         out.setdefault("top_k", 0)
     for m in b.find(r"temperature\s*(?:=|of|:|at)?\s*(\d+(?:\.\d+)?)|\btemp\s*(?:=|:)?\s*(\d+(?:\.\d+)?)"):
         take("temperature", float(m.group(1) or m.group(2)), m)
-    for m in b.find(r"(?:top[-_ ]?p|nucleus(?:\s+sampling)?(?:\s+with\s+p)?)\s*(?:=|of|:|at)?\s*(\d+(?:\.\d+)?)"):
+    for m in b.find(r"(?:top[-_ ]?p|nucleus(?:\s+sampling)?(?:\s+(?:with\s+)?p)?)\s*(?:=|of|:|at)?\s*(\d+(?:\.\d+)?)"):
         take("top_p", float(m.group(1)), m)
     for m in b.find(r"top[-_ ]?k\s*(?:=|of|:|at)?\s*(\d+)"):
         take("top_k", int(m.group(1)), m)
@@ -476,6 +550,9 @@ def _sampling(b: Binder) -> None:
                     r"num_beams\s*=?\s*)(\d+)(?:\s+beams)?|(\d+)[\s-]beams?(?:\s+search)?|beam\s+(?:width|size)\s*"
                     r"(?:of|=)?\s*(\d+)"):
         take("num_beams", int(m.group(1) or m.group(2) or m.group(3)), m)
+    for m in b.find(r"(?:max(?:imum)?[\s_-]*new[\s_-]*tokens|max_tokens|max(?:imum)?[\s_-]*output[\s_-]*"
+                    r"(?:tokens|length))\s*(?:=|:|of|is)?\s*(\d+)\b"):
+        take("max_new_tokens", int(m.group(1)), m)
     for m in b.find(r"(?:max(?:imum)?[\s_-]*new[\s_-]*tokens|max[\s_-]*tokens|max(?:imum)?\s+output(?:\s+length)?|"
                     r"outputs?\s+of\s+(?:up\s+to\s+|at\s+most\s+)?|generat\w*\s+(?:up\s+to\s+|at\s+most\s+)?|"
                     r"(?:up\s+to|at\s+most|max(?:imum)?(?:\s+of)?)\s+)\s*(?:=|:)?\s*(\d+)\s*(?:new\s+|output\s+|"
@@ -485,6 +562,9 @@ def _sampling(b: Binder) -> None:
             take("max_new_tokens", int(m.group(1)), m)
     for m in b.find(r"(\d+)\s*(?:new|output|generated)\s+tokens\b"):
         take("max_new_tokens", int(m.group(1)), m)
+    if out:  # '300 tokens max' beside other decoding settings is the output cap, not a document length
+        for m in b.find(r"(\d+)\s*tokens?\s+max\b"):
+            take("max_new_tokens", int(m.group(1)), m)
     for m in b.find(r"repetition[\s_]penalty\s*(?:=|of|:)?\s*(\d+(?:\.\d+)?)"):
         take("repetition_penalty", float(m.group(1)), m)
     for m in b.find(r"(?:no|without)\s+(?:any\s+)?(?:top[-_ ]?p|nucleus|truncation|sampling (?:bounds|limits))"
@@ -496,7 +576,7 @@ def _sampling(b: Binder) -> None:
         out.setdefault("top_k", 0)
         out.setdefault("top_p", 1.0)
         spans.append(m.span())
-    for m in b.find(r"no (?:max(?:imum)?|length) (?:limit|cap|bound)|unlimited (?:length|tokens)|unbounded"):
+    for m in b.find(r"no (?:max(?:imum)?\s+)?(?:length\s+)?(?:limit|cap|bound)|unlimited (?:length|tokens)|unbounded"):
         out["max_new_tokens"] = None
         spans.append(m.span())
     if out:
@@ -522,17 +602,19 @@ def _languages(b: Binder) -> None:
 
 
 def _corpus(b: Binder) -> None:
-    paths = []
-    for m in b.find(r"(?<![\w/])((?:~|\.{1,2})?/[\w.\-~/]+\w)"):
-        paths.append((m.group(1), m.span(1)))
-    for m in b.find(r"(?<![\w/.])([\w\-]+(?:/[\w.\-]+)*\.(?:txt|jsonl|json|md|csv|tsv|parquet))\b"):
-        paths.append((m.group(1), m.span(1)))
-    if paths:
-        values = [p for p, _ in paths]
+    """Paths written in the request: '/data/contracts.txt', './docs/handbook.md', 'C:\\data\\x.csv'."""
+    rules = (r"(?<![\w/])((?:~|\.{1,2})?/[\w.\-~/]+\w)", r"(?<![\w\\])([A-Za-z]:\\[^\s'\";,]+)",
+             r"(?<![\w/.\\])([\w\-]+(?:/[\w.\-]+)*\.(?:txt|jsonl|json|md|csv|tsv|parquet))\b")
+    spans = []
+    for rule in rules:
+        for m in b.find(rule):
+            spans.append(m.span(1))
+            b.consume(m.span(1))  # a later rule never re-reads part of a path ('2023.txt')
+    if spans:
+        spans.sort()
+        values = [b.text[s:e] for s, e in spans]
         b.out.fields["corpus"] = values
-        b.out.stated.append(Stated("corpus", values, ", ".join(values)))
-        for _, span in paths:
-            b.consume(span)
+        b.out.stated.append(Stated("corpus", values, b.text[spans[0][0]:spans[-1][1]]))
 
 
 def _context_extension(b: Binder) -> None:
@@ -569,8 +651,8 @@ def _objective(b: Binder) -> None:
             b.bind("domain", label, word_span(b.text, m.span()), consume=False)
             break
     pre = re.search(r"pre-?train|from scratch|train (?:a|an) (?:new )?(?:[\w.]+ )?(?:model|llm|transformer) from", low)
-    serve = re.search(r"\bserv(?:e|ing)\b|\bdeploy|\binference\b|\bhost(?:ing)?\b|\brun (?:it |this |the model )?"
-                      r"locally|\bfor \w* ?users\b", low)
+    serve = re.search(r"\bserv(?:e|ed|ing)\b|\bdeploy|\binference\b|\bhost(?:ed|ing)?\b|\brun (?:it |this |the model )?"
+                      r"locally|\bfor \w* ?users\b|\bproduction\b|\bendpoint\b", low)
     tune = re.search(r"fine[\s-]?tun\w*|\bfinetun\w*|\b(?:q-?)?lora\b|\badapt\w*|\btrain(?:ing)?\b", low)
     if pre:
         b.bind("mode", "pre-train", pre.span(), consume=False)
@@ -578,7 +660,7 @@ def _objective(b: Binder) -> None:
         b.bind("mode", "fine-tune", word_span(b.text, tune.span()), consume=False)
     elif serve and not re.search(r"fine-?tun|\btrain|\badapt|\blora\b|\bqlora\b", low):
         b.bind("mode", "inference", serve.span(), consume=False)
-    dm = re.search(r"\bdeploy\w*|\bserv(?:e|ing)\b|\bproduction\b|\bendpoint\b|\busers\b", low)
+    dm = re.search(r"\bdeploy\w*|\bserv(?:e|ed|ing)\b|\bproduction\b|\bendpoint\b|\busers\b|\bhost(?:ed|ing)?\b", low)
     if dm:
         b.bind("deploy", True, dm.span(), consume=False)
 
@@ -591,6 +673,7 @@ def bind_request(text: str) -> Binding:
         not re.search(r"fine-?tun|\btrain|\badapt|\blora\b", text, re.I)
     _corpus(b)
     _compute(b)
+    _data_tokens(b)
     _gpus(b)
     _gpu_time(b)
     _cpu(b)
@@ -627,6 +710,6 @@ def _leftovers(b: Binder) -> None:
         start = m.start()
         while start > 0 and not b.text[start - 1].isspace() and b.text[start - 1] not in "(\"'":
             start -= 1  # the whole word the number is part of: 'M2', 'v5e', 'gpt-4'
-        tail = re.match(r"[^\s,;]*(?:\s+[A-Za-z%][\w%/-]*){0,2}", b.text[m.start():])
+        tail = re.match(r"\d+(?:[.,]\d+)*[^\s,;]*(?:\s+[A-Za-z%][\w%/-]*){0,3}", b.text[m.start():])
         phrase = b.text[start:m.start()] + (tail.group(0) if tail else m.group(0))
         b.flag(phrase.strip(" ,;.:"), (start, m.start() + len(tail.group(0) if tail else m.group(0))))

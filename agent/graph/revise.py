@@ -103,6 +103,18 @@ def unknown_model_word(text: str) -> str | None:
     return word if model_mention(text, None) is None else None
 
 
+def family_span(text: str) -> tuple[int, int] | None:
+    """Where `text` names a catalog model family, with the version and size written after it
+    ('Qwen 2.5 7B', 'Mistral'); None when it names none."""
+    families = sorted({m["family"] for m in _catalog()}, key=len, reverse=True)
+    for family in families:
+        m = re.search(rf"(?<![a-z]){re.escape(family)}(?![a-z])(?:[\s-]*(?:\d+(?:\.\d+)?[bm]?|instruct)\b)*",
+                      text, re.I)
+        if m:
+            return m.span()
+    return None
+
+
 def model_mention(text: str, size_hint: float | None) -> str | None:
     """The catalog model a follow-up asks for by family ("use Mistral instead", "switch to Qwen 2.5 7B",
     "try mistrall"): the family word, exactly or by fuzzy match after a verb like 'use', narrowed by a
@@ -161,6 +173,9 @@ def merge_change(task: dict[str, Any], assumptions: list[dict[str, Any]], change
 
     bound = bind_request(change_text)
     found = dict(bound.fields)
+    said = next((x.text for x in bound.stated if x.field == "base_model"), "")
+    if found.get("base_model") and not re.search(r"\d", said) and said.lower() != str(found["base_model"]).lower():
+        found.pop("base_model")  # a family named alone ('switch to qwen'): sized below, from the task's model
     # Counts relative to what was stated: "what if I only had one of them?", "use both", "all of them".
     rel = re.search(r"\b(one|two|three|four|six|eight|\d+)\s+of\s+(?:them|those|these|the gpus|the cards)\b|"
                     r"\b(both|all)(?:\s+of)?\s+(?:them|those|these|gpus|cards)\b|\buse both\b", change_text, re.I)

@@ -89,14 +89,3 @@ def test_design_takes_the_stated_decisions(entry, design_of):
             got = lookup(report, path)
             wrong.append(f"{path}: expected {expected!r}, got {'<missing>' if got is MISSING else repr(got)}")
     assert not wrong, "\n".join(wrong)
-
-
-# Known gaps (see tests/unit/test_intake_corpus.py): listed cases must still fail; the list only shrinks.
-GAPS = {line.strip() for line in (CORPUS.parent / "known_gaps.txt").read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")}
-
-
-@pytest.fixture(autouse=True)
-def _known_gap(request) -> None:
-    if request.node.name in GAPS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="known gap (tests/data/requests/known_gaps.txt)"))

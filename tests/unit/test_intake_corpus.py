@@ -236,16 +236,3 @@ def test_invalid_requests_raise_bad_input(entry):
 
     with pytest.raises(BadInput):
         parse_task(entry["request"])
-
-
-# Known gaps: corpus cases the binder or the design does not meet yet, one test id a line. Each still runs and
-# must still FAIL (strict xfail): a fix makes it pass, the run turns red, and its line is deleted — a ratchet,
-# so the list only shrinks and no passing case can regress. Issue 17 stays open until the file is empty.
-GAPS = {line.strip() for line in (CORPUS.parent / "known_gaps.txt").read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")}
-
-
-@pytest.fixture(autouse=True)
-def _known_gap(request) -> None:
-    if request.node.name in GAPS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="known gap (tests/data/requests/known_gaps.txt)"))

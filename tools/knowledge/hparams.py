@@ -283,6 +283,28 @@ def _adapter(n: float, req: HparamRequest, layout: LinearLayout | None, model_ty
     return figs, lora, notes
 
 
+# Bounds of what published recipes use (peak learning rates: GPT-3 Table 2.1 spans 6e-5…6e-4 for pre-training,
+# fine-tuning recipes 1e-5…2e-4, LoRA on small models up to ~1e-3; ranks: the LoRA paper 1–64, QLoRA 64).
+LR_RANGE = (1e-7, 1e-2)
+MAX_PUBLISHED_RANK = 512
+
+
+def stated_outliers(learning_rate: float | None, lora_r: int | None, hidden: int | None) -> list[str]:
+    """Stated values outside anything published, each in words (honoured, but flagged: hard rule 2 asks
+    for values scaled to the model, and these fit no scale)."""
+    out = []
+    lo, hi = LR_RANGE
+    if learning_rate is not None and not lo <= learning_rate <= hi:
+        out.append(f"learning rate {learning_rate:g} is outside {lo:g}–{hi:g}, the span of published Transformer "
+                   "recipes (GPT-3 Table 2.1; LoRA; QLoRA)")
+    if lora_r is not None and hidden and lora_r >= hidden:
+        out.append(f"LoRA rank {lora_r} is not below the hidden size {hidden}: the update is no longer low-rank "
+                   "(Hu et al. 2021)")
+    elif lora_r is not None and lora_r > MAX_PUBLISHED_RANK:
+        out.append(f"LoRA rank {lora_r} is above {MAX_PUBLISHED_RANK}, beyond published recipes (LoRA 1–64, QLoRA 64)")
+    return out
+
+
 def recommend_hparams(req: HparamRequest) -> HparamPlan:
     """Learning rate, schedule, warmup, weight decay, batch, clipping and LoRA settings for a model
     size and method, every value with its source; a 1B and a 70B model get different values."""

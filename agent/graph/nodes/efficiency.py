@@ -193,6 +193,11 @@ def _honouring(task, arch, base, tool: list[tuple[str, dict[str, Any]]], calls: 
                   (f"{m} + gradient checkpointing", {"method": task.method, "grad_checkpointing": True}),
                   (f"{m} + checkpointing + micro-batch 1",
                    {"method": task.method, "grad_checkpointing": True, "batch": 1, "grad_accum": effective})]
+    elif task.micro_batch:
+        # A stated micro-batch leaves checkpointing as the lever that keeps it: tried with each method in turn.
+        for method in ("full", "lora", "qlora"):
+            rungs += [(LABEL[method], {"method": method}),
+                      (f"{LABEL[method]} + gradient checkpointing", {"method": method, "grad_checkpointing": True})]
     rungs += tool
     usable = get_gpu(task.gpu).usable_bytes
     keep, depart, seen = [], [], set()
@@ -241,13 +246,18 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
     gpus = task.gpus or 1
     rungs = [r for r in prev["ladder"] if _on_hardware(r, gpus)]
     rung = rungs[min(rung_i, len(rungs) - 1)]
+    tight_keep = [r for r in rungs[:rung_i] if not r.get("departs") and r["fits"]]
+    if rung.get("departs") and tight_keep:
+        # Something that keeps every stated setting fits, only inside the safety margin: the user's settings
+        # stand (with a warning) rather than being changed to win back the margin.
+        rung = {**tight_keep[0], "tight_kept": True}
     base = MemoryRequest.model_validate(prev["base"])
     req = base.model_copy(update=rung["changes"])
     est = _estimate(arch, req, calls)
     usable = get_gpu(task.gpu).usable_bytes
     tried = [*prev.get("tried", []), {"name": rung["name"], "total_gib": gib(est.total_bytes),
                                       "fits": rung["fits"], "tight": rung["tight"]}]
-    comfortable = rung["fits"] and not rung["tight"]
+    comfortable = rung["fits"] and (not rung["tight"] or bool(rung.get("tight_kept")))
     last = rung_i + 1 >= len(rungs)
     eff = {**prev, "tried": tried, "settled": comfortable or last}
     if not (comfortable or last):
@@ -317,6 +327,10 @@ def _settle(task, arch, req, est, rung, ladder, usable, hp, comfortable, calls) 
     }
     if not comfortable:
         out["what_would_fit"] = what_would_fit(task, arch, req, est, ladder, calls)
+    if rung.get("tight_kept"):
+        out["warnings"].append(f"'{rung['name']}' keeps every stated setting and fits, but with less than the "
+                               f"safety margin ({gib(rung['total_bytes'])} of {gib(usable)} GiB): expect allocator "
+                               "fragmentation to matter; a smaller micro-batch with more accumulation would give room")
     stated = ladder[0] if pins(task) else None
     if stated is not None:
         out["stated_plan"] = {"name": stated["name"], "total_gib": gib(stated["total_bytes"]), "fits": stated["fits"],

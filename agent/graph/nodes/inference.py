@@ -124,6 +124,8 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
             from qkv.tools.sampling import SamplingPolicy
 
             keep = {k: v for k, v in task.sampling.items() if k in SamplingPolicy.model_fields}
+            if keep.get("temperature") == 0 and "num_beams" not in keep:
+                keep["num_beams"] = 1  # greedy decoding is one beam, whatever the task's preset searches
             policy = SamplingPolicy(**{**{k: v for k, v in sampling.items() if k in SamplingPolicy.model_fields},
                                        **keep})
             sampling = {**sampling, **keep, "preset": f"stated (over the {sampling.get('preset')} preset)"}

@@ -12,7 +12,7 @@ from qkv.agent.graph.schemas import DesignReport
 FAITHFULNESS_FIELDS = ("unsupported_number_rate", "unsupported_entity_rate", "repetition_rate", "distinct_2")
 
 
-def _checks(task, arch, eff, inf) -> list[dict[str, str]]:
+def _checks(task, arch, eff, inf, hidden: int | None = None) -> list[dict[str, str]]:
     window = arch.get("context_window")
     need = arch["required_tokens"]
     action = arch["context_action"]
@@ -48,11 +48,11 @@ def _checks(task, arch, eff, inf) -> list[dict[str, str]]:
         {"rule": "context window respected", "status": rule1[0], "detail": rule1[1]},
         {"rule": "no default hyperparameters across scales", "status": rule2[0], "detail": rule2[1]},
         {"rule": "no deployment without a sampling strategy", "status": rule3[0], "detail": rule3[1]},
-        stated_check(task, arch, eff, inf),
+        stated_check(task, arch, eff, inf, hidden),
     ]
 
 
-def stated_check(task, arch, eff, inf) -> dict[str, str]:
+def stated_check(task, arch, eff, inf, hidden: int | None = None) -> dict[str, str]:
     """The fourth row: every stated constraint was evaluated as stated, or each departure is named."""
     departs = [*eff.get("departures", []), *inf.get("departures", [])]
     if task.base_model and arch["base_model"] != task.base_model and arch.get("context_action") != "long_context_model":
@@ -61,9 +61,14 @@ def stated_check(task, arch, eff, inf) -> dict[str, str]:
         ratio = arch["params"] / task.param_budget
         if not 1 / 1.5 <= ratio <= 1.5:
             departs.append(f"model size: stated {task.param_budget / 1e9:g}B, planned {arch['params'] / 1e9:.2f}B")
+    from qkv.tools.knowledge.hparams import stated_outliers
+
+    odd = stated_outliers(task.learning_rate, task.lora_r, hidden)
     parts = []
     if departs:
         parts.append("changed: " + "; ".join(departs))
+    if odd:
+        parts.append("honoured but outside published practice: " + "; ".join(odd))
     if task.not_understood:
         parts.append("not understood: " + "; ".join(task.not_understood))
     if not parts:
@@ -193,7 +198,8 @@ def report_node(state: dict[str, Any]) -> dict[str, Any]:
         "architecture": {k: v for k, v in arch.items() if k != "config"}, "efficiency": eff_out,
         "tokenization": state["tokenization"], "inference": {k: v for k, v in inf.items() if k != "breakdown"},
         "resource_budget": resource, "layer_profile": state.get("layer_profile") or {},
-        "ethics": _ethics(task, obj, calls, missing), "checks": _checks(task, arch, eff, inf),
+        "ethics": _ethics(task, obj, calls, missing),
+        "checks": _checks(task, arch, eff, inf, (state.get("layer_profile") or {}).get("hidden")),
         "training_config": _training_config(task, arch, eff, obj, calls, missing),
         "unavailable": unavailable(state, *missing),
     }
