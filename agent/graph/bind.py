@@ -21,7 +21,7 @@ WORD_COUNTS = {
     "one": 1, "a single": 1, "single": 1, "a": 1, "an": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "sixteen": 16, "thirty-two": 32, "sixty-four": 64,
     "dual": 2, "twin": 2, "quad": 4, "a couple of": 2, "a pair of": 2, "pair of": 2, "couple of": 2, "both": 2,
-    "zero": 0, "no": 0,
+    "zero": 0, "a couple": 2, "a pair": 2,
 }
 COUNT = r"(\d+(?:,\d{3})*|" + "|".join(sorted((re.escape(w) for w in WORD_COUNTS), key=len, reverse=True)) + r")"
 SCALE = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "b": 1e9, "billion": 1e9, "t": 1e12,

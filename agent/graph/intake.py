@@ -223,7 +223,21 @@ def apply_answer(task: TaskSpec, field: str, answer: str) -> TaskSpec:
     keys: tuple[str, ...]
     if field == "gpu":
         keys = ("gpu", "gpus", "vram_gib", "cpu_only", "ram_gib")
-        if not any(found.get(k) for k in ("gpu", "vram_gib", "cpu_only")):
+        named = any(found.get(k) for k in ("gpu", "vram_gib", "cpu_only"))
+        from qkv.agent.graph.bind import COUNT, count_of
+
+        bare = re.fullmatch(r"(?:just\s+|only\s+)?" + COUNT + r"(?:\s+of\s+them)?[.!]?", answer, re.I)
+        if bare and not found.get("gpus"):
+            found = {**found, "gpus": count_of(bare.group(1))}  # a bare count answers "how many"
+        # An answer that does not decide gets the question back with what is missing, never a default.
+        if not named and re.search(r"not sure|don'?t know|no idea|whatever|anything|unsure|\bany\b", answer, re.I):
+            raise BadInput(f"'{answer}' leaves the GPU open, and the memory plan depends on it",
+                           expected="a GPU name ('one RTX 4090'), its memory ('a 16 GB card') or 'CPU only'")
+        if not named and found.get("gpus"):
+            raise BadInput(f"'{answer}' says how many GPUs ({found['gpus']}) but not which",
+                           expected=f"the model or memory too, e.g. '{found['gpus']}x RTX 4090' or "
+                                    f"'{found['gpus']} cards with 24 GB'")
+        if not named:
             from qkv.tools.catalog.gpus import get_gpu
 
             name = get_gpu(answer).name  # UnknownName with the closest catalog names

@@ -129,9 +129,11 @@ def render_markdown(r: DesignReport) -> str:
     for w in e.what_would_fit:
         L.append(f"- what would fit: {w}")
     if e.hyperparameters:
-        hp = {k2: v for k2, v in e.hyperparameters.items() if k2 not in ("provenance", "notes", "peft_defaults")}
+        skip = ("provenance", "notes", "peft_defaults", "units")
+        units = e.hyperparameters.get("units", {})
+        hp = {k2: v for k2, v in e.hyperparameters.items() if k2 not in skip}
         L += ["", "Hyperparameters (scaled to this model and method):", ""]
-        L += [f"- {k2}: {_fmt(v)}" for k2, v in hp.items()]
+        L += [f"- {k2}: {_fmt(v)}" + (f" {units[k2]}" if k2 in units else "") for k2, v in hp.items()]
     if e.pretraining:
         p = e.pretraining
         L += ["", "Pre-training budget:", "",

@@ -147,3 +147,35 @@ def test_chat_answers_bind_like_requests():
     assert new["gpus"] == 1 and "gpus" in changed
     new, _, _ = merge_change(t.model_dump(), [], "my documents are in /usr/share/common-licenses/GPL-3")
     assert new["corpus"] == ["/usr/share/common-licenses/GPL-3"]
+
+
+@pytest.mark.parametrize("text", [
+    "Fine-tune a 7B model for legal document summarisation on one consumer GPU with 24 GB of VRAM",
+    "LoRA on gpt2-medium for story generation on an RTX 4090",
+    "full fine-tune llama-2-7b for chat on one A100 80GB",
+])
+def test_report_hyperparameters_are_the_runnable_configs(run, text):
+    """Every hyperparameter the report states is in the trainer's config, with the same value and unit."""
+    r = run(text)
+    hp, cfg = r.efficiency.hyperparameters, r.training_config["config"]
+    assert cfg["optim"]["lr"] == hp["learning_rate"]
+    assert cfg["optim"]["schedule"] in str(hp["schedule"]) or str(hp["schedule"]).startswith(cfg["optim"]["schedule"])
+    unit = hp["units"]["warmup"]
+    if "fraction" in unit:
+        assert cfg["optim"]["warmup_ratio"] == hp["warmup"] and cfg["optim"]["warmup_steps"] == 0
+    else:
+        assert unit == "steps" and cfg["optim"]["warmup_steps"] == hp["warmup"]
+    assert cfg["train"]["micro_batch"] * cfg["train"]["grad_accum"] == hp["batch_sequences"]
+    assert cfg["train"]["seq_len"] == r.architecture.train_seq
+    if r.efficiency.method in ("lora", "qlora"):
+        assert (cfg["method"]["r"], cfg["method"]["alpha"]) == (hp["lora_r"], hp["lora_alpha"])
+
+
+@pytest.mark.parametrize(("answer", "says"), [("a couple", "how many GPUs (2) but not which"),
+                                              ("not sure", "leaves the GPU open")])
+def test_an_ambiguous_answer_gets_the_question_back(answer, says):
+    t = parse_task("fine-tune llama-2-7b for summarisation")
+    with pytest.raises(BadInput, match=re.escape(says)):
+        apply_answer(t, "gpu", answer)
+    t = apply_answer(t, "gpu", "2 cards with 24 GB each")
+    assert (t.gpus, t.vram_gib) == (2, 24.0)

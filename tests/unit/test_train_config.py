@@ -79,3 +79,11 @@ def test_accelerate_configs_are_valid_yaml_with_their_command():
         assert text.startswith("# accelerate launch --config_file configs/")
         cfg = yaml.safe_load(text)
         assert cfg["num_processes"] >= 2 and cfg["distributed_type"] in ("MULTI_GPU", "FSDP")
+
+
+def test_warmup_is_steps_or_a_fraction_never_both():
+    base = {"model": {"name": "gemma3-270m"}, "data": {"train": "x.jsonl"}, "method": {"kind": "lora"}}
+    assert config_from_dict({**base, "optim": {"warmup_ratio": 0.03}}).optim.warmup_ratio == 0.03
+    for bad in ({"warmup_ratio": 1.5}, {"warmup_ratio": 0.03, "warmup_steps": 10}):
+        with pytest.raises(BadInput):
+            config_from_dict({**base, "optim": bad})

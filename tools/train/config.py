@@ -94,6 +94,8 @@ class OptimSection(_Section):
         "peak learning rate: ~1e-4..3e-4 for LoRA, ~1e-5..5e-5 for full fine-tuning (scale down with size)"))
     schedule: Schedule = Field("cosine", description="learning-rate decay after warm-up")
     warmup_steps: int = Field(0, description="linear warm-up steps: protects adapters/optimizer state early on")
+    warmup_ratio: float = Field(0.0, description=(
+        "warm-up as a fraction of all optimizer steps (QLoRA/Alpaca recipes use 0.03); set this or warmup_steps"))
     weight_decay: float = Field(0.0, description="decoupled weight decay: 0 for LoRA, ~0.01-0.1 for full FT")
     max_grad_norm: float = Field(1.0, description="gradient clipping: guards against loss spikes; 0 disables")
 
@@ -154,6 +156,11 @@ class TrainConfig(_Section):
             raise BadInput(f"method.dropout is {self.method.dropout}", expected="a probability in [0, 1)")
         if not 0 < self.data.eval_fraction < 1:
             raise BadInput(f"data.eval_fraction is {self.data.eval_fraction}", expected="a fraction in (0, 1)")
+        if not 0 <= self.optim.warmup_ratio < 1:
+            raise BadInput(f"optim.warmup_ratio is {self.optim.warmup_ratio}", expected="a fraction in [0, 1)")
+        if self.optim.warmup_ratio and self.optim.warmup_steps:
+            raise BadInput("optim.warmup_steps and optim.warmup_ratio are both set",
+                           expected="one of them: steps (e.g. 500) or a fraction of all steps (e.g. 0.03)")
         if self.optim.lr <= 0:
             raise BadInput(f"optim.lr is {self.optim.lr}", expected="a positive learning rate, e.g. 2e-4")
         if self.method.kind == "full" and self.optim.lr > 1e-3:

@@ -174,7 +174,8 @@ def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = Fa
         gradient_accumulation_steps=cfg.train.grad_accum,
         learning_rate=cfg.optim.lr,
         lr_scheduler_type=cfg.optim.schedule,
-        warmup_steps=cfg.optim.warmup_steps,
+        # transformers 5 reads a warmup_steps float below 1 as a fraction of all steps.
+        warmup_steps=cfg.optim.warmup_steps or cfg.optim.warmup_ratio,
         weight_decay=cfg.optim.weight_decay,
         max_grad_norm=cfg.optim.max_grad_norm,
         optim=_OPTIM[cfg.optim.optimizer],

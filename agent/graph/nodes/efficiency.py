@@ -41,12 +41,15 @@ def _hparams(arch: dict[str, Any], method: str, seq: int, calls: Calls, missing:
     plan = calls("knowledge.recommend_hparams", fn, HparamRequest(**ref, method=method, seq=seq))
     out: dict[str, Any] = {"method": plan.method}
     prov: dict[str, str] = {}
+    units: dict[str, str] = {}
     for key in ("learning_rate", "schedule", "warmup", "weight_decay", "batch_sequences", "batch_tokens",
                 "max_grad_norm", "optimizer", "quantization", "steps", "warmup_steps"):
         fig = getattr(plan, key, None)
         if fig is not None:
             out[key] = fig.value
             prov[key] = f"{fig.provenance}: " + ", ".join(fig.sources or [fig.formula or "qkv.tools.knowledge"])
+            if fig.unit:
+                units[key] = fig.unit
     if plan.lora is not None:
         for key in ("r", "alpha", "dropout", "targets"):
             fig = getattr(plan.lora, key)
@@ -55,6 +58,7 @@ def _hparams(arch: dict[str, Any], method: str, seq: int, calls: Calls, missing:
         out["peft_defaults"] = plan.lora.peft_defaults
     out["notes"] = list(plan.notes)
     out["provenance"] = prov
+    out["units"] = units  # the report and the runnable config state each value in this unit
     return out
 
 
@@ -277,6 +281,10 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
     if task.mode != "pre-train" and method != "lora":
         hp = _hparams(arch, method, arch["train_seq"], calls, missing) or hp
     hp = with_stated(task, hp, req.method)
+    if hp and hp.get("batch_sequences") and not task.grad_accum and task.mode != "pre-train":
+        # The effective batch is the recipe's for the method finally chosen (Alpaca's 128 for full fine-tuning,
+        # QLoRA's 16): accumulation makes it up at the micro-batch that fits.
+        req = req.model_copy(update={"grad_accum": max(1, int(hp["batch_sequences"]) // req.batch)})
     eff.update(_settle(task, arch, req, est, rung, prev["ladder"], usable, hp, comfortable, calls))
     return {"efficiency": eff, "rung": 0, "unavailable": unavailable(state, *missing), "calls": calls.items}
 

@@ -117,6 +117,19 @@ def _ethics(task, obj, calls: Calls, missing: list[str]) -> dict[str, Any]:
     }
 
 
+def _warmup(hp: dict[str, Any]) -> dict[str, Any]:
+    """The hyperparameter tool's warm-up in the trainer's field of the same unit (a fraction of steps is
+    warmup_ratio, a step count warmup_steps): the report and the runnable config say the same thing."""
+    value, unit = hp.get("warmup"), (hp.get("units") or {}).get("warmup", "")
+    if value is None:
+        return {}
+    if "fraction" in unit:
+        return {"warmup_ratio": float(value)}
+    if unit == "steps":
+        return {"warmup_steps": int(value)}
+    return {}
+
+
 DATA_FORMAT = {"chat": "chat", "language-modelling": "text", "generation": "text", "code": "text"}
 
 
@@ -138,7 +151,9 @@ def _training_config(task, arch, eff, obj, calls: Calls, missing: list[str]) -> 
     targets = hp.get("lora_targets") or ["q_proj", "v_proj"]
     optimizer = {"paged_adamw_32bit": "paged-adamw"}.get(str(hp.get("optimizer")), "adamw")
     schedule = str(hp.get("schedule", "cosine"))
-    schedule = schedule if schedule in ("cosine", "linear", "constant", "constant_with_warmup") else "cosine"
+    # The tool words schedules ("linear decay", "cosine decay to 10% of peak"); the trainer takes their name.
+    schedule = next((n for n in ("constant_with_warmup", "constant", "linear", "cosine") if schedule.startswith(n)),
+                    "cosine")
     method = {"kind": eff["method"]}
     if eff["method"] in ("lora", "qlora"):
         method.update({"r": int(hp.get("lora_r", 8)), "alpha": int(hp.get("lora_alpha", 16)),
@@ -151,6 +166,7 @@ def _training_config(task, arch, eff, obj, calls: Calls, missing: list[str]) -> 
                  "format": DATA_FORMAT.get(obj["task"], "prompt_response")},
         "method": method,
         "optim": {"optimizer": optimizer, "lr": float(hp.get("learning_rate", 2e-4)), "schedule": schedule,
+                  **_warmup(hp),
                   "weight_decay": float(hp.get("weight_decay", 0.0)),
                   "max_grad_norm": float(hp.get("max_grad_norm", 1.0))},
         "train": {"micro_batch": int(eff.get("micro_batch", 1)), "grad_accum": int(eff.get("grad_accum", 1)),
