@@ -25,8 +25,10 @@ def vram(
     precision: Annotated[str, typer.Option(help="fp32 | bf16-mixed | fp16-mixed | bf16 | fp16")] = "bf16",
     optimizer: Annotated[str, typer.Option(
         help="adamw | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | adafactor")] = "adamw",
-    checkpointing: Annotated[bool, typer.Option("--checkpointing/--no-checkpointing",
-                                                help="gradient checkpointing")] = False,
+    checkpointing: Annotated[bool | None, typer.Option(
+        "--checkpointing/--no-checkpointing",
+        help="gradient checkpointing (default: on for qlora, as peft's prepare_model_for_kbit_training turns it "
+             "on; off otherwise)")] = None,
     attention: Annotated[str, typer.Option(help="sdpa | flash | eager")] = "sdpa",
     lora_r: Annotated[int, typer.Option(help="LoRA rank")] = 8,
     lora_targets: Annotated[str | None, typer.Option(
@@ -42,6 +44,17 @@ def vram(
     context_extension: Annotated[str | None, typer.Option(
         help="stated method to go past the window: linear dynamic yarn longrope llama3 sliding alibi")] = None,
     cuda_context_gib: Annotated[float, typer.Option(help="CUDA context allowance, GiB")] = 0.5,
+    loss_chunk: Annotated[int | None, typer.Option(
+        help="chunked cross-entropy, tokens per chunk (Liger/Cut Cross-Entropy): no full logits")] = None,
+    offload_activations: Annotated[bool, typer.Option(
+        "--offload-activations", help="saved activations in host RAM during backward (torch save_on_cpu)")] = False,
+    optimizer_in_bwd: Annotated[bool, typer.Option(
+        "--optimizer-in-bwd", help="optimizer step fused into backward (torchtune): gradients never all live")] = False,
+    qlora_fp32_upcast: Annotated[bool, typer.Option(
+        "--qlora-fp32-upcast/--qlora-bf16-embeddings",
+        help="QLoRA: peft's fp32 upcast of embeddings/LM head, or keep them bf16 (torchao/torchtune)")] = True,
+    why: Annotated[bool, typer.Option(
+        "--why", help="diagnose: the dominant terms, each targeted fix with its re-estimated saving, a plan")] = False,
     online: Annotated[bool, typer.Option(help="allow fetching a hub config.json")] = False,
     trace: Annotated[bool, typer.Option(
         "--trace", help="also trace one real step on fake tensors (exact; imports torch, seconds)")] = False,
@@ -56,13 +69,30 @@ def vram(
     from qkv.tools.memory.schema import MemoryRequest
     from qkv.tools.memory.verdict import fit_report
 
+    if checkpointing is None:
+        checkpointing = method == "qlora"  # peft's prepare_model_for_kbit_training turns it on by default
     req = validated(
         MemoryRequest, model=model, method=method, gpu=gpu, batch=batch, seq=seq, grad_accum=grad_accum,
         precision=precision, optimizer=optimizer, grad_checkpointing=checkpointing, attention=attention,
         lora_r=lora_r, lora_targets=lora_targets.split(",") if lora_targets else None,
         lora_dropout=lora_dropout, quant_double=double_quant, weights=weights, kv_dtype=kv_dtype, gpus=gpus,
         sharding=sharding, offload=offload, context_extension=context_extension,
-        cuda_context_gib=cuda_context_gib, online=online)
+        cuda_context_gib=cuda_context_gib, online=online, loss_chunk=loss_chunk,
+        offload_activations=offload_activations, optimizer_in_bwd=optimizer_in_bwd,
+        kbit_fp32_upcast=qlora_fp32_upcast)
+    if why:
+        from qkv.tools.memory.diagnose import diagnose
+
+        diagnosis = diagnose(req)
+        if json:
+            emit_json(diagnosis)
+            return
+        from qkv.agent.render import render_diagnosis, render_fit
+        from qkv.tools.memory.verdict import fit_report
+
+        render_fit(fit_report(req), console())
+        render_diagnosis(diagnosis, console())
+        return
     if trace:
         from qkv.tools.trace.compare import compare_trace
 

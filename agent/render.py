@@ -51,6 +51,8 @@ def render_fit(report: FitReport, console: Console) -> None:
     for t in [*e.terms, *e.overhead]:
         note = f" [dim]— {t.note}[/]" if t.note else ""
         console.print(f"  [bold]{t.name}[/]: {t.formula}{note}", highlight=False)
+    if e.host_bytes:
+        console.print(f"host RAM for offloaded activations: {_gib(e.host_bytes)} GiB (not on the GPU)")
     if e.fit:
         verdict = "[green]fits[/]" if e.fit.fits else "[red]does not fit[/]"
         console.print(f"{e.fit.gpu}: {verdict} · usable {_gib(e.fit.usable_bytes)} GiB · "
@@ -110,3 +112,27 @@ def render_comparison(c: TraceComparison, console: Console) -> None:
             f"{m.module} {m.bytes / GIB:.2f} GiB" for m in t.top_modules[:5]), highlight=False)
     for note in t.analytic_adjustments:
         console.print(f"[dim]traced with an analytic term: {note}[/]")
+
+
+def render_diagnosis(d, console: Console) -> None:
+    """`qkv vram … --why`: the dominant terms, the targeted fixes with their re-estimated savings, the plan."""
+    where = f" of {d.usable_gib:g} GiB usable" if d.usable_gib else ""
+    verdict = "" if d.fits is None else (" — fits" if d.fits else " — does not fit")
+    console.print(f"[bold]why {d.total_gib:g} GiB{where}{verdict}[/]: the largest terms")
+    for t in d.ranked[:5]:
+        console.print(f"  {t.share:>5.0%}  {t.name} ({t.gib:g} GiB)", highlight=False)
+    table = Table(title="targeted fixes (each re-estimated alone)", show_edge=False, pad_edge=False)
+    for col in ("attacks", "fix", "saves GiB", "then GiB", "fits", "cost"):
+        table.add_column(col, justify="right" if "GiB" in col else "left")
+    for f in d.fixes:
+        table.add_row(f.term, f.fix, f"{f.saving_gib:g}", f"{f.total_gib:g}",
+                      "" if f.fits is None else ("yes" if f.fits else "no"), f.cost)
+    console.print(table)
+    if d.plan:
+        console.print("[bold]plan[/] (least disruptive first, each step re-estimated):")
+        for i, f in enumerate(d.plan, 1):
+            console.print(f"  {i}. {f.fix}: −{f.saving_gib:g} GiB → {f.total_gib:g} GiB"
+                          + ("" if f.fits is None else (" (fits)" if f.fits else "")), highlight=False)
+        end = "fits with the margin" if d.plan_fits else "still does not fit: see the ladder and a bigger GPU"
+        host = f"; host RAM {d.host_gib:g} GiB for offloaded activations" if d.host_gib else ""
+        console.print(f"  → {end}{host}")

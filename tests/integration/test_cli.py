@@ -190,3 +190,12 @@ def test_models_table_never_cuts_a_name():
     names = {line.split()[0] for line in out.stdout.splitlines()[2:] if line.strip()}
     assert names == {m.name for m in list_models()}
     assert max(len(line) for line in out.stdout.splitlines()) <= 80
+
+
+def test_vram_why_names_the_loss_first_and_ends_with_a_plan_that_fits():
+    out = qkv("vram", "llama-3.1-8b", "--method", "qlora", "--seq", "8192", "--gpu", "rtx-3060-12gb", "--why",
+              "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["ranked"][0]["name"].startswith("loss") and not d["fits"]
+    assert d["plan_fits"] and all(step["saving_gib"] > 0 for step in d["plan"])

@@ -60,11 +60,12 @@ def estimate_resolved(resolved: ResolvedModel, spec: ModelSpec, req: MemoryReque
         # Stored for catalog models (no torch); built on the meta device for any other config.
         layout = layout_for(resolved.config, resolved.name if resolved.origin == "catalog" else None)
         warnings += layout_notes(spec, req, layout)
+    host = 0
     if req.method == "inference":
         terms, phase, trainable = estimate_inference(spec, req, resolved, layout), "inference", 0
     else:
         result = estimate_training(spec, req, layout)
-        terms, phase, trainable = result.terms, result.phase, result.trainable
+        terms, phase, trainable, host = result.terms, result.phase, result.trainable, result.host_bytes
         if spec.kind == "encoder-decoder" and req.seq > 512:
             warnings.append("encoder and decoder lengths are both taken as --seq")
     allocated = sum(t.bytes for t in terms)
@@ -78,7 +79,7 @@ def estimate_resolved(resolved: ResolvedModel, spec: ModelSpec, req: MemoryReque
     return MemoryEstimate(
         request=req, model=resolved.name, params=params, trainable_params=trainable, peak_phase=phase,
         terms=terms, overhead=overhead, allocated_bytes=allocated, total_bytes=total, fit=fit,
-        warnings=warnings)
+        host_bytes=host, warnings=warnings)
 
 
 def estimate_memory(req: MemoryRequest) -> MemoryEstimate:

@@ -54,12 +54,27 @@ class MemoryRequest(BaseModel):
     fragmentation: float = Field(0.05, description="caching-allocator reserve over allocated bytes (assumed)")
     context_extension: str | None = Field(
         None, description="stated way past the window (linear, dynamic, yarn, longrope, llama3, sliding, alibi)")
+    loss_chunk: int | None = Field(
+        None, description="chunked / fused linear cross-entropy, tokens per chunk (Liger, Cut Cross-Entropy, "
+                          "Unsloth): the (tokens × vocab) fp32 log-probs and their gradient never materialise; "
+                          "None = the standard loss")
+    offload_activations: bool = Field(
+        False, description="saved activations live in host RAM during backward (torch save_on_cpu, torchtune's "
+                           "activation offloading): the GPU keeps two layers' worth, the host holds the rest")
+    optimizer_in_bwd: bool = Field(
+        False, description="the optimizer step runs inside backward, per parameter (torchtune's optimizer_in_bwd): "
+                           "gradients never all live at once; needs no gradient accumulation")
     online: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> MemoryRequest:
         from qkv.tools.errors import BadInput
 
+        if self.loss_chunk is not None and self.loss_chunk <= 0:
+            raise BadInput(f"--loss-chunk is {self.loss_chunk}", expected="a positive number of tokens, e.g. 1024")
+        if self.optimizer_in_bwd and self.grad_accum > 1:
+            raise BadInput("optimizer_in_bwd with gradient accumulation",
+                           expected="grad_accum 1: the step inside backward cannot wait for more micro-batches")
         for name in ("batch", "seq", "grad_accum", "gpus", "lora_r"):
             value = getattr(self, name)
             if value <= 0:
@@ -135,6 +150,7 @@ class MemoryEstimate(BaseModel):
     allocated_bytes: int = Field(description="peak of live tensor bytes (compare torch.cuda.max_memory_allocated)")
     total_bytes: int = Field(description="allocated + allocator reserve + CUDA context (compare nvidia-smi)")
     fit: GpuFit | None = None
+    host_bytes: int = Field(0, description="host (CPU) RAM the job needs beyond the GPU: offloaded activations")
     warnings: list[str] = Field(default_factory=list)
     provenance: Literal["analytic"] = "analytic"
 

@@ -25,6 +25,7 @@ class TrainResult:
     terms: list[MemoryTerm]
     phase: str
     trainable: int
+    host_bytes: int = 0  # offloaded activations, in host RAM
 
 
 def _param_bytes(precision: str) -> float:
@@ -70,14 +71,26 @@ def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str
                    formula=f"{count(tokens)} tokens × {spec.vocab:,} vocab × 8 B (two fp32 gradients)",
                    note="live at the start of backward"),
     ]
+    if req.loss_chunk and req.loss_chunk < tokens and per_tok:
+        # Chunked / fused linear cross-entropy: each chunk's logits, log-probs and their gradient live only
+        # while that chunk is processed; what persists is the gradient w.r.t. the head's input.
+        chunk = req.loss_chunk
+        logits = [
+            MemoryTerm(name="loss chunk (transient)", bytes=int(chunk * per_tok),
+                       formula=f"{count(chunk)} tokens per chunk × {spec.vocab:,} vocab × 12 B (fp32 log-probs + "
+                               "two gradients)", note="chunked cross-entropy: one chunk at a time"),
+            MemoryTerm(name="loss input gradient (saved)", bytes=int(tokens * spec.hidden * 4),
+                       formula=f"{count(tokens)} tokens × {spec.hidden} hidden × 4 B (fp32, computed per chunk)"),
+        ]
     if req.grad_checkpointing:
         n_layers = sum(n for _, _, n in stacks)
         biggest = max(stacks, key=lambda s: sum(b for _, b in s[1]))
         per_layer = sum(b for _, b in biggest[1])
-        terms.append(MemoryTerm(
+        saved = MemoryTerm(
             name="activations (checkpointed layer inputs)",
             bytes=int(n_layers * tokens * stream * spec.hidden),
-            formula=f"{n_layers} layers × {count(tokens)} tokens × {spec.hidden} hidden × {stream:g} B"))
+            formula=f"{n_layers} layers × {count(tokens)} tokens × {spec.hidden} hidden × {stream:g} B")
+        terms.append(_offloaded(saved, n_layers, req))
         # The loss's buffers are freed before the first layer is recomputed: only the larger counts.
         recompute = MemoryTerm(
             name="activations (one layer recomputed)", bytes=int(tokens * per_layer),
@@ -89,11 +102,11 @@ def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str
         for block, layer_terms, n_layers in stacks:
             per_layer = sum(b for _, b in layer_terms)
             top = ", ".join(f"{name} {b:,.0f}" for name, b in sorted(layer_terms, key=lambda t: -t[1])[:3])
-            terms.append(MemoryTerm(
+            terms.append(_offloaded(MemoryTerm(
                 name=f"activations ({block} layers)",
                 bytes=int(n_layers * tokens * per_layer),
                 formula=f"{n_layers} layers × {count(tokens)} tokens × {count(per_layer)} B/token/layer",
-                note=f"largest saved tensors per token (B): {top}"))
+                note=f"largest saved tensors per token (B): {top}"), n_layers, req))
     # Final norm's fp32 copy, and the LM head's input when the head itself is trained.
     head_in = 4 * spec.hidden + (a * spec.hidden if req.method == "full" else 0)
     terms.append(MemoryTerm(name="final norm / head input", bytes=int(tokens * head_in),
@@ -141,6 +154,32 @@ def _qlora_weights(spec: ModelSpec, req: MemoryRequest, groups: list[TensorGroup
     if layout is not None and not layout.from_transformers:
         note += f"; which modules are linear comes from {layout.source}"
     return formula, note
+
+
+OFFLOAD_RESIDENT_LAYERS = 2  # the layer in use and the next one being copied (double buffering)
+HOST = " (host RAM)"
+
+
+def _offloaded(term: MemoryTerm, n_layers: int, req: MemoryRequest) -> MemoryTerm | list[MemoryTerm]:
+    """With activation offload, the saved tensors of all but two layers sit in host RAM; the host part is a
+    term whose name ends in HOST, which estimate_training moves out of the GPU's sum."""
+    if not req.offload_activations or n_layers <= OFFLOAD_RESIDENT_LAYERS:
+        return term
+    per_layer = term.bytes / n_layers
+    return [
+        MemoryTerm(name=term.name + " on the GPU", bytes=int(per_layer * OFFLOAD_RESIDENT_LAYERS),
+                   formula=f"{OFFLOAD_RESIDENT_LAYERS} of {n_layers} layers resident ({term.formula})",
+                   note="activation offload: the others are copied to host RAM in forward and back in backward"),
+        MemoryTerm(name=term.name + HOST, bytes=int(per_layer * (n_layers - OFFLOAD_RESIDENT_LAYERS)),
+                   formula=f"{n_layers - OFFLOAD_RESIDENT_LAYERS} layers × {count(int(per_layer))} B"),
+    ]
+
+
+def _flat(terms: list) -> list[MemoryTerm]:
+    out: list[MemoryTerm] = []
+    for t in terms:
+        out += t if isinstance(t, list) else [t]
+    return out
 
 
 def estimate_training(spec: ModelSpec, req: MemoryRequest, layout: LinearLayout | None = None) -> TrainResult:
@@ -214,7 +253,15 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest, layout: LinearLayout 
     if ddp_buckets:
         lines["DDP gradient buckets"] = (ddp_buckets, "a second copy of the gradients (gradient_as_bucket_view=False)")
 
-    acts = activation_terms(spec, req, modules, layout)
+    acts = _flat(activation_terms(spec, req, modules, layout))
+    host_bytes = sum(t.bytes for t in acts if t.name.endswith(HOST))
+    acts = [t for t in acts if not t.name.endswith(HOST)]
+    if req.optimizer_in_bwd:
+        # Each parameter is stepped as soon as its gradient is ready and the gradient freed: at most the
+        # largest tensor's gradient (and its update temporary) is live.
+        biggest = largest_layer(trainable_groups, spec) * train_w_bytes
+        grads, temp = min(grads, biggest), min(temp, biggest)
+        lines["gradients"] = (grads, f"largest trainable tensor only, {count(int(biggest))} B (optimizer in backward)")
     if req.method == "qlora":
         acts.append(dequantised_weight_term(groups))
     act_total = sum(t.bytes for t in acts)
@@ -250,4 +297,4 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest, layout: LinearLayout 
             terms.append(MemoryTerm(name="optimizer step temporaries", bytes=int(temp),
                                     formula=f"{req.optimizer} {'foreach' if req.foreach else 'per-tensor'} "
                                             "sqrt(exp_avg_sq) buffer"))
-    return TrainResult(terms=terms, phase=phase, trainable=trainable)
+    return TrainResult(terms=terms, phase=phase, trainable=trainable, host_bytes=int(host_bytes))

@@ -1,0 +1,166 @@
+"""Diagnosis: which memory term dominates a job, the targeted fix for each large term with its saving
+(computed by re-running the estimate with that one change, never guessed), its throughput cost where a
+source states one, and the cheapest combination of fixes that fits.
+
+One function behind `qkv vram … --why`, the design report, the MCP tool and the TUI."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from qkv.tools.memory.schema import MemoryEstimate, MemoryRequest
+
+# term name (prefix) → the fixes that attack it, in the order a researcher tries them:
+# (label, changes to the request, throughput cost with its source or 'not measured').
+CHECKPOINT_COST = ("≈ +33% compute: one extra forward per step (Chen et al. 2016, 'Training deep nets with "
+                   "sublinear memory')")
+CHUNKED_COST = ("about the speed of the standard loss (Liger Kernel reports equal or better throughput for fused "
+                "linear cross-entropy; Wijmans et al. 2024, Cut Cross-Entropy)")
+OFFLOAD_COST = ("PCIe copies overlapped with compute: small when compute per layer exceeds the copy (torchtune's "
+                "activation offloading docs); not measured here")
+EIGHT_BIT_COST = "no measurable cost (Dettmers et al. 2022, 8-bit optimizers)"
+UPCAST_COST = "none: the fp32 copies only hold frozen weights (torchao NF4 and torchtune keep them in bf16)"
+QLORA_COST = ("~+30-40% step time for dequantisation (Dettmers et al. 2023) and a small quality risk from 4-bit "
+              "base weights (QLoRA matches 16-bit LoRA on their benchmarks)")
+LORA_COST = ("faster than full fine-tuning; may trail it on large domain shifts (Biderman et al. 2024, 'LoRA learns "
+             "less and forgets less')")
+MB1_COST = "same effective batch through accumulation; lower GPU utilisation per step"
+IN_BWD_COST = "none per step; rules out gradient accumulation and global-norm clipping (torchtune's docs)"
+
+FIXES: list[tuple[str, str, dict[str, object], str]] = [
+    ("loss", "chunked cross-entropy (1,024-token chunks)", {"loss_chunk": 1024}, CHUNKED_COST),
+    ("activations (", "gradient checkpointing", {"grad_checkpointing": True}, CHECKPOINT_COST),
+    ("activations (checkpointed", "activation offload to host RAM", {"offload_activations": True}, OFFLOAD_COST),
+    ("activations (", "activation offload to host RAM", {"offload_activations": True}, OFFLOAD_COST),
+    ("activations (", "micro-batch 1 with more accumulation", {"batch": 1}, MB1_COST),
+    ("activations (LM head", "keep embeddings / LM head in bf16", {"kbit_fp32_upcast": False}, UPCAST_COST),
+    ("weights", "keep embeddings / LM head in bf16", {"kbit_fp32_upcast": False}, UPCAST_COST),
+    ("weights", "LoRA (frozen 16-bit base)", {"method": "lora"}, LORA_COST),
+    ("weights", "QLoRA (4-bit base)", {"method": "qlora"}, QLORA_COST),
+    ("optimizer states", "8-bit AdamW", {"optimizer": "adamw-8bit"}, EIGHT_BIT_COST),
+    ("gradients", "optimizer step fused into backward", {"optimizer_in_bwd": True, "grad_accum": 1}, IN_BWD_COST),
+]
+# How far each change moves the user's plan (smaller first in the combined plan): technique before method.
+DISRUPTION = {"loss_chunk": 0, "kbit_fp32_upcast": 0, "grad_checkpointing": 1, "optimizer": 1, "batch": 1,
+              "offload_activations": 2, "optimizer_in_bwd": 2, "method": 3}
+
+
+def _disruption(changes: dict[str, object]) -> int:
+    """How far a change moves the user's plan: techniques before LoRA, LoRA before 4-bit weights."""
+    if changes.get("method") == "qlora":
+        return 4
+    return max(DISRUPTION.get(k, 3) for k in changes)
+
+
+class TermShare(BaseModel):
+    name: str
+    gib: float
+    share: float = Field(description="fraction of the allocated peak")
+
+
+class Fix(BaseModel):
+    """One targeted change, re-estimated."""
+
+    term: str = Field(description="the term it attacks")
+    fix: str
+    changes: dict[str, object]
+    saving_gib: float = Field(description="total before − total after, GiB per GPU (re-estimated)")
+    total_gib: float
+    fits: bool | None
+    cost: str = Field(description="throughput or quality cost, with its source, or 'not measured'")
+
+
+class Diagnosis(BaseModel):
+    """Why a job needs the memory it needs, and what brings it down."""
+
+    total_gib: float
+    usable_gib: float | None
+    fits: bool | None
+    ranked: list[TermShare]
+    fixes: list[Fix] = Field(description="for each of the top terms, the targeted fixes, largest saving first")
+    plan: list[Fix] = Field(description="fixes applied one after another, least disruptive first, until it fits")
+    plan_fits: bool | None
+    host_gib: float = Field(0.0, description="host RAM the plan needs (offloaded activations)")
+
+
+def _estimate(req: MemoryRequest) -> MemoryEstimate:
+    from qkv.tools.memory.estimate import estimate_memory
+
+    return estimate_memory(req)
+
+
+def _applies(req: MemoryRequest, changes: dict[str, object]) -> bool:
+    """A fix is offered only when it changes something and makes sense for the method."""
+    if all(getattr(req, k) == v for k, v in changes.items()):
+        return False
+    method = changes.get("method")
+    if method == "lora" and req.method != "full":
+        return False
+    if method == "qlora" and req.method == "qlora":
+        return False
+    if "kbit_fp32_upcast" in changes and req.method != "qlora":
+        return False
+    if "optimizer_in_bwd" in changes and (req.method != "full" or req.sharding != "none"):
+        return False
+    if changes.get("offload_activations") and not req.grad_checkpointing and "grad_checkpointing" not in changes:
+        return True
+    return not ("batch" in changes and req.batch == 1)
+
+
+def diagnose(req: MemoryRequest, top: int = 4) -> Diagnosis:
+    """Rank the peak's terms and, for each of the `top` largest, re-estimate with each targeted fix."""
+    from qkv.tools.catalog.gpus import get_gpu
+
+    base = _estimate(req)
+    usable = get_gpu(req.gpu).usable_bytes if req.gpu else None
+    allocated = base.allocated_bytes or 1
+    ranked = sorted(base.terms, key=lambda t: -t.bytes)
+    shares = [TermShare(name=t.name, gib=t.gib, share=round(t.bytes / allocated, 3)) for t in ranked]
+    fixes: list[Fix] = []
+    seen: set[str] = set()
+    for term in ranked[:top]:
+        for prefix, label, changes, cost in FIXES:
+            if not term.name.startswith(prefix) or label in seen or not _applies(req, changes):
+                continue
+            seen.add(label)
+            after = _estimate(req.model_copy(update=changes))
+            fixes.append(Fix(term=term.name, fix=label, changes=dict(changes),
+                             saving_gib=round((base.total_bytes - after.total_bytes) / 2**30, 3),
+                             total_gib=after.total_gib, fits=(after.total_bytes <= usable) if usable else None,
+                             cost=cost))
+    fixes = sorted((f for f in fixes if f.saving_gib > 0), key=lambda f: -f.saving_gib)
+    plan, current = _plan(req, usable)
+    return Diagnosis(total_gib=base.total_gib, usable_gib=round(usable / 2**30, 3) if usable else None,
+                     fits=(base.total_bytes <= usable) if usable else None, ranked=shares, fixes=fixes, plan=plan,
+                     plan_fits=(current.total_bytes <= usable) if usable else None,
+                     host_gib=round(current.host_bytes / 2**30, 3))
+
+
+def _plan(req: MemoryRequest, usable: int | None) -> tuple[list[Fix], MemoryEstimate]:
+    """Apply fixes one at a time, each round the least disruptive one that lowers the peak (technique before
+    method; the larger saving among equals), until the job fits with the safety margin or nothing helps."""
+    from qkv.tools.memory.verdict import SAFETY_MARGIN
+
+    current_req, current = req, _estimate(req)
+    plan: list[Fix] = []
+    while not (usable and current.total_bytes <= usable * (1 - SAFETY_MARGIN)):
+        best: tuple[tuple[int, int], Fix, MemoryRequest, MemoryEstimate] | None = None
+        for _, label, changes, cost in FIXES:
+            if not _applies(current_req, changes) or any(f.fix == label for f in plan):
+                continue
+            trial_req = current_req.model_copy(update=changes)
+            trial = _estimate(trial_req)
+            saving = current.total_bytes - trial.total_bytes
+            if saving <= 0:
+                continue
+            key = (_disruption(changes), -saving)
+            if best is None or key < best[0]:
+                fix = Fix(term="(plan)", fix=label, changes=dict(changes), saving_gib=round(saving / 2**30, 3),
+                          total_gib=trial.total_gib, fits=(trial.total_bytes <= usable) if usable else None,
+                          cost=cost)
+                best = (key, fix, trial_req, trial)
+        if best is None:
+            break
+        plan.append(best[1])
+        current_req, current = best[2], best[3]
+    return plan, current
