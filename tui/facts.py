@@ -114,7 +114,8 @@ class Fact(BaseModel):
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+        # A quote is the report's number exactly as the tool wrote it (17.508, not 17.51).
+        return f"{value:,}" if abs(value) < 1e6 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)

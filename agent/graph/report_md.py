@@ -128,6 +128,13 @@ def render_markdown(r: DesignReport) -> str:
             L.append(f"| {alt.name} | {alt.total_gib:.3f} | {verdict} |")
     for w in e.what_would_fit:
         L.append(f"- what would fit: {w}")
+    if e.tradeoffs:
+        L += ["", "Method weighed against the next cheaper one:", "",
+              "| option | GiB/GPU | longest sequence | step time | quality risk |", "|---|---:|---:|---|---|"]
+        for o in e.tradeoffs["options"]:
+            L.append(f"| {o['name']} | {o['total_gib']:.3f} | {o['max_seq']:,} | {o['step_time']} | "
+                     f"{o['quality_risk']} |")
+        L += ["", e.tradeoffs["summary"], f"<sub>rule: {e.tradeoffs['rule']}</sub>"]
     if e.hyperparameters:
         skip = ("provenance", "notes", "peft_defaults", "units")
         units = e.hyperparameters.get("units", {})

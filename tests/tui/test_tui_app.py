@@ -70,7 +70,7 @@ async def test_whole_conversation_worked_example_followup_question_export(tmp_pa
         reply = await say(app, pilot, WORKED)
         report = app.report_dict
         eff = report["efficiency"]
-        assert eff["method"] == "qlora" and eff["fits"] and eff["double_quant"]
+        assert eff["method"] == "lora" and eff["fits"] and eff["strategy"] == "LoRA + gradient checkpointing"
         assert f"{eff['peak_vram_gib']} GiB" in reply  # the summary quotes the report's number
         assert app.steps.rows["efficiency"].status in ("done", "looped")
         assert app.steps.rows["report"].status == "done"
@@ -81,7 +81,7 @@ async def test_whole_conversation_worked_example_followup_question_export(tmp_pa
 
         # A free question is answered from the report's facts.
         answer = await say(app, pilot, "what is the peak VRAM?")
-        assert f"{eff['peak_vram_gib']:,.4g}" in answer and "efficiency › peak vram gib" in answer
+        assert f"{eff['peak_vram_gib']:,}" in answer and "efficiency › peak vram gib" in answer
 
         # A follow-up the agent finds no change in is refused politely; the report stays as it was.
         refused = await say(app, pilot, "make it purple")
@@ -119,7 +119,7 @@ async def test_interrupt_is_asked_in_chat_and_the_answer_resumes(tmp_path):
         await say(app, pilot, "one RTX 4090")
         assert app.awaiting is None
         assert app.report_dict["task"]["gpu"] == "rtx-4090"
-        assert app.report_dict["efficiency"]["method"] == "qlora"
+        assert app.report_dict["efficiency"]["method"] == "lora"
         assert app.store.get("t-ask").pending_question is None
 
 
@@ -252,6 +252,6 @@ async def test_local_model_words_answers_but_numbers_come_from_the_report(tmp_pa
         answer = await say(app, pilot, "what is the peak VRAM?")
         assert "LLM: local" in app.sub_title
         # The model's wording streams first; the report's facts are always quoted after it.
-        assert f"efficiency › peak vram gib: {peak:,.4g}" in answer
-        assert len(answer) > len(f"From the report:\n• efficiency › peak vram gib: {peak:,.4g}")
+        assert f"efficiency › peak vram gib: {peak:,}" in answer
+        assert len(answer) > len(f"From the report:\n• efficiency › peak vram gib: {peak:,}")
         app.voice.close()

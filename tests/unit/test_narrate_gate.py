@@ -21,8 +21,8 @@ FAITHFUL = {
     "architecture": "The base model is llama-2-7b with 6.74B parameters, the catalog decoder model within 1.5× of "
                     "7B parameters whose window best covers 2,048 tokens. The task needs 2048 tokens and the window "
                     "holds 4096, so the context plan is ok: 2,048 tokens fit the 4,096-token window.",
-    "efficiency": "The method is qlora: after trying 5 strategies in cost order, the plan is QLoRA with gradient "
-                  "checkpointing. Its peak is 9.492 GiB per GPU on 1 × rtx-4090, which fits the 24.0 GiB usable.",
+    "efficiency": "The method is lora: after trying 7 strategies in cost order, the plan is LoRA with gradient "
+                  "checkpointing. Its peak is 17.508 GiB per GPU on 1 × rtx-4090, which fits the 24.0 GiB usable.",
     "tokenization": "The tokenizer is that of llama-2-7b (not shipped offline), and it is not audited yet. No corpus "
                     "sample was given, so audit it before training with the plan below, and keep the base tokenizer "
                     "unless the audit's rule says otherwise.",
@@ -98,8 +98,8 @@ def test_what_the_bundled_models_wrote_is_rejected(worked, section, said, reason
 
 
 def test_a_wording_that_drops_a_fact_is_rejected(worked):
-    no_peak = FAITHFUL["efficiency"].replace("Its peak is 9.492 GiB per GPU", "It runs")
-    assert check(worked, "efficiency", no_peak) == "dropped the template's number(s): 9.492"
+    no_peak = FAITHFUL["efficiency"].replace("Its peak is 17.508 GiB per GPU", "It runs")
+    assert check(worked, "efficiency", no_peak) == "dropped the template's number(s): 17.508"
     no_metric = FAITHFUL["objective"].replace("rouge1, rouge2, ", "")
     assert check(worked, "objective", no_metric).startswith("dropped the template's number(s): 1, 2")
     no_kernel = FAITHFUL["inference"].replace(", with the flash_attention_2 attention kernel", "")
@@ -113,7 +113,7 @@ def test_a_wording_that_drops_a_fact_is_rejected(worked):
 
 @pytest.mark.parametrize(("section", "old", "new", "reason"), [
     ("efficiency", "which fits the", "which does not fit the", "says it is not fits; the facts say it is"),
-    ("efficiency", "the plan is QLoRA with", "the plan is LoRA with QLoRA and", "says LoRA, which the facts do not"),
+    ("efficiency", "the plan is LoRA with", "the plan is QLoRA with LoRA and", "says QLoRA, which the facts do not"),
     ("efficiency", "24.0 GiB usable", "24.0 GiB usable in half precision", "says fp16, which the facts do not"),
     ("architecture", "The base model is llama-2-7b", "The base model is mistral-7b, not llama-2-7b",
      "names 'mistral-7b', which the facts do not"),
@@ -133,23 +133,23 @@ def test_a_contradiction_is_rejected(worked, section, old, new, reason):
 
 
 @pytest.mark.parametrize(("said", "reason"), [
-    ("QLoRA fits.", "2 words"),
-    ("The plan is QLoRA with gradient checkpointing on 1 × rtx-4090 and it fits", "does not end with a full stop"),
-    ("the plan is QLoRA with gradient checkpointing, which fits.", "does not start with a capital letter"),
-    ("The plan is QLoRA (with gradient checkpointing, which fits.", "unbalanced brackets"),
-    ("- The plan is QLoRA with gradient checkpointing, which fits.", "list fragment"),
+    ("LoRA fits.", "2 words"),
+    ("The plan is LoRA with gradient checkpointing on 1 × rtx-4090 and it fits", "does not end with a full stop"),
+    ("the plan is LoRA with gradient checkpointing, which fits.", "does not start with a capital letter"),
+    ("The plan is LoRA (with gradient checkpointing, which fits.", "unbalanced brackets"),
+    ("- The plan is LoRA with gradient checkpointing, which fits.", "list fragment"),
     ("Method: qlora, with gradient checkpointing, which fits the rtx-4090.", "list fragment, not prose ('Method:')"),
-    ("The plan is QLoRA with gradient checkpointing, strategy=qlora, which fits.", "list fragment"),
-    ("I think the plan is QLoRA with gradient checkpointing, which fits.", "first or second person"),
-    ("The plan is QLoRA with gradient checkpointing, which fits beautifully and elegantly.",
+    ("The plan is LoRA with gradient checkpointing, strategy=lora, which fits.", "list fragment"),
+    ("I think the plan is LoRA with gradient checkpointing, which fits.", "first or second person"),
+    ("The plan is LoRA with gradient checkpointing, which fits beautifully and elegantly.",
      "words not grounded in the facts: beautifully, elegantly"),
-    ("The plan is QLoRA with gradient checkpointing (a common industry default), which fits.",
+    ("The plan is LoRA with gradient checkpointing (a common industry default), which fits.",
      "bracketed aside not in the facts"),
-    ("The plan is QLoRA with gradient checkpointing, which fits and is therefore the best choice.",
+    ("The plan is LoRA with gradient checkpointing, which fits and is therefore the best choice.",
      "draws a conclusion the facts do not ('therefore')"),
-    ("The plan is QLoRA with gradient checkpointing, gradient checkpointing, which fits.", "repeats '"),
-    ("The plan is QLoRA with gradient checkpointing on the rtx-1023, which fits.", "number not in the facts: 1023"),
-    ("The plan is QLoRA with gradient checkpointing on the rtx-4090 via DeepSpeed, which fits.",
+    ("The plan is LoRA with gradient checkpointing, gradient checkpointing, which fits.", "repeats '"),
+    ("The plan is LoRA with gradient checkpointing on the rtx-1023, which fits.", "number not in the facts: 1023"),
+    ("The plan is LoRA with gradient checkpointing on the rtx-4090 via DeepSpeed, which fits.",
      "says DeepSpeed, which the facts do not"),
 ])
 def test_sentence_rules(worked, said, reason):

@@ -74,30 +74,103 @@ def _option(name: str, changes: dict[str, object], total: int, usable: int) -> S
                           tight=fits and total > usable * (1 - SAFETY_MARGIN))
 
 
-def ladder(resolved: ResolvedModel, spec: ModelSpec, req: MemoryRequest, usable: int) -> list[StrategyOption]:
-    """full → LoRA → QLoRA → + gradient checkpointing → micro-batch 1 → sharding over more GPUs."""
+LADDER_CHUNK = 1024  # tokens per cross-entropy chunk on the ladder's chunked-loss rungs
+METHOD_LABEL = {"full": "full fine-tune", "lora": "LoRA", "qlora": "QLoRA"}
+
+
+def ladder_rungs(req: MemoryRequest) -> list[tuple[str, dict[str, object]]]:
+    """The rungs a researcher climbs, in order: for each method from highest fidelity down (full, LoRA,
+    QLoRA), first the levers that keep the method and its quality — micro-batch 1 at the same effective batch,
+    gradient checkpointing, chunked cross-entropy, activation offload, an 8-bit optimizer for full
+    fine-tuning — and only then the next, cheaper method. Sharding over more GPUs comes after (`ladder`)."""
     effective = req.batch * req.grad_accum
-    rungs: list[tuple[str, dict[str, object]]] = [
-        ("full fine-tune", {"method": "full"}),
-        ("LoRA", {"method": "lora"}),
-        ("QLoRA", {"method": "qlora"}),
-        ("QLoRA + gradient checkpointing", {"method": "qlora", "grad_checkpointing": True}),
-        ("QLoRA + checkpointing + micro-batch 1",
-         {"method": "qlora", "grad_checkpointing": True, "batch": 1, "grad_accum": effective}),
-    ]
+    rungs: list[tuple[str, dict[str, object]]] = []
+    for method in ("full", "lora", "qlora"):
+        m = METHOD_LABEL[method]
+        steps: list[tuple[str, dict[str, object]]] = [(m, {"method": method})]
+        if req.batch > 1:
+            steps.append((f"{m} + micro-batch 1", {"batch": 1, "grad_accum": effective}))
+        steps += [
+            (f"{m} + gradient checkpointing", {"grad_checkpointing": True}),
+            (f"{m} + checkpointing + chunked loss", {"loss_chunk": LADDER_CHUNK}),
+            (f"{m} + checkpointing + chunked loss + activation offload", {"offload_activations": True}),
+        ]
+        if method == "full":
+            steps.append((f"{m} + checkpointing + chunked loss + offload + 8-bit AdamW", {"optimizer": "adamw-8bit"}))
+        changes: dict[str, object] = {}
+        for name, delta in steps:  # each rung keeps the levers before it
+            changes = {**changes, **delta}
+            rungs.append((name, dict(changes)))
+    return rungs
+
+
+def ladder(resolved: ResolvedModel, spec: ModelSpec, req: MemoryRequest, usable: int) -> list[StrategyOption]:
+    """The rungs of `ladder_rungs` with their totals, stopping at the first that fits with the margin; when
+    none does on this GPU, the last rung sharded over more GPUs (an alternative, not the plan)."""
     options: list[StrategyOption] = []
-    for name, changes in rungs:
+    for name, changes in ladder_rungs(req):
         total = _total(resolved, spec, req, **changes)
         options.append(_option(name, changes, total, usable))
-    if not any(o.comfortable for o in options):
-        last = dict(rungs[-1][1])
-        for gpus in (2, 4, 8, 16, 32, 64):
-            changes = {**last, "gpus": gpus, "sharding": "fsdp"}
-            total = _total(resolved, spec, req, **changes)
-            options.append(_option(f"QLoRA + FSDP over {gpus} GPUs", changes, total, usable))
-            if options[-1].comfortable:
-                break
+        if options[-1].comfortable:
+            return options
+    last = dict(ladder_rungs(req)[-1][1])
+    for gpus in (2, 4, 8, 16, 32, 64):
+        changes = {**last, "gpus": gpus, "sharding": "fsdp"}
+        total = _total(resolved, spec, req, **changes)
+        options.append(_option(f"QLoRA + all levers + FSDP over {gpus} GPUs", changes, total, usable))
+        if options[-1].comfortable:
+            break
     return options
+
+
+# What each method costs beyond memory, with sources (the design report weighs them in words).
+METHOD_COST = {
+    "full": ("1.0× (reference)", "none: every weight trained in 16-bit"),
+    "lora": ("≈1.0× of full fine-tuning's step at the same length (frozen base, tiny optimizer)",
+             "low: 16-bit LoRA on all linear layers matches full fine-tuning on instruction data (Dettmers et al. "
+             "2023) but learns less on large domain shifts (Biderman et al. 2024)"),
+    "qlora": ("≈1.3–1.4× LoRA's step: every 4-bit weight is dequantised per matmul (Dettmers et al. 2023)",
+              "small: NF4 base weights; QLoRA matched 16-bit LoRA on its benchmarks (Dettmers et al. 2023)"),
+}
+
+
+class MethodOption(BaseModel):
+    """One method at its cheapest levers, for weighing against another."""
+
+    name: str
+    method: str
+    changes: dict[str, object]
+    total_gib: float
+    fits: bool
+    max_seq: int = Field(description="longest sequence that fits on the GPU at this micro-batch (tokens)")
+    step_time: str = Field(description="relative step time, cited")
+    quality_risk: str = Field(description="quality risk, cited")
+
+
+def weigh_methods(req: MemoryRequest, options: list[tuple[str, dict[str, object]]]) -> list[MethodOption]:
+    """Each option (name, changes) re-estimated on `req.gpu`: its peak, whether it fits, the longest sequence
+    it allows at this micro-batch, and its cited costs."""
+    resolved = resolve_model(req.model, online=req.online)
+    spec = spec_from_config(resolved.config)
+    usable = get_gpu(req.gpu).usable_bytes if req.gpu else 0
+    window = spec.max_positions or 1_048_576
+    out = []
+    for name, changes in options:
+        trial = req.model_copy(update=changes)
+        total = estimate_resolved(resolved, spec, trial).total_bytes
+
+        def fits(seq: int, trial: MemoryRequest = trial) -> bool:
+            try:
+                return estimate_resolved(resolved, spec, trial.model_copy(update={"seq": seq})).total_bytes <= usable
+            except QkvError:
+                return False
+
+        method = str(trial.method)
+        step, risk = METHOD_COST[method]
+        out.append(MethodOption(name=name, method=method, changes=changes, total_gib=round(total / GIB, 3),
+                                fits=total <= usable, max_seq=_largest(fits, max(window, req.seq)), step_time=step,
+                                quality_risk=risk))
+    return out
 
 
 def fit_report(req: MemoryRequest) -> FitReport:

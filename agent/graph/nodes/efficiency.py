@@ -335,6 +335,8 @@ def _settle(task, arch, req, est, rung, ladder, usable, hp, comfortable, calls) 
     }
     if not comfortable:
         out["what_would_fit"] = what_would_fit(task, arch, req, est, ladder, calls)
+    elif task.mode != "pre-train" and not arch.get("config") and req.method in ("full", "lora") and not task.method:
+        out["tradeoffs"] = _weigh(task, arch, req, rung, calls)
     if rung.get("tight_kept"):
         out["warnings"].append(f"'{rung['name']}' keeps every stated setting and fits, but with less than the "
                                f"safety margin ({gib(rung['total_bytes'])} of {gib(usable)} GiB): expect allocator "
@@ -350,6 +352,41 @@ def _settle(task, arch, req, est, rung, ladder, usable, hp, comfortable, calls) 
             f"{'is too tight' if stated['fits'] else 'does not fit'} in {gib(usable)} GiB; nothing that keeps every "
             f"stated setting fits, so the plan changes {'; '.join(out['departures'])} ('{rung['name']}')")
     return out
+
+
+CHEAPER = {"full": "lora", "lora": "qlora"}
+RULE = ("the highest-fidelity method that fits with the safety margin at the required length is recommended "
+        "(full fine-tuning, then 16-bit LoRA, then QLoRA): 4-bit base weights add quantisation error and "
+        "dequantisation time, so they are used only when needed — or when the documents are longer than the "
+        "higher-fidelity method allows")
+
+
+def _weigh(task, arch, req, rung, calls: Calls) -> dict[str, Any]:
+    """The chosen method against the next cheaper one at the same levers: memory, the longest sequence each
+    allows on this GPU, step time and quality risk (qkv.tools.memory.verdict.weigh_methods)."""
+    from qkv.tools.memory.verdict import METHOD_LABEL, weigh_methods
+
+    cheaper = CHEAPER[req.method]
+    levers = {k: v for k, v in rung["changes"].items() if k != "method"}
+    name = rung["name"].replace(METHOD_LABEL[req.method], METHOD_LABEL[cheaper], 1)
+    rows = calls("memory.weigh_methods", weigh_methods, req,
+                 [(rung["name"], dict(rung["changes"])), (name, {**levers, "method": cheaper})])
+    chosen, other = rows
+    need = arch["required_tokens"]
+    window = arch.get("context_window")
+    cap = " (the model's window)" if window and chosen.max_seq >= window else ""
+    words = (f"{chosen.name} needs {chosen.total_gib} GiB and allows up to {chosen.max_seq:,} tokens per sequence on "
+             f"this GPU{cap}; {other.name} needs {other.total_gib} GiB and allows up to {other.max_seq:,}. ")
+    if chosen.max_seq >= need:
+        words += (f"At the planned {need:,} tokens the higher-fidelity {METHOD_LABEL[req.method]} fits with the "
+                  f"margin, so it is recommended over {METHOD_LABEL[cheaper]}")
+        words += (": no 4-bit quantisation error and faster steps. QLoRA is the usual answer on a card this size; it "
+                  "is not needed here" if cheaper == "qlora" else "")
+        words += (f". Switch to {METHOD_LABEL[cheaper]} if your documents run past {chosen.max_seq:,} tokens."
+                  if other.max_seq > chosen.max_seq else ".")
+    return {"rule": RULE, "options": [r.model_dump() for r in rows], "summary": words,
+            "provenance": "analytic: qkv.tools.memory.verdict.weigh_methods (peaks and longest sequences); "
+                          "step time and quality risk cited (Dettmers et al. 2023; Biderman et al. 2024)"}
 
 
 def what_would_fit(task, arch, req, est, ladder, calls: Calls) -> list[str]:

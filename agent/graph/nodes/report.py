@@ -205,7 +205,7 @@ def report_node(state: dict[str, Any]) -> dict[str, Any]:
     eff_out = {k: v for k, v in eff.items() if k in (
         "method", "strategy", "fits", "peak_vram_gib", "gpu", "gpus", "usable_gib", "sharding", "quantization",
         "double_quant", "grad_checkpointing", "micro_batch", "grad_accum", "breakdown", "alternatives",
-        "what_would_fit", "stated_plan", "departures", "hyperparameters", "warnings", "provenance")}
+        "what_would_fit", "stated_plan", "departures", "tradeoffs", "hyperparameters", "warnings", "provenance")}
     eff_out.setdefault("gpu", task.gpu)
     eff_out.setdefault("gpus", task.gpus or 1)
     eff_out["pretraining"] = state.get("pretraining")
