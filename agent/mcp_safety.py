@@ -1,16 +1,25 @@
 """What an MCP caller may make qkv read: paths only inside the allowed roots, no symlink escapes, no
-device files, FIFOs or sockets, bounded file sizes, and bounded arguments.
+device files, FIFOs or sockets, bounded file sizes, bounded globs, and bounded arguments; and the worker
+process in which the long tools run, so that a cancelled or timed-out call can be ended by killing it.
 
 A remote agent drives these tools, so every file-reading argument is checked here before the tool
 function sees it, and the checked value handed on is the resolved real path (the tool then opens exactly
-the file that was checked). Nothing here imports the SDK: it is plain policy, tested on its own."""
+the file that was checked). Errors name only what the caller sent or what lies inside the roots: a path
+outside them, or missing, gets one message either way, so a refusal reveals nothing about the rest of the
+disk. Nothing here imports the SDK: it is plain policy, tested on its own, and the worker process starts
+without paying for the SDK's imports."""
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import os
+import re
 import stat
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,22 +44,45 @@ class InputTooLarge(BadInput):
     """An argument longer, deeper or bigger than the server's limits."""
 
 
+class BroadRoot(BadInput):
+    """`/`, the home folder or a folder above it as an allowed root, without --allow-broad-root."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Ceilings on what one call may send and make qkv read."""
 
     max_string: int = 8192  # characters in any one string argument
-    max_list: int = 256  # items in any one list argument
+    max_list: int = 256  # items in any one list argument; also files one glob, or one file list, expands to
     max_depth: int = 8  # nesting of objects and lists
     max_args_bytes: int = 256 * 1024  # the whole argument object, as JSON
     max_int: int = 10**12  # |integer| (sequence lengths, batch sizes, token counts)
     max_dir_entries: int = 4096  # entries of a folder argument that are checked (and may be read)
+    max_glob_scan: int = 20_000  # directory entries one glob may look at before it is refused
+    max_terms: int = 4096  # lines of a terms file (each comes back in the result)
     file_bytes: Mapping[str, int] = field(default_factory=lambda: {
         "config": 4 * MIB,  # config.json, generation_config.json
         "tokenizer": 256 * MIB,  # tokenizer.json of a 262k vocabulary is ~33 MB
         "text": 64 * MIB,  # corpora, prediction / reference files
         "model": 64 * GIB,  # GGUF / model folders: only metadata is read, the file is memory-mapped
     })
+
+
+def broad_reason(folder: Path) -> str | None:
+    """Why `folder` is too broad to serve by default (None when it is not): the filesystem root, the
+    user's home folder, or a folder that contains it (/home, /Users) would expose every dotfile, key and
+    credential of the account to whoever drives the server."""
+    if folder == Path(folder.anchor):
+        return "the filesystem root"
+    try:
+        home = Path(os.path.realpath(Path.home()))
+    except (RuntimeError, KeyError, OSError):  # no HOME and no password entry: there is no home to protect
+        return None
+    if folder == home:
+        return "your home folder"
+    if home.is_relative_to(folder):
+        return "a folder that contains your home folder"
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,15 +95,42 @@ class Sandbox:
 
     @classmethod
     def from_dirs(cls, dirs: Sequence[str | os.PathLike[str]] = (), *, limits: Limits | None = None,
-                  allow_online: bool = False) -> Sandbox:
-        """Roots from the command line (default: the working directory); each must be an existing folder."""
+                  allow_online: bool = False, allow_broad: bool = False) -> Sandbox:
+        """Roots from the command line (default: the working directory); each must be an existing folder.
+
+        `/`, the home folder and folders above it are refused unless `allow_broad` (`--allow-broad-root`):
+        desktop agents often start servers in `/` or `~`, and the default root would then be everything."""
         resolved = []
         for d in dirs or [os.getcwd()]:
             p = Path(d).expanduser()
             if not p.is_dir():
                 raise BadInput(f"--root {d} is not an existing folder", expected="a folder the tools may read")
-            resolved.append(p.resolve(strict=True))
+            real = p.resolve(strict=True)
+            why = None if allow_broad else broad_reason(real)
+            if why and not dirs:
+                raise BroadRoot(
+                    f"qkv mcp was started without --root in {real} ({why}), which would let every caller read "
+                    "any file there", expected="--root FOLDER naming the project the tools may read (repeatable), "
+                    "or --allow-broad-root to serve this folder anyway")
+            if why:
+                raise BroadRoot(f"--root {d} is {why}, which would let every caller read any file there",
+                                expected="a project folder, or --allow-broad-root to serve it anyway")
+            resolved.append(real)
         return cls(roots=tuple(dict.fromkeys(resolved)), limits=limits or Limits(), allow_online=allow_online)
+
+    def narrowed(self, client_roots: Iterable[str | os.PathLike[str]]) -> Sandbox:
+        """The roots a client's MCP roots leave: each part of a server root that is also inside a client root
+        (a client root inside a server root, or a server root inside a client root). Client roots narrow,
+        never widen; when none overlaps, no file may be read."""
+        kept: list[Path] = []
+        for c in client_roots:
+            real = Path(os.path.realpath(os.path.expanduser(os.fspath(c))))
+            for root in self.roots:
+                if real == root or real.is_relative_to(root):
+                    kept.append(real)
+                elif root.is_relative_to(real):
+                    kept.append(root)
+        return replace(self, roots=tuple(dict.fromkeys(kept)))
 
     # ------------------------------------------------------------------------------------------ arguments
     def check_arguments(self, args: Mapping[str, Any], *, caps: Mapping[str, int] | None = None) -> None:
@@ -128,12 +187,54 @@ class Sandbox:
                     raise InputTooLarge(f"{where} has a key of {len(str(k)):,} characters", expected="at most 128")
                 self._walk(v, f"{where}.{k}" if where != "arguments" else str(k), depth + 1)
 
+
     # -------------------------------------------------------------------------------------------- paths
     def is_inside(self, real: Path) -> bool:
         return any(real == root or real.is_relative_to(root) for root in self.roots)
 
+    def _within(self) -> str:
+        if not self.roots:
+            return "a path inside the allowed roots (none is left: the client's roots and the server's --root " \
+                   "do not overlap)"
+        return "a path inside: " + ", ".join(map(str, self.roots))
+
+    def _outside_or_missing(self, name: str, value: str) -> PathRefused:
+        # One message for both, so that a refusal says nothing about what exists outside the roots.
+        return PathRefused(f"{name}: {value} is outside the allowed roots or does not exist", expected=self._within())
+
+    @staticmethod
+    def require_value(value: str, name: str, kind: PathKind) -> None:
+        """An empty, blank or '.' path argument is a missing value, never "the root folder"; a name with a
+        component longer than any file name can be (255 bytes) is neither a path nor a catalog name."""
+        v = value.strip()
+        if any(len(part.encode(errors="surrogatepass")) > 255 for part in v.split("/")):
+            raise BadInput(f"{name} has a path component of more than 255 bytes",
+                           expected=("a catalog name or " if kind in ("model", "tokenizer") else "")
+                           + "a path whose file names are at most 255 bytes")
+        if v and os.path.normpath(v) != ".":
+            return
+        what = {
+            "model": "a model: a catalog name such as 'llama-2-7b' (resource qkv://catalog/models), or a "
+                     "config.json, model folder or .gguf file inside the allowed roots",
+            "tokenizer": "a tokenizer: a catalog name such as 'gpt2', or a tokenizer file or folder inside the "
+                         "allowed roots",
+        }.get(kind, "a file or folder below an allowed root, or a glob such as 'data/*.txt'")
+        raise BadInput(f"{name} is missing (got {value!r})", expected=what)
+
+    def names_a_path(self, value: str, kind: PathKind) -> bool:
+        """Whether the argument will be read from disk: always for file kinds; for models and tokenizers,
+        when it looks like a path or exists as one (under the first root or the working directory, where
+        the resolver would look). Catalog names and hub ids ('org/name') are not paths."""
+        if kind not in ("model", "tokenizer"):
+            return True
+        ref = value.strip()
+        base = self.roots[0] if self.roots else None
+        return (ref.startswith((".", "/", "~")) or ref.endswith((".json", ".gguf")) or "\\" in ref
+                or (base is not None and os.path.exists(base / ref)) or os.path.exists(ref))
+
     def check_ref(self, value: str, kind: PathKind, name: str = "path") -> str:
         """A path argument; for kinds that also take names (models, tokenizers), names pass unchanged."""
+        self.require_value(value, name, kind)
         if kind in ("model", "tokenizer"):
             return self.check_model_ref(value, name, kind)
         return self.check_path(value, kind, name)
@@ -141,49 +242,108 @@ class Sandbox:
     def check_pattern(self, value: str, kind: PathKind, name: str = "path") -> list[str]:
         """One entry of a file list: a path or a glob (expanded here, inside the roots, each match checked).
         '-' (stdin) is refused: on the stdio transport stdin is the protocol."""
-        import glob
-
         if value.strip() == "-":
             raise PathRefused(f"{name}: '-' (stdin) cannot be read by an MCP tool", expected="a file path")
+        self.require_value(value, name, kind)
         if not glob.has_magic(value):
             return [self.check_ref(value, kind, name)]
-        pattern = Path(value).expanduser()
-        pattern = pattern if pattern.is_absolute() else self.roots[0] / pattern
-        matches = sorted(glob.glob(str(pattern), recursive=True))
-        if not matches:
-            raise PathRefused(f"{name}: no file matches {value}", expected="a glob matching files inside the roots")
-        if len(matches) > self.limits.max_list:
-            raise InputTooLarge(f"{name}: {value} matches {len(matches):,} files",
-                                expected=f"at most {self.limits.max_list}")
-        return [self.check_path(m, kind, name) for m in matches]
+        return [self.check_path(m, kind, name) for m in self.expand_glob(value, name)]
+
+    def expand_glob(self, pattern: str, name: str = "path") -> list[str]:
+        """Expand a glob inside the roots, sorted. The part before the first wildcard is checked against the
+        roots BEFORE anything is listed (a pattern reaching outside is refused with the same message as an
+        outside path); '..' is folded lexically first. Directory symlinks are never entered, so a link loop
+        cannot make the walk endless; hidden entries match only a pattern that starts with '.', and '**'
+        does not descend into hidden folders (as in Python's glob). The walk stops with an error after
+        `max_list` matches or `max_glob_scan` directory entries."""
+        if not self.roots:
+            raise self._outside_or_missing(name, pattern)
+        raw = os.path.expanduser(pattern)
+        full = os.path.normpath(raw if os.path.isabs(raw) else os.path.join(self.roots[0], raw))
+        parts = Path(full).parts
+        cut = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+        prefix = Path(*parts[:cut])
+        top = Path(os.path.realpath(prefix))
+        if cut == len(parts) or not self.is_inside(prefix) or not self.is_inside(top):
+            raise self._outside_or_missing(name, pattern)
+        found = self._walk_glob(str(top), parts[cut:], name, pattern) if os.path.isdir(top) else []
+        if not found:
+            raise PathRefused(f"{name}: no file inside the allowed roots matches {pattern}",
+                              expected="a glob matching files inside: " + ", ".join(map(str, self.roots)))
+        return sorted(found)
+
+    def _walk_glob(self, top: str, parts: tuple[str, ...], name: str, pattern: str) -> list[str]:
+        lim = self.limits
+        found: dict[str, None] = {}
+        seen: set[tuple[str, int]] = set()
+        stack = [(top, 0)]
+        scanned = 0
+        while stack:
+            folder, i = stack.pop()
+            if (folder, i) in seen:
+                continue
+            seen.add((folder, i))
+            part, last = parts[i], i == len(parts) - 1
+            recursive = part == "**"
+            if recursive and not last:
+                stack.append((folder, i + 1))  # '**' also matches no folder at all
+            try:
+                entries = os.scandir(folder)
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    scanned += 1
+                    if scanned > lim.max_glob_scan:
+                        raise InputTooLarge(f"{name}: {pattern} looks at more than {lim.max_glob_scan:,} entries",
+                                            expected="a narrower glob (a sub-folder, a file suffix)")
+                    hidden = entry.name.startswith(".")
+                    is_dir = entry.is_dir(follow_symlinks=False)  # a symlinked folder is never entered
+                    if recursive:
+                        if hidden:
+                            continue
+                        if is_dir:
+                            stack.append((entry.path, i))
+                        elif last and (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
+                            found[entry.path] = None  # a trailing '**' matches the files below
+                    elif (not hidden or part.startswith(".")) and fnmatch.fnmatchcase(entry.name, part):
+                        if last:
+                            found[entry.path] = None
+                        elif is_dir:
+                            stack.append((entry.path, i + 1))
+                    if len(found) > lim.max_list:
+                        raise InputTooLarge(f"{name}: {pattern} matches more than {lim.max_list} files",
+                                            expected=f"at most {lim.max_list} (a narrower glob)")
+        return list(found)
 
     def check_model_ref(self, value: str, name: str = "model", kind: PathKind = "model") -> str:
         """A model reference: catalog names and hub ids ('org/name', which exist nowhere on disk) pass
-        unchanged; anything that looks like a path or exists as one (under the first root or the working
-        directory, where the resolver would look) is checked."""
+        unchanged; anything that looks like a path or exists as one is checked."""
+        self.require_value(value, name, kind)
         ref = value.strip()
-        base = self.roots[0]
-        path_like = (ref.startswith((".", "/", "~")) or ref.endswith((".json", ".gguf"))
-                     or "\\" in ref or (base / ref).exists() or Path(ref).exists())
-        return self.check_path(ref, kind, name) if path_like else value
+        return self.check_path(ref, kind, name) if self.names_a_path(ref, kind) else value
 
     def check_path(self, value: str, kind: PathKind, name: str = "path") -> str:
         """Resolve `value` (relative paths: against the first root) to a real path inside the roots that
-        is a regular file or a folder within the kind's size limit; return it as a string."""
-        raw = Path(value).expanduser()
+        is a regular file or a folder within the kind's size limit; return it as a string.
+
+        Nothing outside the roots is looked at: a path whose real location is outside, or that does not
+        exist, gets one message either way, and a symlink's target is never shown."""
+        self.require_value(value, name, kind)
+        if not self.roots:
+            raise self._outside_or_missing(name, value)
+        raw = Path(os.path.expanduser(value))  # '~unknown' stays as it is (Path.expanduser would raise)
         lexical = Path(os.path.abspath(raw if raw.is_absolute() else self.roots[0] / raw))
-        if not os.path.lexists(lexical):
-            raise PathRefused(f"{name}: no such file or folder: {value}",
-                              expected="a path inside the allowed roots: " + ", ".join(map(str, self.roots)))
         real = Path(os.path.realpath(lexical))
         if not self.is_inside(real):
-            if self.is_inside(lexical):
-                raise PathRefused(f"{name}: {value} is a symlink that escapes the allowed roots (-> {real})",
+            if self.is_inside(lexical):  # a link inside the roots (the path or a folder on it) points out
+                raise PathRefused(f"{name}: {value} is a symlink that escapes the allowed roots",
                                   expected="a file whose real path is inside: " + ", ".join(map(str, self.roots)))
-            raise PathRefused(f"{name}: {value} is outside the allowed roots",
-                              expected="a path inside: " + ", ".join(map(str, self.roots)))
+            raise self._outside_or_missing(name, value)
+        if not os.path.exists(real):
+            raise self._outside_or_missing(name, value)
         self._check_node(real, kind, name, value)
-        if real.is_dir():
+        if os.path.isdir(real):
             self._check_tree(real, kind, name)
         return str(real)
 
@@ -192,21 +352,23 @@ class Sandbox:
         device files, within the size limit. Bounded by max_dir_entries so a huge tree is refused, not walked."""
         seen, stack, count = {top}, [top], 0
         while stack:
-            for entry in os.scandir(stack.pop()):
-                count += 1
-                if count > self.limits.max_dir_entries:
-                    raise PathRefused(f"{name}: folder {top} holds more than {self.limits.max_dir_entries:,} entries",
-                                      expected="a model, tokenizer or data folder")
-                target = Path(os.path.realpath(entry.path))
-                if not self.is_inside(target):
-                    raise PathRefused(f"{name}: {entry.path} is a symlink that escapes the allowed roots (-> {target})",
-                                      expected="a folder whose files all live inside the allowed roots")
-                if target.is_dir():
-                    if target not in seen:
-                        seen.add(target)
-                        stack.append(target)
-                else:
-                    self._check_node(target, kind, name, entry.path)
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    count += 1
+                    if count > self.limits.max_dir_entries:
+                        raise PathRefused(
+                            f"{name}: folder {top} holds more than {self.limits.max_dir_entries:,} entries",
+                            expected="a model, tokenizer or data folder")
+                    target = Path(os.path.realpath(entry.path))
+                    if not self.is_inside(target):
+                        raise PathRefused(f"{name}: {entry.path} is a symlink that escapes the allowed roots",
+                                          expected="a folder whose files all live inside the allowed roots")
+                    if target.is_dir():
+                        if target not in seen:
+                            seen.add(target)
+                            stack.append(target)
+                    else:
+                        self._check_node(target, kind, name, entry.path)
 
     def _check_node(self, real: Path, kind: PathKind, name: str, shown: str) -> None:
         try:
@@ -226,3 +388,135 @@ class Sandbox:
         if st.st_size > ceiling:
             raise PathRefused(f"{name}: {shown} is {st.st_size:,} bytes",
                               expected=f"a {kind} file of at most {ceiling:,} bytes")
+
+    # ---------------------------------------------------------------------------- files read back verbatim
+    def check_terms_file(self, path: str, name: str = "terms") -> None:
+        """A file whose lines come back in the result word for word (the audit's `terms`) must hold only
+        terms: every non-comment line has to pass `looks_like_term`, else the call is refused without
+        quoting any line. Without this, `terms: ".env"` would return every secret in it."""
+        try:
+            text = Path(path).read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise PathRefused(f"{name}: the file is not UTF-8 text", expected=TERMS_EXPECTED) from None
+        except OSError as exc:
+            raise PathRefused(f"{name}: the file cannot be read ({exc.strerror})", expected=TERMS_EXPECTED) from None
+        count = 0
+        for number, line in enumerate(text.splitlines(), 1):
+            term = line.strip()
+            if not term or term.startswith("#"):
+                continue
+            count += 1
+            if count > self.limits.max_terms:
+                raise InputTooLarge(f"{name}: the file lists more than {self.limits.max_terms:,} terms",
+                                    expected=f"at most {self.limits.max_terms:,} terms of art")
+            if not looks_like_term(term):
+                raise PathRefused(f"{name}: line {number} does not look like a term of art, and the terms come "
+                                  "back in the result, so the file is refused (no line is shown)",
+                                  expected=TERMS_EXPECTED)
+
+
+TERMS_EXPECTED = ("one term of art per line ('#' starts a comment): at most 40 characters and 5 words, none of "
+                  "= : ; @ $ ` \" < > { } [ ] | \\, and no key-like string (24+ characters unbroken, or 16+ mixing "
+                  "3+ digits and 3+ letters)")
+_TERM_FORBIDDEN = re.compile(r"[=:;@$`\"<>{}\[\]|\\]")
+
+
+def looks_like_term(line: str) -> bool:
+    """A term of art ('force majeure', 'GQA', '5-fluorouracil'), not a secret or a config line: short, few
+    words, no assignment or markup characters, and no word shaped like a key, token or hash."""
+    words = line.split()
+    return (len(line) <= 40 and len(words) <= 5 and not _TERM_FORBIDDEN.search(line)
+            and not any(_key_like(w) for w in words))
+
+
+def _key_like(word: str) -> bool:
+    digits = sum(c.isdigit() for c in word)
+    letters = sum(c.isalpha() for c in word)
+    return len(word) >= 24 or (len(word) >= 16 and digits >= 3 and letters >= 3)
+
+
+def validation_summary(exc: Any) -> str:
+    """A pydantic ValidationError as one line: the first three errors, `field: message`."""
+    errs = exc.errors()
+    parts = []
+    for err in errs[:3]:
+        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{loc}: {err['msg']}")
+    more = f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""
+    return "; ".join(parts) + more
+
+
+# ----------------------------------------------------------------------------------- the worker process
+# Long tools (tracing, audit, evaluation, design) run in a child process that the server kills to end a
+# cancelled or timed-out call; a thread cannot be stopped. The child's side lives here because this
+# module imports neither the SDK nor any tool: `python -c "...serve_worker(...)"` starts in about 0.4 s
+# instead of 1.6 s, and then imports only the tools it is asked to run (kept warm for the next call).
+
+WORKER_IDLE_S = 600.0  # an idle worker exits after this long; the next long call starts a fresh one
+WORKER_PROGRESS_S = 0.2  # at most this often a progress message goes to the server
+
+
+def serve_worker(fd: int, parent: int) -> None:
+    """The worker's loop: receive (tool name, checked arguments) on the socket `fd`, run the tool, send
+    ("ok", (text, structured content)) or ("error" | "invalid" | "crash", text), with ("progress", done, total) messages
+    in between. It exits on EOF (the server went away), on the kernel's parent-death signal, or after
+    WORKER_IDLE_S without work. The server kills its process group to cancel a call, so nothing here has
+    to be interruptible."""
+    import traceback
+    from multiprocessing.connection import Connection
+
+    import pydantic_core
+    from pydantic import ValidationError
+
+    from qkv.tools.errors import QkvError
+
+    _die_with_parent(parent)
+    conn = Connection(fd)
+    from qkv.agent.mcp_tools import TOOLS, bind
+
+    specs = {s.name: s for s in TOOLS}
+    tools: dict[str, Any] = {}
+    sent = [0.0]  # when the last progress message went out
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - sent[0] >= WORKER_PROGRESS_S or (total and done >= total):
+            sent[0] = now
+            conn.send(("progress", int(done), int(total)))
+
+    try:
+        while conn.poll(WORKER_IDLE_S):
+            name, args = conn.recv()
+            sent[0] = 0.0
+            try:
+                tool = tools.get(name) or (bind(specs[name]) if name in specs else None)
+                if tool is None:
+                    raise QkvError(f"tool {name} is not installed in this environment")
+                tools[name] = tool
+                result = tool.call(tool.request.model_validate(args), progress=progress)
+                # The wire form, as the SDK would make it in-process (a text block holding the JSON, and the
+                # structured content): models built at run time for MCP do not pickle, JSON always does.
+                text = pydantic_core.to_json(result, fallback=str, indent=2).decode()
+                conn.send(("ok", (text, result.model_dump(mode="json", by_alias=True))))
+            except QkvError as exc:
+                conn.send(("error", str(exc)))
+            except ValidationError as exc:
+                conn.send(("invalid", validation_summary(exc)))
+            except Exception:
+                conn.send(("crash", traceback.format_exc()))
+    except (EOFError, OSError):  # the server closed the socket or is gone
+        return
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when the server dies (even by SIGKILL), so no worker outlives it."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the server died before the signal was armed
+        os._exit(0)

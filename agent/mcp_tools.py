@@ -2,22 +2,32 @@
 
 A row names an existing tool function ("module:function"). Its input schema is the function's pydantic
 request model and its output schema the pydantic result model, both read from the function's type hints,
-so nothing is defined twice. Rows whose module has not landed yet are skipped (and listed as pending by
-`qkv mcp --list`), so adding a tool is one row here and nothing else."""
+so nothing is defined twice. Over MCP the request model is served strict (`mcp_input_model`): unknown
+keys are refused naming the argument meant, a boolean is never a number, per-tool caps are schema bounds,
+fixed value sets are enums, options MCP cannot serve are hidden, and descriptions and errors are worded by
+argument names, not CLI flags. The row's `description` is what a calling model reads. Rows whose module
+has not landed yet are skipped (and listed as pending by `qkv mcp --list`), so adding a tool is one row
+here and nothing else."""
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import logging
+import re
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic.fields import FieldInfo
+from pydantic.json_schema import SkipJsonSchema
 
 from qkv.agent.mcp_safety import PathKind
+from qkv.tools.errors import BadInput, QkvError
 
 log = logging.getLogger("qkv.mcp")
 
@@ -36,51 +46,151 @@ class ToolSpec:
     long: bool = False  # reports progress while it runs, and runs one at a time (torch, big models)
     caps: Mapping[str, int] = field(default_factory=dict)  # per-tool integer ceilings on request fields
     cli: str = ""  # the equivalent CLI invocation, shown by --list and in the docs
+    description: str = ""  # what a calling model reads: what it answers, when to call it, units
+    # Fields that work over MCP only when the server allows them (`online`): accepted, not advertised.
+    hidden: tuple[str, ...] = ("online",)
+    # Fields that cannot work over MCP, with why: a truthy value is refused with that reason.
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    # Free-string fields whose valid values are a fixed tuple ("module:NAME"): an enum over MCP.
+    choices: Mapping[str, str] = field(default_factory=dict)
 
+
+# What the descriptions say about models and GPUs (every tool that takes one says it the same way).
+_MODEL = ("Models are catalog names (resource qkv://catalog/models, e.g. 'llama-3.1-8b', 'mistral-7b', 'gpt2') or a "
+          "config.json, model folder or .gguf file inside the server's allowed folders.")
+_GPU = ("GPUs are catalog names (resource qkv://catalog/gpus, e.g. 'rtx-4090', 'a100-80gb', 'h100-sxm'); "
+        "'gpu-24gib' stands for any GPU with exactly 24 GiB.")
 
 # The tools. Names follow the CLI commands (`qkv params`, `qkv vram`, `qkv vram --trace`, `qkv doctor`, …).
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("params", "qkv.tools.params:param_count", "Exact parameter count",
-             paths={"model": "model"}, cli="qkv params MODEL --json"),
+             paths={"model": "model"}, cli="qkv params MODEL --json", description=(
+                 "Exact parameter count of a model, in parameters (not bytes): total, embedding, LM head, "
+                 "non-embedding, attention, MLP, norms and biases, and the parameters active per token (MoE). "
+                 "Call it whenever a design needs a model's size. `exact: true` also builds the model on "
+                 "PyTorch's meta device to confirm the count (seconds). " + _MODEL)),
     ToolSpec("vram", "qkv.tools.memory.verdict:fit_report", "Peak GPU memory and fit verdict (analytic)",
-             paths={"model": "model"}, cli="qkv vram MODEL [options] --json"),
+             paths={"model": "model"}, cli="qkv vram MODEL [options] --json",
+             choices={"context_extension": "qkv.tools.memory.context:EXTENSIONS"}, description=(
+                 "Will a fine-tuning or inference job fit in GPU memory? Peak memory per GPU in bytes and GiB "
+                 "(estimate.total_gib), broken down into weights, gradients, optimizer state, activations, KV "
+                 "cache and overhead, each with its formula. With `gpu`: the verdict (estimate.fit.fits and the "
+                 "headroom), the largest batch and sequence length that fit, and a ladder of cheaper strategies "
+                 "(LoRA, QLoRA, gradient checkpointing, smaller micro-batch, sharding) whose `recommended` rung "
+                 "is the cheapest that fits. Analytic and instant: call it first for any memory question. `seq` "
+                 "is tokens per sequence (training) or tokens held in the KV cache (inference); `batch` is "
+                 "sequences per GPU. " + _MODEL + " " + _GPU)),
     ToolSpec("vram_trace", "qkv.tools.trace.compare:compare_trace",
              "Peak GPU memory traced on fake tensors, beside the analytic estimate",
              paths={"model": "model"}, long=True, caps={"batch": 64, "seq": 32768, "gpus": 1024},
-             cli="qkv vram MODEL --trace --json"),
-    ToolSpec("doctor", "qkv.tools.doctor:run_doctor", "What this machine can run", cli="qkv doctor --json"),
+             choices={"context_extension": "qkv.tools.memory.context:EXTENSIONS"},
+             cli="qkv vram MODEL --trace --json", description=(
+                 "Confirms a `vram` estimate by tracing one real training step (or inference prefill) of the "
+                 "transformers model on fake tensors: the exact peak of live tensor bytes per category beside "
+                 "the analytic estimate, and their relative error. Takes seconds to minutes and runs one at a "
+                 "time: use it to settle a close call, not as a first check. Same arguments as `vram`, with "
+                 "batch ≤ 64 and seq ≤ 32,768. " + _MODEL + " " + _GPU)),
+    ToolSpec("doctor", "qkv.tools.doctor:run_doctor", "What this machine can run", cli="qkv doctor --json",
+             description=(
+                 "What the machine running this server can do: torch and whether CUDA (and which GPU) is "
+                 "available, transformers, peft, bitsandbytes, llama.cpp, flash-attn and the bundled GGUF "
+                 "models, each present or not with what it enables (tracing, LoRA/QLoRA, local generation). "
+                 "Takes no arguments.")),
     ToolSpec("profile", "qkv.tools.knowledge.layer_profile:layer_profile",
              "Layer profile: heads, KV heads, attention type, sliding windows, attention vs MLP cost",
-             paths={"model": "model"}, cli="qkv profile MODEL --json"),
+             paths={"model": "model"}, cli="qkv profile MODEL --json", description=(
+                 "Layer-by-layer architecture of a model: for each layer the attention type (MHA, GQA or MQA), "
+                 "query heads, KV heads, head dimension, sliding-window or global attention and MoE routing; "
+                 "parameter shares; attention-score versus linear-layer FLOPs and memory at `seq` tokens; and "
+                 "the sequence length from which attention dominates. Call it in the architecture step. "
+                 "`config` takes an inline HF config.json object (a proposed architecture) instead of a "
+                 "catalog model. " + _MODEL)),
     ToolSpec("context", "qkv.tools.knowledge.context_rules:context_plan",
              "Context check: does the task fit the window, and how to extend it if not",
-             paths={"model": "model"}, cli="qkv context MODEL --tokens N --json"),
+             paths={"model": "model"}, cli="qkv context MODEL --tokens N --json", description=(
+                 "Does a task's length fit the model's context window? `tokens` is what must be in context at "
+                 "once (prompt + output). If it does not fit: the ways to reach it (RoPE scaling — linear, "
+                 "dynamic NTK, YaRN, Llama 3, LongRoPE — with the config block, sliding window, ALiBi, chunking "
+                 "or retrieval, a long-context model), each with its KV-cache cost in bytes, and a recommended "
+                 "action. Call it when documents plus output may exceed the window. " + _MODEL)),
     ToolSpec("scale", "qkv.tools.knowledge.scaling:scale", "Scaling laws: compute-optimal size, tokens, loss",
-             cli="qkv scale --flops F --json"),
+             cli="qkv scale --flops F --json", description=(
+                 "Scaling laws for training from scratch. Give exactly one of `flops` (training compute in "
+                 "FLOPs), `params` (model parameters N) or `tokens` (training tokens D); returns the "
+                 "compute-optimal N, D and C (Hoffmann et al. 2022, Epoch's 2024 refit by default) and the "
+                 "predicted loss; with `gpu`, the training time in days on `gpus` GPUs at `mfu`; with "
+                 "`inference_tokens`, the smaller inference-aware optimum (Sardana et al. 2024). GPUs are "
+                 "catalog names (resource qkv://catalog/gpus, e.g. 'h100-sxm', 'a100-80gb').")),
     ToolSpec("size", "qkv.tools.knowledge.sizing:size_architecture",
-             "Architecture sizing: layers, width, heads for a parameter or compute budget", cli="qkv size --json"),
+             "Architecture sizing: layers, width, heads for a parameter or compute budget", cli="qkv size --json",
+             description=(
+                 "Proposes a decoder-only architecture for a parameter target (`params`) or a training compute "
+                 "budget (`flops`, sized at its Chinchilla optimum): layers, hidden size, heads, KV heads, FFN "
+                 "size, head dimension, vocabulary, norm and positions, with an exact parameter count and a "
+                 "comparison with published models of similar size. For a model trained from scratch; `scale` "
+                 "answers the budget question itself.")),
     ToolSpec("hparams", "qkv.tools.knowledge.hparams:recommend_hparams",
              "Hyperparameters scaled to the model size and method, with sources",
-             paths={"model": "model"}, cli="qkv hparams MODEL --json"),
+             paths={"model": "model"}, cli="qkv hparams MODEL --json", description=(
+                 "Training hyperparameters scaled to the model's size and the method (full, lora, qlora, "
+                 "pretrain): learning rate, schedule, warmup, weight decay, batch, gradient clipping and, for "
+                 "LoRA/QLoRA, rank, alpha, dropout and target modules, each with its published source. Give "
+                 "`model` (its parameters are counted) or `params`. The learning rate is an output, not an "
+                 "argument. Call it once `vram` has chosen the method. " + _MODEL)),
     ToolSpec("sampling", "qkv.tools.knowledge.sampling_rules:recommend_sampling",
-             "Decoding policy for a task (top-p / top-k / temperature), with sources", cli="qkv sampling TASK --json"),
+             "Decoding policy for a task (top-p / top-k / temperature), with sources", cli="qkv sampling TASK --json",
+             description=(
+                 "The decoding policy to deploy for a task: temperature, top-p, top-k, min-p, repetition "
+                 "penalty, max new tokens and beams, each with its source. Always bounded (hard rule 3: a "
+                 "length cap, and top-p or top-k when sampling). Call it in the inference step.")),
     ToolSpec("sampling_check", "qkv.tools.knowledge.sampling_rules:check_sampling",
              "Check a decoding policy against hard rule 3 (bounded sampling) and the task",
-             cli="qkv sampling --check [options] --json"),
+             cli="qkv sampling --check [options] --json", description=(
+                 "Checks a decoding policy against hard rule 3: status `fail` when generation is unbounded (no "
+                 "max_new_tokens, or sampling with neither top_p < 1 nor top_k > 0), `warn` for known risks for "
+                 "the task (sampling on a reference-scored task, greedy chat), `pass` otherwise; with `task`, "
+                 "the task's recommended policy beside it. Call it on any policy before recommending it.")),
     ToolSpec("audit", "qkv.tools.tokenizer.audit:audit", "Tokenizer audit on a domain corpus",
              paths={"tokenizers": "tokenizer", "corpus": "text", "terms": "text"}, long=True,
-             caps={"sample": 1_000_000, "max_new_tokens": 5000}, cli="qkv audit --json"),
+             caps={"sample": 1_000_000, "max_new_tokens": 5000}, cli="qkv audit --json", description=(
+                 "How badly does a tokenizer fragment a domain corpus? For each tokenizer (the first is the "
+                 "base): fertility (tokens per word), the share of words split into pieces, the most "
+                 "fragmented frequent words and document lengths against the context window; it then extends "
+                 "each vocabulary with proposed tokens, re-measures, and recommends keep, extend or a domain "
+                 "adapter. Corpus files, folders or globs (.txt, .jsonl, .csv) and tokenizer files must be "
+                 "inside the server's allowed folders. Takes seconds; progress is reported in bytes read.")),
     ToolSpec("evaluate", "qkv.tools.evaluate.api:evaluate_predictions",
              "Score a predictions file against references with the task's metric",
              paths={"predictions": "text", "references": "text", "source": "text"},
-             cli="qkv eval -p PREDS -r REFS --task TASK --json"),
+             cli="qkv eval -p PREDS -r REFS --task TASK --json", description=(
+                 "Scores a file of system outputs against a file of references with the task's standard "
+                 "metric: ROUGE-1/2/L (summarisation), sacreBLEU and chrF with their signatures (translation), "
+                 "exact match and F1 (qa), accuracy and macro-F1 (classification); with `source`, faithfulness "
+                 "proxies (numbers and names not found in the source). Files are UTF-8 inside the server's "
+                 "allowed folders: .txt (one item per line), .jsonl, .json, .csv or .tsv.")),
     ToolSpec("perplexity", "qkv.tools.evaluate.api:evaluate_perplexity",
              "Strided perplexity, bits per byte and word perplexity of a text under a local model",
              paths={"model": "model", "text_file": "text", "adapter": "model"}, long=True,
-             caps={"window": 8192, "max_tokens": 200_000}, cli="qkv eval -m MODEL --text FILE --json"),
+             caps={"window": 8192, "max_tokens": 200_000}, cli="qkv eval -m MODEL --text FILE --json",
+             description=(
+                 "Strided (sliding-window) perplexity of a text under a local causal language model: token "
+                 "perplexity, bits per byte and word perplexity (the last two compare across tokenizers). "
+                 "Model: 'gemma3-270m' (bundled) or a model folder or .gguf file inside the server's allowed "
+                 "folders. Give the text itself in `text` or a file in `text_file`. `window` is tokens per "
+                 "forward pass (at most 8,192); runs one at a time and takes seconds to minutes.")),
     ToolSpec("design", "qkv.agent.graph.api:design", "Full five-step design report (deterministic, llm none)",
              paths={"model": "model", "corpus": "text", "llm_model": "model"}, long=True,
-             cli="qkv design TASK --llm none --json"),
+             unavailable={"interactive": "the design cannot stop to ask a question here; it lists each default "
+                                         "it assumed under `assumptions`, so state the fact in `task` or an "
+                                         "argument instead"},
+             cli="qkv design TASK --llm none --json", description=(
+                 "The whole design for a task described in words, in five steps (objective, architecture, "
+                 "efficiency, tokenization, inference): the model, its parameter count and layer profile, the "
+                 "fine-tuning method that fits the GPU with its memory breakdown and hyperparameters, a "
+                 "tokenizer audit, the inference plan and sampling policy, and the three hard-rule checks; "
+                 "every figure with its provenance and every assumed default listed. `gpu`, `gpus` and `model` "
+                 "override what the text says. Deterministic and about a second with llm 'none' (the "
+                 "default). " + _GPU)),
 )
 
 
@@ -134,8 +244,11 @@ class BoundTool:
     """A ToolSpec whose function is imported, with the pydantic model its arguments validate against.
 
     Two shapes of function are served without writing anything twice: `f(req: Request, ...) -> Result`
-    (the request model IS the input schema), and `f(a: T, b: U = ...) -> Result` with plain or pydantic
-    parameters (the input schema is derived from the signature, as the SDK itself would)."""
+    (the tool's request model, made strict for MCP, is the input schema), and `f(a: T, b: U = ...) -> Result`
+    with plain or pydantic parameters (the input schema is derived from the signature, as the SDK itself
+    would). Either way `request` is the MCP input model (`mcp_input_model`): unknown keys, booleans given
+    for numbers and fields MCP cannot serve are refused with the valid names, and errors are worded by
+    argument names rather than CLI flags."""
 
     spec: ToolSpec
     fn: Callable[..., BaseModel]
@@ -146,7 +259,7 @@ class BoundTool:
 
     @property
     def description(self) -> str:
-        return inspect.getdoc(self.fn) or self.spec.title
+        return self.spec.description or inspect.getdoc(self.fn) or self.spec.title
 
     def input_schema(self) -> dict[str, Any]:
         return self.request.model_json_schema()
@@ -155,11 +268,15 @@ class BoundTool:
         return self.result.model_json_schema(mode="serialization")
 
     def call(self, request: BaseModel, progress: Callable[[int, int], None] | None = None) -> BaseModel:
-        """Run the qkv function on a validated request."""
+        """Run the qkv function on a validated request; its errors are worded for an MCP caller."""
         extra = {"progress": progress} if self.progress and progress is not None else {}
-        if self.unpack:
-            return self.fn(**{name: getattr(request, name) for name in type(request).model_fields}, **extra)
-        return self.fn(request, **extra)
+        try:
+            if self.unpack:
+                return self.fn(**{name: getattr(request, name) for name in type(request).model_fields}, **extra)
+            return self.fn(request, **extra)
+        except QkvError as exc:
+            for_mcp(exc, self.request)
+            raise
 
 
 def _import(target: str) -> Callable[..., Any]:
@@ -181,7 +298,7 @@ def bind(spec: ToolSpec) -> BoundTool | None:
     except Exception:  # a broken tool module must not take the other tools down with it
         log.exception("tool %s skipped: importing %s failed", spec.name, spec.target)
         return None
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)  # Annotated[..., Field(...)] keeps its description
     result = hints.get("return")
     params = [p for p in inspect.signature(fn).parameters.values() if p.name != "progress"]
     takes_progress = "progress" in inspect.signature(fn).parameters
@@ -192,13 +309,237 @@ def bind(spec: ToolSpec) -> BoundTool | None:
     # `f(req, *, db_path=None)`: keyword-only extras with defaults are the Python caller's, not the agent's.
     rest_private = all(p.kind is p.KEYWORD_ONLY and p.default is not p.empty for p in params[1:])
     if params and _is_model(first) and rest_private:
-        return BoundTool(spec, fn, first, result, unpack=False, progress=takes_progress)
-    # Plain parameters: the request model is the signature (no extra keys, so typos are errors).
+        return BoundTool(spec, fn, mcp_input_model(spec, first), result, unpack=False, progress=takes_progress)
+    # Plain parameters: the request model is the signature.
     fields: dict[str, Any] = {
         p.name: (hints.get(p.name, Any), ... if p.default is inspect.Parameter.empty else p.default) for p in params}
     request = create_model(f"{spec.name}_request", __config__=ConfigDict(extra="forbid"), **fields)
-    request.__doc__ = f"Arguments of {spec.target}."
-    return BoundTool(spec, fn, request, result, unpack=True, progress=takes_progress)
+    request.__doc__ = f"Arguments of the {spec.name} tool."
+    return BoundTool(spec, fn, mcp_input_model(spec, request), result, unpack=True, progress=takes_progress)
+
+
+# ------------------------------------------------------------------------------------------- strict input
+
+# Names other tools and libraries use for qkv's arguments (Hugging Face, PEFT, vLLM, DeepSpeed, OpenAI…).
+# Where a request model accepts one as an alias (validation_alias) it is simply accepted; otherwise the
+# refusal names the argument meant: the first of these candidates that the tool has, before any fuzzy
+# match on spelling (which would answer 'gpu' for gpu_count).
+FOREIGN: Mapping[str, tuple[str, ...]] = {
+    **dict.fromkeys(("gradient_checkpointing", "activation_checkpointing", "checkpointing"), ("grad_checkpointing",)),
+    **dict.fromkeys(("seq_len", "seq_length", "sequence_length", "max_seq_length", "max_seq_len", "max_length",
+                     "context_length", "block_size", "n_ctx"), ("seq", "tokens", "window", "context")),
+    **dict.fromkeys(("batch_size", "micro_batch_size", "per_device_train_batch_size", "train_batch_size",
+                     "train_micro_batch_size_per_gpu"), ("batch",)),
+    **dict.fromkeys(("num_gpus", "n_gpus", "gpu_count", "world_size", "num_devices", "devices"), ("gpus",)),
+    **dict.fromkeys(("gradient_accumulation_steps", "gradient_accumulation"), ("grad_accum",)),
+    **dict.fromkeys(("kv_cache_dtype", "cache_dtype"), ("kv_dtype",)),
+    **dict.fromkeys(("r", "rank", "lora_rank"), ("lora_r",)),
+    **dict.fromkeys(("alpha",), ("lora_alpha",)),
+    **dict.fromkeys(("target_modules",), ("lora_targets",)),
+    **dict.fromkeys(("dtype", "torch_dtype", "mixed_precision"), ("precision",)),
+    **dict.fromkeys(("attn_implementation",), ("attention",)),
+    **dict.fromkeys(("gpu_name", "gpu_type", "device", "accelerator"), ("gpu",)),
+    **dict.fromkeys(("model_name", "model_id", "model_name_or_path", "pretrained_model_name_or_path", "model_path",
+                     "checkpoint"), ("model",)),
+    **dict.fromkeys(("compute", "compute_budget", "budget", "flop_budget", "c"), ("flops",)),
+    **dict.fromkeys(("num_params", "n_params", "parameters", "model_size", "n"), ("params",)),
+    **dict.fromkeys(("train_tokens", "num_tokens", "d"), ("tokens",)),
+    **dict.fromkeys(("vocab_size",), ("vocab",)),
+    **dict.fromkeys(("tie_word_embeddings",), ("tie_embeddings",)),
+    **dict.fromkeys(("tokenizer", "tokenizer_name"), ("tokenizers",)),
+    **dict.fromkeys(("files", "data", "dataset", "text_files", "paths"), ("corpus",)),
+    **dict.fromkeys(("preds", "hypotheses", "outputs"), ("predictions",)),
+    **dict.fromkeys(("refs", "targets", "gold"), ("references",)),
+    **dict.fromkeys(("file", "path", "text_path"), ("text_file",)),
+    **dict.fromkeys(("prompt", "description", "request", "question"), ("task",)),
+    # a decoding setting given at the top level of sampling_check belongs inside `policy`
+    **dict.fromkeys(("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "max_tokens",
+                     "num_beams", "stop", "seed"), ("policy",)),
+}
+
+# CLI wording → MCP wording, for errors and descriptions an MCP caller reads.
+_CLI_TERMS: tuple[tuple[str, str], ...] = (
+    ("`qkv gpus`", "the resource qkv://catalog/gpus"), ("qkv gpus", "the resource qkv://catalog/gpus"),
+    ("`qkv models`", "the resource qkv://catalog/models"), ("qkv models", "the resource qkv://catalog/models"),
+    ("with --online", "with online: true"),
+)
+_CLI_FLAGS = {"checkpointing": "grad_checkpointing", "no-checkpointing": "grad_checkpointing",
+              "double-quant": "quant_double", "no-double-quant": "quant_double"}
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
+
+
+class UnknownArgument(BadInput):
+    """An argument the tool does not take; says which one was probably meant and lists the valid ones."""
+
+    def __init__(self, key: str, tool: str, valid: list[str], meant: str | None) -> None:
+        self.key, self.tool, self.valid, self.meant = key, tool, valid, meant
+        super().__init__(f"unknown argument '{key}'", choices=[meant] if meant else ())
+
+    def render(self) -> str:
+        hint = f" — did you mean '{self.meant}'?" if self.meant else "."
+        return f"unknown argument '{self.key}'{hint} {self.tool} takes: {', '.join(self.valid) or 'no arguments'}."
+
+
+def _spellings(name: str, info: FieldInfo) -> list[str]:
+    """Every key that sets this field: its name and its documented aliases (validation_alias)."""
+    alias = info.validation_alias
+    names = [name]
+    if isinstance(alias, str):
+        names.append(alias)
+    elif isinstance(alias, AliasChoices):
+        names += [c for c in alias.choices if isinstance(c, str)]
+    return list(dict.fromkeys(names))
+
+
+def _meant(key: str, valid: list[str], spellings: Mapping[str, str]) -> str | None:
+    """The argument a caller most likely meant by an unknown key: a known foreign name first, then a close
+    spelling (a fuzzy match strong enough to be worth saying)."""
+    from rapidfuzz import fuzz, process, utils
+
+    for candidate in FOREIGN.get(key.lower(), ()):
+        if candidate in valid:
+            return candidate
+    hit = process.extractOne(key, list(spellings), scorer=fuzz.WRatio, processor=utils.default_process,
+                             score_cutoff=70)
+    return spellings[hit[0]] if hit else None
+
+
+def _numeric(annotation: Any) -> str | None:
+    """'an integer' / 'a number' when the annotation takes only numbers (and None): pydantic would read a
+    JSON true there as 1, which is never what a caller meant."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] if typing.get_origin(annotation) in (
+        typing.Union, types.UnionType) else [annotation]
+    if args and all(a is int for a in args):
+        return "an integer"
+    if args and all(a in (int, float) for a in args):
+        return "a number"
+    return None
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    models = [a for a in (annotation, *args) if _is_model(a)]
+    return models[0] if len(models) == 1 else None
+
+
+def check_keys(model: type[BaseModel], data: Mapping[str, Any], tool: str, *, where: str = "",
+               path_fields: frozenset[str] = frozenset(), unavailable: Mapping[str, str] | None = None) -> None:
+    """Refuse what pydantic would otherwise ignore or coerce: an unknown key, two spellings of one field,
+    a boolean for a number, a field that cannot work here. Nested pydantic models are checked the same way.
+    Path fields accept only their own name: the sandbox checks paths by that name before validation."""
+    spellings: dict[str, str] = {}
+    for name, info in model.model_fields.items():
+        for key in ([name] if name in path_fields else _spellings(name, info)):
+            spellings[key] = name
+    valid = [n for n, info in model.model_fields.items() if not _hidden(info)]
+    seen: dict[str, str] = {}
+    for key, value in data.items():
+        field_name = spellings.get(key) if isinstance(key, str) else None
+        if field_name is None:
+            meant = _meant(str(key), valid, spellings)
+            inner = _nested_model(model.model_fields[meant].annotation) if meant else None
+            if inner is not None and key in inner.model_fields:  # a policy setting given at the top level
+                meant = f"{meant}.{key}"
+            raise UnknownArgument(f"{where}{key}", tool, valid, f"{where}{meant}" if meant else None)
+        if field_name in seen:
+            raise BadInput(f"'{where}{seen[field_name]}' and '{where}{key}' are the same argument",
+                           expected=f"one of them ('{field_name}')")
+        seen[field_name] = key
+        if unavailable and field_name in unavailable and value:
+            raise BadInput(f"argument '{key}' is not available over MCP: {unavailable[field_name]}")
+        annotation = model.model_fields[field_name].annotation
+        if isinstance(value, bool) and (kind := _numeric(annotation)):
+            raise BadInput(f"argument '{where}{key}' is {str(value).lower()}",
+                           expected=f"{kind}, not a boolean")
+        nested = _nested_model(annotation)
+        if nested is not None and isinstance(value, Mapping):
+            check_keys(nested, value, f"{tool}'s {where}{key}", where=f"{where}{key}.")
+
+
+def _hidden(info: FieldInfo) -> bool:
+    return any(isinstance(m, SkipJsonSchema) for m in info.metadata)
+
+
+def mcp_words(text: str | None, fields: Mapping[str, FieldInfo]) -> str | None:
+    """CLI wording → MCP wording: `--grad-accum` → `grad_accum` (when the tool has that argument),
+    `qkv gpus` → the catalog resource. A flag that is no argument of this tool is left as it is."""
+    if not text:
+        return text
+    for cli, mcp in _CLI_TERMS:
+        text = text.replace(cli, mcp)
+
+    def arg(m: re.Match[str]) -> str:
+        flag = m.group(1)
+        name = _CLI_FLAGS.get(flag, flag.replace("-", "_"))
+        return name if name in fields else m.group(0)
+
+    return _FLAG.sub(arg, text)
+
+
+def for_mcp(exc: QkvError, request: type[BaseModel]) -> None:
+    """Reword an error in place by this tool's argument names: the request's own validators and the tool
+    functions are shared with the CLI, whose errors name its flags."""
+    if not isinstance(exc, UnknownArgument):
+        fields = request.model_fields
+        exc.what = mcp_words(exc.what, fields) or exc.what
+        exc.expected = mcp_words(exc.expected, fields)
+        exc.args = (exc.render(),)
+
+
+def _with_cap(info: FieldInfo, cap: int) -> FieldInfo:
+    """The field with an upper bound (looser bounds dropped), so the schema states the tool's real limit."""
+    import annotated_types
+
+    new = copy.copy(info)
+    new.metadata = [m for m in info.metadata if not isinstance(m, annotated_types.Le | annotated_types.Lt)]
+    new.metadata.append(annotated_types.Le(cap))
+    return new
+
+
+def mcp_input_model(spec: ToolSpec, base: type[BaseModel]) -> type[BaseModel]:
+    """The tool's request model as MCP serves it: a subclass (so the tool function receives an instance of
+    its own request type) that forbids unknown keys, refuses booleans for numbers, states the per-tool caps
+    as schema bounds, hides `online` (usable only when the server allows it), refuses fields MCP cannot
+    serve, turns fixed value sets into enums, and words descriptions and errors by argument names."""
+    fields = base.model_fields
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {}
+    for name, info in fields.items():
+        annotation: Any = info.annotation
+        new = copy.copy(info)
+        if name in spec.choices:
+            values = tuple(_import(spec.choices[name]))
+            literal = typing.Literal[values]  # type: ignore[valid-type]
+            annotation = literal | None if _optional(info.annotation) else literal
+        if name in spec.caps:
+            new = _with_cap(new, spec.caps[name])
+        if name in spec.hidden or name in spec.unavailable:
+            annotation = SkipJsonSchema[annotation]
+        new.description = mcp_words(info.description, fields)
+        annotations[name], namespace[name] = annotation, new
+    paths = frozenset(spec.paths)
+    unavailable = dict(spec.unavailable)
+
+    def strict(cls: type[BaseModel], data: Any, handler: Callable[[Any], BaseModel]) -> BaseModel:
+        if isinstance(data, Mapping):
+            check_keys(cls, data, spec.name, path_fields=paths, unavailable=unavailable)
+        try:
+            return handler(data)
+        except QkvError as exc:
+            for_mcp(exc, cls)
+            raise
+
+    namespace.update({
+        "__module__": base.__module__, "__doc__": base.__doc__, "__annotations__": annotations,
+        "__qualname__": base.__qualname__,
+        "model_config": ConfigDict(extra="forbid", title=base.model_config.get("title") or base.__name__),
+        "_mcp_strict": model_validator(mode="wrap")(classmethod(strict)),  # type: ignore[arg-type]
+    })
+    return typing.cast(type[BaseModel], type(base)(base.__name__, (base,), namespace))
+
+
+def _optional(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation)
 
 
 def bound_tools(specs: tuple[ToolSpec, ...] = TOOLS) -> tuple[list[BoundTool], list[ToolSpec]]:
@@ -219,7 +560,8 @@ def read_catalog(spec: ResourceSpec) -> str:
     return TypeAdapter(list[item]).dump_json(rows, indent=2, by_alias=spec.by_alias).decode()
 
 
-def persona_prompt(task: str) -> str:
+def persona_prompt(task: Annotated[str, Field(description=(
+        "the design task in words, e.g. 'fine-tune a 7B model for legal summarisation on one 24 GB GPU'"))]) -> str:
     """The researcher persona for a task: the agent's persona (qkv.prompts/persona.md when installed),
     how to use qkv's tools step by step, then the task."""
     from importlib.resources import files

@@ -23,6 +23,7 @@ from pathlib import Path
 import anyio
 
 QKV = str(Path(sys.executable).with_name("qkv"))
+REPO = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
 
 # (tool, arguments): cheap analytic calls; each is also timed in-process as the baseline.
@@ -125,7 +126,8 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
     env = {**os.environ, "QKV_MCP_TOKEN": TOKEN}
-    proc = subprocess.Popen([QKV, "mcp", "--transport", "http", "--port", str(port)], env=env,
+    # An explicit root: `qkv mcp` refuses to serve the working directory when that is / or the home folder.
+    proc = subprocess.Popen([QKV, "mcp", "--transport", "http", "--port", str(port), "--root", str(REPO)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         import httpx

@@ -143,22 +143,71 @@ def _positive(name: str, value: Any) -> int:
     return value
 
 
+# The config fields of each family that are sizes or counts. Present (not null), each must be a positive
+# integer: a 0 would divide by zero (hidden // heads) and a string or float would fail deep in the counter.
+SIZE_FIELDS: dict[str, tuple[str, ...]] = {
+    "llama": ("hidden_size", "num_attention_heads", "num_key_value_heads", "num_hidden_layers", "intermediate_size",
+              "vocab_size", "head_dim", "max_position_embeddings", "sliding_window"),
+    "gpt2": ("n_embd", "hidden_size", "n_head", "num_attention_heads", "n_layer", "num_hidden_layers", "n_positions",
+             "max_position_embeddings", "n_inner", "vocab_size"),
+    "bert": ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "vocab_size",
+             "max_position_embeddings"),
+    "t5": ("d_model", "num_heads", "num_layers", "num_decoder_layers", "d_kv", "d_ff", "vocab_size"),
+}
+# Counts that may be 0 (absent features): MoE experts, segment embeddings, relative-position buckets.
+COUNT_FIELDS = ("num_local_experts", "num_experts", "num_experts_per_tok", "type_vocab_size",
+                "relative_attention_num_buckets")
+
+
+def _check_sizes(cfg: dict[str, Any], family: str) -> None:
+    for key in SIZE_FIELDS[family]:
+        if cfg.get(key) is not None:
+            _positive(key, cfg[key])
+    for key in COUNT_FIELDS:
+        value = cfg.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise BadInput(f"config field '{key}' is {value!r}", expected="a non-negative integer")
+
+
+def _head_dim(hidden: int, heads: int, hidden_key: str, heads_key: str) -> int:
+    """hidden / heads, when the config states no head_dim: the width must split evenly over the heads."""
+    if hidden % heads:
+        raise BadInput(f"{hidden_key} {hidden} is not divisible by {heads_key} {heads}",
+                       expected="a hidden size that is a multiple of the number of attention heads "
+                                "(or an explicit head_dim)")
+    return hidden // heads
+
+
 def spec_from_config(cfg: dict[str, Any]) -> ModelSpec:
-    """Normalise an HF config dict into a ModelSpec; BadInput for a partial or unknown config."""
+    """Normalise an HF config dict into a ModelSpec; BadInput for a partial, unknown or impossible config
+    (a zero, negative or non-integer size, a width that does not split over the heads, …)."""
+    from pydantic import ValidationError
+
     if not isinstance(cfg, dict):
         raise BadInput("config is not a JSON object", expected="the contents of an HF config.json")
     model_type = cfg.get("model_type")
-    if not model_type:
-        raise BadInput("config.json has no 'model_type'", expected="an HF config.json (e.g. 'llama', 'gpt2')")
+    if not model_type or not isinstance(model_type, str):
+        raise BadInput("config.json has no 'model_type'" if not model_type else
+                       f"config field 'model_type' is {model_type!r}",
+                       expected="an HF config.json with a model_type string (e.g. 'llama', 'gpt2')")
     family = FAMILIES.get(model_type)
     if family is None:
         raise BadInput(
             f"model_type '{model_type}' has no closed-form layout in qkv",
-            expected="one of the known families (use --exact to count with transformers on the meta device)",
+            expected="one of the known families",
             choices=sorted(FAMILIES),
         )
+    _check_sizes(cfg, family)
     builder = {"llama": _llama_like, "gpt2": _gpt2, "bert": _bert, "t5": _t5}[family]
-    spec = builder(cfg, model_type)
+    try:
+        spec = builder(cfg, model_type)
+    except ValidationError as exc:  # a field of the wrong type (rope_scaling a string, a dropout a list, …)
+        err = exc.errors()[0]
+        raise BadInput(f"config.json does not describe a '{model_type}' model: {err['loc'][0]} is "
+                       f"{err.get('input')!r} ({err['msg']})", expected="the fields of an HF config.json") from None
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"config.json does not describe a '{model_type}' model ({exc})",
+                       expected="the fields of an HF config.json, with their usual types") from None
     for field in ("hidden", "layers", "heads", "kv_heads", "head_dim", "intermediate", "vocab"):
         _positive(field, getattr(spec, field))
     if spec.heads % spec.kv_heads:
@@ -166,13 +215,16 @@ def spec_from_config(cfg: dict[str, Any]) -> ModelSpec:
             f"num_attention_heads {spec.heads} is not a multiple of num_key_value_heads {spec.kv_heads}",
             expected="query heads divisible by KV heads (GQA groups)",
         )
+    if spec.experts and not 1 <= spec.experts_per_token <= spec.experts:
+        raise BadInput(f"num_experts_per_tok is {spec.experts_per_token} with {spec.experts} experts",
+                       expected="between 1 and the number of experts")
     return spec
 
 
 def _llama_like(cfg: dict[str, Any], model_type: str) -> ModelSpec:
     hidden = _need(cfg, "hidden_size")
     heads = _need(cfg, "num_attention_heads")
-    head_dim = cfg.get("head_dim") or hidden // heads
+    head_dim = cfg.get("head_dim") or _head_dim(hidden, heads, "hidden_size", "num_attention_heads")
     layers = _need(cfg, "num_hidden_layers")
     gemma = model_type.startswith("gemma")
     sliding = cfg.get("sliding_window") if cfg.get("use_sliding_window", True) else None
@@ -230,7 +282,7 @@ def _gpt2(cfg: dict[str, Any], model_type: str) -> ModelSpec:
         layers=_need(cfg, "n_layer", "num_hidden_layers"),
         heads=heads,
         kv_heads=heads,
-        head_dim=hidden // heads,
+        head_dim=_head_dim(hidden, heads, "n_embd", "n_head"),
         intermediate=cfg.get("n_inner") or 4 * hidden,
         vocab=_need(cfg, "vocab_size"),
         max_positions=positions,
@@ -263,7 +315,7 @@ def _bert(cfg: dict[str, Any], model_type: str) -> ModelSpec:
         layers=_need(cfg, "num_hidden_layers"),
         heads=heads,
         kv_heads=heads,
-        head_dim=hidden // heads,
+        head_dim=_head_dim(hidden, heads, "hidden_size", "num_attention_heads"),
         intermediate=_need(cfg, "intermediate_size"),
         vocab=_need(cfg, "vocab_size"),
         max_positions=window,

@@ -44,8 +44,12 @@ def resolve_model(ref: str, *, online: bool = False) -> ResolvedModel:
     ref = ref.strip()
     if not ref:
         raise BadInput("empty model name", expected="a catalog name such as 'llama-2-7b' (`qkv models`)")
-    path = Path(ref).expanduser()
-    if path.exists():
+    try:
+        path = Path(ref).expanduser()
+        exists = path.exists()
+    except (OSError, RuntimeError):  # a name too long for the filesystem, an unknown ~user: not a path
+        path, exists = Path(ref), False
+    if exists:
         return _from_path(path)
     if ref.endswith((".json", ".gguf")) or ref.startswith((".", "/", "~")):
         raise BadInput(f"no such file: {ref}", expected="an existing config.json, model folder or .gguf file")

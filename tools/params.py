@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from qkv.tools.arch import ModelSpec, spec_from_config
 from qkv.tools.errors import BadInput
@@ -16,8 +16,11 @@ from qkv.tools.modelref import ResolvedModel, resolve_model
 class ParamCountRequest(BaseModel):
     """What to count: a model reference and the counting method."""
 
+    model_config = ConfigDict(extra="forbid")
+
     model: str = Field(description="catalog name, config.json, model folder, .gguf file, or hub id (online)")
-    exact: bool = Field(False, description="also instantiate the transformers class on the meta device")
+    exact: bool = Field(False, description="also build the transformers class on PyTorch's meta device to confirm "
+                                           "the count (imports torch: seconds)")
     online: bool = Field(False, description="allow fetching config.json from the hub")
 
 
@@ -99,5 +102,5 @@ def count_params(resolved: ResolvedModel, exact: bool = False) -> ParamCount:
 
 
 def param_count(req: ParamCountRequest) -> ParamCount:
-    """Parameter count of a named model: the function behind `qkv params` and the MCP tool."""
+    """Exact parameter count of a model: total, embedding, non-embedding, and active per token for MoE."""
     return count_params(resolve_model(req.model, online=req.online), exact=req.exact)

@@ -18,10 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qkv.agent.graph.schemas import DesignReport, StepEvent, ToolCall
 from qkv.tools.errors import BadInput
+from qkv.tools.knowledge.schema import GPUS_ALIASES, also
 
 
 class DesignRequest(BaseModel):
@@ -31,14 +32,19 @@ class DesignRequest(BaseModel):
 
     task: str = Field(description='the task in words, e.g. "fine-tune a 7B model for legal summarisation on '
                                   'one 24 GB GPU"')
-    gpu: str | None = Field(None, description="catalog GPU (`qkv gpus`); overrides the text")
-    gpus: int | None = Field(None, description="number of GPUs; overrides the text")
-    model: str | None = Field(None, description="base model: catalog name, config.json, folder or .gguf")
+    gpu: str | None = Field(None, description="catalog GPU (`qkv gpus`), or 'gpu-24gib' for any GPU of exactly "
+                                              "24 GiB; overrides the text")
+    gpus: int | None = Field(None, validation_alias=AliasChoices("gpus", *GPUS_ALIASES),
+                             json_schema_extra={"minimum": 1},
+                             description="number of GPUs; overrides the text" + also(*GPUS_ALIASES))
+    model: str | None = Field(None, description="base model: catalog name (`qkv models`), config.json, folder or "
+                                                ".gguf; overrides the text")
     corpus: list[str] = Field(default_factory=list, description="corpus sample files for the tokenizer audit")
-    llm: str = Field("none", description="'none' (templates), 'local' (bundled GGUF) or an OpenAI-compatible URL")
-    llm_model: str | None = Field(None, description="the model that words the prose with --llm local (a .gguf "
-                                                    "path or a bundled alias: smollm2, gemma3-270m) or the "
-                                                    "endpoint's model id with a URL; default: the bundled SmolLM2")
+    llm: str = Field("none", description="who words the prose: 'none' (templates; deterministic, the default), "
+                                         "'local' (a local GGUF model) or an OpenAI-compatible URL")
+    llm_model: str | None = Field(None, description="with llm 'local': a .gguf path or a bundled alias (smollm2, "
+                                                    "gemma3-270m); with a URL: the endpoint's model id; default: "
+                                                    "the bundled SmolLM2")
     interactive: bool = Field(False, description="ask for missing decisive facts instead of assuming defaults")
 
     @field_validator("llm")

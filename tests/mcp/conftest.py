@@ -69,3 +69,18 @@ def run_client(server_or_params, body):
             return await body(client)
 
     return anyio.run(main)
+
+
+def wait_for_http(url: str, proc) -> None:
+    """Until the server at `url` listens (Python start-up and imports take seconds); fail if it exits."""
+    import time
+
+    import httpx
+
+    for _ in range(300):
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
 
 import httpx
 import pytest
 
-from .conftest import QKV, cli_env, cli_json
+from .conftest import QKV, cli_env, cli_json, wait_for_http
 
 
 def free_port() -> int:
@@ -25,13 +24,7 @@ def http_server(mcp_root, qkv_home):
                             env={**cli_env(qkv_home), "QKV_MCP_TOKEN": "s3cret"}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/mcp"
-    for _ in range(300):  # wait for the listener (Python start-up and imports: seconds)
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.TransportError:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            time.sleep(0.1)
+    wait_for_http(url, proc)
     yield url
     proc.terminate()
     _, err = proc.communicate(timeout=30)

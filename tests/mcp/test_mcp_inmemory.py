@@ -107,8 +107,7 @@ def _bad_calls(root: Path) -> list[tuple[str, dict, str]]:
         ("vram", {"model": "llama-2-7b", "method": "dpo"}, "method"),  # not one of the choices
         ("vram", {"model": "llama-2-7b", "batch": 0}, "positive integer"),  # the request's own validator
         ("params", {"model": "llama-2-7x"}, "did you mean: llama-2-7b"),  # unknown catalog name
-        ("no_such_tool", {}, "Unknown tool"),
-        ("doctor", {"verbose": True}, "Extra inputs are not permitted"),
+        ("doctor", {"verbose": True}, "unknown argument 'verbose'"),
         ("params", {"model": str(outside)}, "outside the allowed roots"),  # path escape, absolute
         ("params", {"model": "../outside/config.json"}, "outside the allowed roots"),  # path escape, relative
         ("params", {"model": "escape/config.json"}, "symlink that escapes"),  # symlink escape

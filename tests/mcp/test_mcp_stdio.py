@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from mcp import StdioServerParameters
+from mcp.shared.exceptions import MCPError
 
 from .conftest import QKV, cli_env, cli_json, run_client
 
@@ -22,21 +23,28 @@ def test_stdio_session_lists_calls_and_survives_errors(stdio_params, qkv_home, m
         folder = await c.call_tool("params", {"model": "tiny-llama"})
         vram = await c.call_tool("vram", {"model": "qwen2.5-7b", "method": "lora", "gpu": "a100-40gb"})
         errors = [await c.call_tool("vram", {"model": ["not", "a", "string"]}),
-                  await c.call_tool("nope", {}),
+                  await c.call_tool("params", {"model": ""}),
                   await c.call_tool("params", {"model": "../outside/config.json"}),
                   await c.call_tool("params", {"model": "y" * 100_000})]
+        try:  # an unknown tool is a protocol error (JSON-RPC -32602), not a tool result
+            await c.call_tool("nope", {})
+            unknown = None
+        except MCPError as exc:
+            unknown = exc
         after = await c.call_tool("params", {"model": "gpt2"})
         gpus = (await c.read_resource("qkv://catalog/gpus")).contents[0].text
-        return names, params, folder, vram, errors, after, gpus
+        return names, params, folder, vram, errors, unknown, after, gpus
 
-    names, params, folder, vram, errors, after, gpus = run_client(stdio_params, body)
+    names, params, folder, vram, errors, unknown, after, gpus = run_client(stdio_params, body)
     assert {"params", "vram", "vram_trace", "doctor"} <= set(names)
     assert params.structured_content == cli_json("params", "gemma-3-270m", home=qkv_home)
     assert folder.structured_content == cli_json("params", str(mcp_root / "tiny-llama"), home=qkv_home)
     assert vram.structured_content == cli_json("vram", "qwen2.5-7b", "--method", "lora", "--gpu", "a100-40gb",
                                                home=qkv_home)
     assert all(e.is_error for e in errors)
+    assert "model is missing" in errors[1].content[0].text
     assert "outside the allowed roots" in errors[2].content[0].text
+    assert unknown is not None and unknown.code == -32602 and "Unknown tool: nope" in unknown.message
     assert "100,000 characters" in errors[3].content[0].text
     assert not after.is_error and after.structured_content == cli_json("params", "gpt2", home=qkv_home)
     import json

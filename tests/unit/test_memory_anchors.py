@@ -59,7 +59,8 @@ def test_litgpt_lora_mb2_and_mb4_does_not_fit_40gb():
 
 def test_litgpt_qlora_nf4_dq():
     case = CASES["litgpt_qlora_llama2_7b_nf4dq_mb1"]
-    e = estimate_memory(MemoryRequest(method="qlora", batch=1, quant_double=True, **LITGPT))
+    # litgpt's QLoRA at that commit ran without gradient checkpointing (qkv's default for qlora is on).
+    e = estimate_memory(MemoryRequest(method="qlora", batch=1, quant_double=True, grad_checkpointing=False, **LITGPT))
     _check(e.allocated_bytes / GB, case["expected"]["value"], case["tolerance"])
 
 

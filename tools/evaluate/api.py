@@ -46,7 +46,7 @@ def evaluate_predictions(req: ScoreRequest) -> ScoreReport:
                            expected="one source per prediction")
         faith = faithfulness_proxies(preds, sources)
     elif req.task == "summarisation":
-        notes.append("no --source given: hallucination proxies (unsupported numbers/entities) not computed")
+        notes.append("no source file given: hallucination proxies (unsupported numbers/entities) not computed")
     if sum(1 for p in preds if not p.strip()):
         notes.append(f"{sum(1 for p in preds if not p.strip())} empty prediction(s) scored as empty strings")
     return ScoreReport(task=req.task, items=len(preds), metrics=metrics, per_item=per_item, faithfulness=faith,
@@ -58,7 +58,8 @@ def evaluate_perplexity(req: PerplexityRequest, *, progress: Progress | None = N
     from qkv.tools.evaluate.backends import EvalModel
 
     if (req.text is None) == (req.text_file is None):
-        raise BadInput("give exactly one of text and text_file", expected="--text FILE")
+        raise BadInput("give exactly one of text and text_file",
+                       expected="the text itself in text, or a UTF-8 file in text_file")
     text = req.text if req.text is not None else _text_of(req.text_file, req.text_field)
     with EvalModel(req.model, backend=req.backend, adapter=req.adapter, window=req.window) as m:
         return m.perplexity(text, window=req.window, stride=req.stride, max_tokens=req.max_tokens, progress=progress)

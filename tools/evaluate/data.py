@@ -19,10 +19,24 @@ from qkv.tools.errors import BadInput
 FORMATS = (".txt", ".jsonl", ".json", ".csv", ".tsv")
 
 
+def utf8_text(path: str | Path, expected: str = "a UTF-8 text file (" + ", ".join(FORMATS) + ")") -> str:
+    """A file's contents as text; BadInput naming the first byte that is not UTF-8 (a binary file, a
+    Latin-1 export) or why the file cannot be read."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"cannot read {p} ({exc.strerror or exc})", expected=expected) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{p} is not UTF-8 text at byte {exc.start:,}", expected=expected) from None
+
+
 def read_text(path: str | Path) -> str:
     """A whole UTF-8 text file (for perplexity)."""
     p = _existing(path)
-    text = p.read_text(encoding="utf-8")
+    text = utf8_text(p)
     if not text.strip():
         raise BadInput(f"{p} is empty", expected="a UTF-8 text file with content")
     return text
@@ -32,7 +46,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]] | list[str]:
     """The items of a file: dicts for structured formats, strings for .txt (one per line)."""
     p = _existing(path)
     suffix = p.suffix.lower()
-    raw = p.read_text(encoding="utf-8")
+    raw = utf8_text(p)
     if not raw.strip():
         raise BadInput(f"{p} is empty", expected="at least one item")
     if suffix == ".txt" or suffix not in FORMATS:
@@ -95,7 +109,7 @@ def read_dataset(path: str | Path, fields: list[str]) -> list[dict[str, Any]]:
         missing = [f for f in fields if f not in rec]
         if missing:
             raise BadInput(f"{path}: item {i + 1} has no field '{missing[0]}'", expected="the field named by the "
-                           "--*-field options", choices=sorted(rec))
+                           "source/reference field settings (--source-field, --reference-field)", choices=sorted(rec))
     return records  # type: ignore[return-value]
 
 

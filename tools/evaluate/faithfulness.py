@@ -108,9 +108,9 @@ def faithfulness_proxies(outputs: Sequence[str], sources: Sequence[str] | None =
 def load_templates(path: str | None = None) -> dict:
     """The template set: templates with {slot} fields and a two-group lexicon for each slot."""
     if path:
-        from pathlib import Path
+        from qkv.tools.evaluate.data import utf8_text
 
-        raw = Path(path).read_text(encoding="utf-8")
+        raw = utf8_text(path, expected="a UTF-8 JSON template file")
     else:
         raw = resources.files("qkv.tools.evaluate").joinpath("data", "counterfactual_gender.json").read_text("utf-8")
     data = json.loads(raw)

@@ -106,7 +106,9 @@ def _read_csv(path: str | Path, needed: set[str]) -> list[dict[str, str]]:
     p = Path(path)
     if not p.is_file():
         raise BadInput(f"file {p} not found", expected="the review sheet / key written by qkv eval --review")
-    rows = list(csv.DictReader(io.StringIO(p.read_text(encoding="utf-8"))))
+    from qkv.tools.evaluate.data import utf8_text
+
+    rows = list(csv.DictReader(io.StringIO(utf8_text(p, expected="a UTF-8 CSV review sheet or key"))))
     if not rows:
         raise BadInput(f"{p} has no rows", expected="a review sheet or key with a header and rows")
     missing = needed - set(rows[0])

@@ -46,11 +46,12 @@ class PerplexityRequest(BaseModel):
 
     model: str = Field("gemma3-270m", description="model folder, .gguf file, or 'gemma3-270m' (bundled GGUF)")
     text: str | None = Field(None, description="the text to score (or give text_file)")
-    text_file: str | None = Field(None, description="a UTF-8 text/jsonl file whose text is scored")
+    text_file: str | None = Field(None, description="a UTF-8 text/jsonl/csv file whose text is scored (or give text)")
     text_field: str = Field("text", description="jsonl/csv field holding the text")
     backend: Backend = Field("auto", description="auto: llama-cpp for .gguf files, transformers otherwise")
     adapter: str | None = Field(None, description="a PEFT LoRA adapter folder (transformers backend)")
-    window: int = Field(512, ge=8, le=131072, description="tokens per forward pass")
+    window: int = Field(512, ge=8, le=131072, description="tokens per forward pass (the context each scored token "
+                                                          "may see at most)")
     stride: int | None = Field(None, ge=1, description="tokens the window advances (default: window // 2)")
     max_tokens: int | None = Field(None, ge=16, description="score only the first N tokens of the text")
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from qkv.tools.arch import ModelSpec
 from qkv.tools.errors import BadInput, ContextExceeded
-from qkv.tools.knowledge.schema import Figure, analytic, cited, collect_sources, resolve_ref
+from qkv.tools.knowledge.schema import SEQ_ALIASES, Figure, also, analytic, cited, collect_sources, resolve_ref
 from qkv.tools.memory.dtypes import KvFormat
 
 Action = Literal["ok", "rope_scaling", "sliding_window", "chunking", "long_context_model"]
@@ -40,15 +40,22 @@ LOST_IN_THE_MIDDLE = ("Lost in the middle (Liu et al. 2023): accuracy is highest
 class ContextRequest(BaseModel):
     """A model and the number of tokens the task must hold at once (prompt + generated)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     model: str = Field(description="catalog name, config.json, model folder, .gguf, or hub id (online)")
-    tokens: int = Field(description="tokens the task needs in context at once (prompt + output)")
-    batch: int = Field(1, description="sequences decoded together (multiplies the KV cache)")
-    kv_dtype: KvFormat = Field("bf16", description="KV-cache element format")
+    tokens: int = Field(validation_alias=AliasChoices("tokens", "seq", *SEQ_ALIASES), json_schema_extra={"minimum": 1},
+                        description="tokens the task needs in context at once (prompt + output)"
+                                    + also("seq", *SEQ_ALIASES))
+    batch: int = Field(1, validation_alias=AliasChoices("batch", "batch_size"), json_schema_extra={"minimum": 1},
+                       description="sequences decoded together (multiplies the KV cache)" + also("batch_size"))
+    kv_dtype: KvFormat = Field("bf16", validation_alias=AliasChoices("kv_dtype", "kv_cache_dtype"),
+                               description="KV-cache element format" + also("kv_cache_dtype"))
     need_full_attention: bool = Field(
         False, description="every token must attend to every other (rules out chunking and sliding windows)")
     config: dict[str, Any] | None = Field(
-        None, description="an HF config to use instead of resolving `model` (e.g. a proposed architecture)")
-    online: bool = False
+        None, description="an HF config.json object to check instead of resolving `model` (e.g. a proposed "
+                          "architecture); `model` then only names it")
+    online: bool = Field(False, description="allow fetching config.json from the hub")
 
 
 class ContextOption(BaseModel):

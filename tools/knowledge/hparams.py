@@ -17,10 +17,10 @@ import itertools
 import math
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from qkv.tools.errors import BadInput
-from qkv.tools.knowledge.schema import Figure, analytic, cited, collect_sources
+from qkv.tools.knowledge.schema import SEQ_ALIASES, Figure, also, analytic, cited, collect_sources
 from qkv.tools.knowledge.tables import gpt3_table21
 
 if TYPE_CHECKING:
@@ -45,11 +45,16 @@ PEFT_CHECKED = "0.21.2"
 class HparamRequest(BaseModel):
     """Whose hyperparameters: a model (catalog name, config.json, GGUF) or a parameter count."""
 
-    model: str | None = Field(None, description="model reference (qkv models); its parameters are counted")
-    params: float | None = Field(None, description="parameter count, when no model is named")
-    method: Method = Field("lora", description="full | lora | qlora | pretrain")
-    tokens: float | None = Field(None, description="training tokens, to turn ratios into step counts")
-    seq: int = Field(2048, description="tokens per training sequence (to express batches in tokens)")
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="model reference (`qkv models`); its parameters are counted")
+    params: float | None = Field(None, json_schema_extra={"exclusiveMinimum": 0},
+                                 description="parameter count, when no model is named")
+    method: Method = Field("lora", description="full fine-tune, LoRA, QLoRA, or pretraining from scratch")
+    tokens: float | None = Field(None, json_schema_extra={"exclusiveMinimum": 0},
+                                 description="training tokens, to turn ratios into step counts")
+    seq: int = Field(2048, validation_alias=AliasChoices("seq", *SEQ_ALIASES), json_schema_extra={"minimum": 1},
+                     description="tokens per training sequence (to express batches in tokens)" + also(*SEQ_ALIASES))
 
     @model_validator(mode="after")
     def _check(self) -> HparamRequest:

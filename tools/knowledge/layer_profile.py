@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from qkv.tools.arch import ModelSpec
 from qkv.tools.errors import BadInput
-from qkv.tools.knowledge.schema import Figure, analytic, collect_sources, resolve_ref
+from qkv.tools.knowledge.schema import SEQ_ALIASES, Figure, also, analytic, collect_sources, resolve_ref
 
 SCORE_BYTES = 2  # bf16 attention scores when an eager kernel materialises them
 ACT_BYTES = 2  # bf16 activations
@@ -25,11 +25,16 @@ ACT_BYTES = 2  # bf16 activations
 class ProfileRequest(BaseModel):
     """A model and the sequence length of the task."""
 
+    model_config = ConfigDict(extra="forbid")
+
     model: str = Field(description="catalog name, config.json, model folder, .gguf, or hub id (online)")
-    seq: int = Field(2048, description="tokens per sequence at which to compare attention and linear cost")
+    seq: int = Field(2048, validation_alias=AliasChoices("seq", *SEQ_ALIASES), json_schema_extra={"minimum": 1},
+                     description="tokens per sequence at which attention and linear cost are compared"
+                                 + also(*SEQ_ALIASES))
     config: dict[str, Any] | None = Field(
-        None, description="an HF config to use instead of resolving `model` (e.g. a proposed architecture)")
-    online: bool = False
+        None, description="an HF config.json object to profile instead of resolving `model` (e.g. a proposed "
+                          "architecture); `model` then only names it")
+    online: bool = Field(False, description="allow fetching config.json from the hub")
 
 
 class LayerInfo(BaseModel):

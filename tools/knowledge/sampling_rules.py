@@ -4,7 +4,7 @@ does not suit its task (sampling for a task scored by exact match, for instance)
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -47,6 +47,22 @@ def _presets() -> dict[str, dict]:
     return load_table("sampling_presets")["tasks"]
 
 
+def _task_names(schema: dict[str, Any]) -> None:
+    """The valid task names as a JSON Schema enum (read from the presets when a schema is built)."""
+    names = [n for name, p in _presets().items() for n in (name, *p["aliases"])]
+    target = next((s for s in schema.get("anyOf", []) if s.get("type") == "string"), schema)
+    target["enum"] = names
+
+
+TaskName = Annotated[str, Field(
+    description="the task: summarisation, chat, code, qa, translation, classification, extraction or creative "
+                "(aliases such as 'summarization' or 'question-answering' too; case-insensitive)",
+    json_schema_extra=_task_names)]
+OptionalTaskName = Annotated[str | None, Field(
+    description="the task the policy is for (checks it against that task's preset): summarisation, chat, code, "
+                "qa, translation, classification, extraction or creative", json_schema_extra=_task_names)]
+
+
 def tasks() -> list[str]:
     """The task names with a decoding preset."""
     return list(_presets())
@@ -66,7 +82,7 @@ def canonical_task(task: str) -> str:
                       choices=closest(task, names) or list(presets))
 
 
-def recommend_sampling(task: str) -> SamplingRecommendation:
+def recommend_sampling(task: TaskName) -> SamplingRecommendation:
     """The decoding policy for a task (summarisation, chat, code, qa, translation, classification,
     extraction, creative), with top-p/top-k/temperature/repetition penalty and their sources."""
     name = canonical_task(task)
@@ -87,7 +103,7 @@ def recommend_sampling(task: str) -> SamplingRecommendation:
                                   rationale=preset["rationale"], notes=preset["notes"], sources=sources)
 
 
-def check_sampling(policy: SamplingPolicy, task: str | None = None) -> SamplingCheck:
+def check_sampling(policy: SamplingPolicy, task: OptionalTaskName = None) -> SamplingCheck:
     """Flag a policy without a bound (fail), or risky for its task (warn), against hard rule 3."""
     issues = list(policy.issues())
     name = canonical_task(task) if task else None

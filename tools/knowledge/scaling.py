@@ -19,10 +19,10 @@ import math
 from functools import cache
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from qkv.tools.errors import BadInput
-from qkv.tools.knowledge.schema import Figure, analytic, cited, collect_sources
+from qkv.tools.knowledge.schema import GPUS_ALIASES, Figure, also, analytic, cited, collect_sources
 from qkv.tools.knowledge.tables import chinchilla_table3
 
 FitName = Literal["hoffmann", "epoch"]
@@ -220,14 +220,23 @@ def inference_aware_optimal(params: float, tokens: float, inference_tokens: floa
 class ScaleRequest(BaseModel):
     """A scaling question: give exactly one of a FLOP budget, a model size or a token count."""
 
-    flops: float | None = Field(None, description="training compute budget in FLOPs (e.g. 1e21)")
-    params: float | None = Field(None, description="model parameters N (e.g. 7e9)")
-    tokens: float | None = Field(None, description="training tokens D (e.g. 2e12)")
+    model_config = ConfigDict(extra="forbid")
+
+    flops: float | None = Field(None, json_schema_extra={"exclusiveMinimum": 0},
+                                description="training compute budget in FLOPs (e.g. 1e21)")
+    params: float | None = Field(None, json_schema_extra={"exclusiveMinimum": 0},
+                                 description="model parameters N (e.g. 7e9)")
+    tokens: float | None = Field(None, json_schema_extra={"exclusiveMinimum": 0},
+                                 description="training tokens D (e.g. 2e12)")
     fit: FitName = Field("epoch", description="loss-law constants: 'epoch' (Besiroglu 2024 refit) or 'hoffmann'")
-    gpu: str | None = Field(None, description="catalog GPU for the training-time estimate (qkv gpus)")
-    gpus: int = Field(1, description="number of GPUs")
-    mfu: float = Field(DEFAULT_MFU, description="model FLOPs utilisation in (0, 1]")
-    inference_tokens: float | None = Field(None, description="tokens expected to be served over the model's life")
+    gpu: str | None = Field(None, description="catalog GPU for the training-time estimate (`qkv gpus`), e.g. "
+                                              "'h100-sxm'; it needs a dense 16-bit TFLOP/s figure")
+    gpus: int = Field(1, validation_alias=AliasChoices("gpus", *GPUS_ALIASES), json_schema_extra={"minimum": 1},
+                      description="number of GPUs" + also(*GPUS_ALIASES))
+    mfu: float = Field(DEFAULT_MFU, json_schema_extra={"exclusiveMinimum": 0, "maximum": 1},
+                       description="model FLOPs utilisation, a fraction in (0, 1]")
+    inference_tokens: float | None = Field(None, json_schema_extra={"exclusiveMinimum": 0},
+                                           description="tokens expected to be served over the model's life")
 
     @model_validator(mode="after")
     def _check(self) -> ScaleRequest:

@@ -12,6 +12,16 @@ from pydantic import BaseModel, Field, model_validator
 
 Provenance = Literal["analytic", "cited", "traced", "measured"]
 
+# Other libraries' names for qkv's arguments, accepted as documented aliases (pydantic validation_alias)
+# by the request models whose field means exactly that: a sequence length in tokens, a number of GPUs.
+SEQ_ALIASES = ("seq_len", "seq_length", "sequence_length", "max_seq_length")
+GPUS_ALIASES = ("num_gpus", "n_gpus", "gpu_count")
+
+
+def also(*aliases: str) -> str:
+    """The description suffix that documents a field's aliases."""
+    return " (also accepted as " + ", ".join(aliases) + ")"
+
 
 class Figure(BaseModel):
     """One number (or setting) with its unit and provenance."""

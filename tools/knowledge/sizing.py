@@ -19,24 +19,37 @@ import math
 from statistics import median
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from qkv.tools.errors import BadInput
-from qkv.tools.knowledge.schema import Figure, analytic, cited, collect_sources
+from qkv.tools.knowledge.schema import Figure, also, analytic, cited, collect_sources
 from qkv.tools.knowledge.tables import gpt3_table21
 
 
 class SizeRequest(BaseModel):
     """What to size: a parameter target or a training-compute budget (Chinchilla-optimal N)."""
 
-    params: float | None = Field(None, description="target total parameters (e.g. 1e9)")
-    flops: float | None = Field(None, description="training budget in FLOPs; N is its Chinchilla optimum")
-    vocab: int | None = Field(None, description="vocabulary size (default: 32,000 below 3B params, 128,256 above)")
-    context: int = Field(4096, description="context window in tokens (sets max_position_embeddings, RoPE base)")
-    attention: Literal["gqa", "mha", "mqa"] = Field("gqa", description="KV-head sharing")
-    norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"
-    position: Literal["rope", "alibi"] = "rope"
-    tie_embeddings: bool | None = Field(None, description="share input and output embeddings (default: below 1.5B)")
+    model_config = ConfigDict(extra="forbid")
+
+    params: float | None = Field(None, json_schema_extra={"minimum": 1e6, "maximum": 1e13},
+                                 description="target total parameters (e.g. 1e9)")
+    flops: float | None = Field(None, json_schema_extra={"exclusiveMinimum": 0},
+                                description="training budget in FLOPs; N is its Chinchilla optimum")
+    vocab: int | None = Field(None, validation_alias=AliasChoices("vocab", "vocab_size"),
+                              json_schema_extra={"minimum": 2},
+                              description="vocabulary size (default: 32,000 below 3B params, 128,256 above)"
+                                          + also("vocab_size"))
+    context: int = Field(4096, validation_alias=AliasChoices("context", "context_length", "max_position_embeddings"),
+                         json_schema_extra={"minimum": 16},
+                         description="context window in tokens (sets max_position_embeddings, RoPE base)"
+                                     + also("context_length", "max_position_embeddings"))
+    attention: Literal["gqa", "mha", "mqa"] = Field("gqa", description="KV-head sharing: grouped-query, "
+                                                                        "multi-head or multi-query attention")
+    norm: Literal["rmsnorm", "layernorm"] = Field("rmsnorm", description="normalisation layer")
+    position: Literal["rope", "alibi"] = Field("rope", description="position encoding")
+    tie_embeddings: bool | None = Field(None, validation_alias=AliasChoices("tie_embeddings", "tie_word_embeddings"),
+                                        description="share input and output embeddings (default: below 1.5B)"
+                                                    + also("tie_word_embeddings"))
 
     @model_validator(mode="after")
     def _check(self) -> SizeRequest:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, computed_field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from qkv.tools.memory.dtypes import KvFormat, WeightFormat
 
@@ -22,21 +22,40 @@ Attention = Literal["sdpa", "flash", "eager"]
 class MemoryRequest(BaseModel):
     """One training or inference job to size. Every field has the default a careful user would pick."""
 
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
     model: str = Field(description="catalog name, config.json, model folder, .gguf, or hub id (online)")
     method: Method = Field("full", description="full fine-tune, LoRA, QLoRA, or inference")
-    batch: int = Field(1, description="micro-batch size per GPU (sequences)")
-    seq: int = Field(2048, description="tokens per sequence (training) or tokens held in the KV cache (inference)")
-    grad_accum: int = Field(1, description="gradient-accumulation steps (grads persist between micro-steps)")
+    batch: int = Field(1, validation_alias=AliasChoices("batch", "batch_size", "micro_batch_size",
+                                                           "per_device_train_batch_size"),
+                       json_schema_extra={"minimum": 1},
+                       description="micro-batch size per GPU, sequences (also accepted as batch_size, "
+                                   "micro_batch_size, per_device_train_batch_size)")
+    seq: int = Field(2048, validation_alias=AliasChoices("seq", "seq_len", "seq_length", "sequence_length",
+                                                         "max_seq_length"),
+                     json_schema_extra={"minimum": 1},
+                     description="tokens per sequence (training) or held in the KV cache (inference) (also "
+                                 "accepted as seq_len, seq_length, sequence_length, max_seq_length)")
+    grad_accum: int = Field(1, validation_alias=AliasChoices("grad_accum", "gradient_accumulation_steps"),
+                            json_schema_extra={"minimum": 1},
+                            description="gradient-accumulation steps; grads persist between micro-steps (also "
+                                        "accepted as gradient_accumulation_steps)")
     precision: Precision = Field(
         "bf16", description="fp32; bf16-mixed/fp16-mixed = AMP with fp32 master weights; bf16/fp16 = pure 16-bit")
     optimizer: Optimizer = "adamw"
     foreach: bool = Field(True, description="torch AdamW's multi-tensor path (CUDA default): a state-sized temporary")
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool | None = Field(
+        None, validation_alias=AliasChoices("grad_checkpointing", "gradient_checkpointing"),
+        description="recompute activations in backward (also accepted as gradient_checkpointing); "
+                    "unset: on for qlora, as peft's prepare_model_for_kbit_training turns it on, off otherwise")
     attention: Attention = Field("sdpa", description="sdpa/flash keep O(seq) memory; eager stores seq×seq scores")
-    lora_r: int = 8
-    lora_alpha: int | None = None
-    lora_targets: list[str] | None = Field(None, description="module names, or ['all-linear']; None = PEFT's default")
-    lora_dropout: float = 0.0
+    lora_r: int = Field(8, json_schema_extra={"minimum": 1}, description="LoRA rank")
+    lora_alpha: int | None = Field(None, description="LoRA alpha (scales the update by alpha / r)")
+    lora_targets: list[str] | None = Field(
+        None, validation_alias=AliasChoices("lora_targets", "target_modules"),
+        description="module names, or ['all-linear']; unset = PEFT's default (also accepted as target_modules)")
+    lora_dropout: float = Field(0.0, json_schema_extra={"minimum": 0, "exclusiveMaximum": 1},
+                                description="LoRA dropout probability")
     adapter_dtype: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="PEFT upcasts adapters to fp32")
     quant_double: bool = Field(True, description="QLoRA double quantisation (4.127 vs 4.5 bits/weight)")
     bnb_saves_input: bool = Field(
@@ -44,12 +63,19 @@ class MemoryRequest(BaseModel):
     kbit_fp32_upcast: bool = Field(
         True, description="peft.prepare_model_for_kbit_training casts non-quantised params to fp32")
     weights: WeightFormat | None = Field(None, description="inference weight format; default: the precision's dtype")
-    kv_dtype: KvFormat = "bf16"
+    kv_dtype: KvFormat = Field("bf16", validation_alias=AliasChoices("kv_dtype", "kv_cache_dtype"),
+                               description="KV-cache format (also accepted as kv_cache_dtype)")
     prefill_chunk: int | None = Field(None, description="tokens per prefill step (None = whole prompt at once)")
-    gpus: int = 1
+    gpus: int = Field(1, validation_alias=AliasChoices("gpus", "num_gpus", "n_gpus", "gpu_count"),
+                      json_schema_extra={"minimum": 1},
+                      description="number of GPUs (also accepted as num_gpus, n_gpus, gpu_count)")
     sharding: Sharding = Field("none", description="multi-GPU strategy; 'none' is one GPU, or ddp when gpus > 1")
-    offload: Offload = "none"
-    gpu: str | None = Field(None, description="catalog GPU to check the fit against")
+    offload: Offload = Field("none", description="DeepSpeed ZeRO offload of optimizer states (and parameters)")
+    gpu: str | None = Field(None, description="catalog GPU to check the fit against (`qkv gpus`), or 'gpu-24gib' "
+                                              "for any GPU of exactly 24 GiB")
+    gpu_memory_gib: float | None = Field(
+        None, json_schema_extra={"exclusiveMinimum": 0},
+        description="memory of a GPU not in the catalog, GiB (the same as gpu 'gpu-<N>gib'); give gpu or this")
     cuda_context_gib: float = Field(0.5, description="CUDA context + library kernels (assumed; see docs)")
     fragmentation: float = Field(0.05, description="caching-allocator reserve over allocated bytes (assumed)")
     context_extension: str | None = Field(
@@ -64,12 +90,22 @@ class MemoryRequest(BaseModel):
     optimizer_in_bwd: bool = Field(
         False, description="the optimizer step runs inside backward, per parameter (torchtune's optimizer_in_bwd): "
                            "gradients never all live at once; needs no gradient accumulation")
-    online: bool = False
+    online: bool = Field(False, description="allow fetching a hub config.json (off: nothing is downloaded)")
 
     @model_validator(mode="after")
     def _check(self) -> MemoryRequest:
         from qkv.tools.errors import BadInput
 
+        if self.grad_checkpointing is None:
+            self.grad_checkpointing = self.method == "qlora"
+        if self.gpu_memory_gib is not None:
+            if self.gpu:
+                raise BadInput(f"both gpu '{self.gpu}' and gpu_memory_gib {self.gpu_memory_gib:g}",
+                               expected="one of them: a catalog GPU, or the memory of a GPU not in it")
+            from qkv.tools.catalog.gpus import stated_device
+
+            # 'gpu-<N>gib' carries the memory from here on, so a re-validated copy is not "both".
+            self.gpu, self.gpu_memory_gib = stated_device("gpu", self.gpu_memory_gib), None
         if self.loss_chunk is not None and self.loss_chunk <= 0:
             raise BadInput(f"--loss-chunk is {self.loss_chunk}", expected="a positive number of tokens, e.g. 1024")
         if self.optimizer_in_bwd and self.grad_accum > 1:

@@ -87,16 +87,22 @@ def ladder_rungs(req: MemoryRequest) -> list[tuple[str, dict[str, object]]]:
     rungs: list[tuple[str, dict[str, object]]] = []
     for method in ("full", "lora", "qlora"):
         m = METHOD_LABEL[method]
-        steps: list[tuple[str, dict[str, object]]] = [(m, {"method": method})]
+        # Each method starts with every lever off, whatever the request carried, so a rung's name is its content.
+        steps: list[tuple[str, dict[str, object]]] = [(m, {"method": method, "grad_checkpointing": False,
+                                                           "loss_chunk": None, "offload_activations": False,
+                                                           "kbit_fp32_upcast": True, "optimizer": req.optimizer})]
         if req.batch > 1:
             steps.append((f"{m} + micro-batch 1", {"batch": 1, "grad_accum": effective}))
         steps += [
             (f"{m} + gradient checkpointing", {"grad_checkpointing": True}),
             (f"{m} + checkpointing + chunked loss", {"loss_chunk": LADDER_CHUNK}),
-            (f"{m} + checkpointing + chunked loss + activation offload", {"offload_activations": True}),
         ]
-        if method == "full":
-            steps.append((f"{m} + checkpointing + chunked loss + offload + 8-bit AdamW", {"optimizer": "adamw-8bit"}))
+        if method == "qlora":  # peft's fp32 upcast of embeddings and LM head buys nothing for frozen weights
+            steps.append((f"{m} + checkpointing + chunked loss + bf16 embeddings", {"kbit_fp32_upcast": False}))
+        steps.append((f"{steps[-1][0]} + activation offload", {"offload_activations": True}))
+        if req.optimizer == "adamw":  # states in 8 bits: no measurable cost (Dettmers et al. 2022)
+            steps.append((f"{steps[-1][0]} + 8-bit AdamW".replace("activation offload + 8-bit", "offload + 8-bit"),
+                          {"optimizer": "adamw-8bit"}))
         changes: dict[str, object] = {}
         for name, delta in steps:  # each rung keeps the levers before it
             changes = {**changes, **delta}

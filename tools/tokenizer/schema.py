@@ -4,23 +4,36 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 Provenance = Literal["measured", "analytic", "cited", "rule"]
 Action = Literal["keep", "extend", "adapter"]
 
 
+# Tokenizers that ship with qkv (tools.tokenizer.load.shipped_names, plus its short aliases); a test keeps
+# this description in step with them.
+SHIPPED_TOKENIZERS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "qwen2.5-0.5b", "qwen2.5-7b", "qwen2.5-72b",
+                      "gemma-3-270m", "bert-base-uncased", "bert-large-uncased", "smollm2-135m")
+
+
 class AuditRequest(BaseModel):
     """What to audit: tokenizers (catalog names, tokenizer.json / folders, .gguf, .tiktoken, .model files,
     or hub ids with online=True) over a corpus (files, folders, globs, JSONL/CSV, a saved `datasets`
-    dataset, or '-' for stdin)."""
+    dataset)."""
 
-    tokenizers: list[str] = Field(min_length=1, description="tokenizer references; the first is the base")
-    corpus: list[str] = Field(min_length=1, description="paths, folders, globs, or '-' for stdin")
+    model_config = ConfigDict(extra="forbid")
+
+    tokenizers: list[str] = Field(
+        min_length=1, description="tokenizers to compare, the first is the base: shipped names ("
+        + ", ".join(SHIPPED_TOKENIZERS) + "), or a tokenizer.json, tokenizer folder, .gguf, .tiktoken or "
+        "SentencePiece .model file")
+    corpus: list[str] = Field(min_length=1, description="corpus files, folders or glob patterns (.txt, .jsonl, "
+                                                        ".csv, or a saved datasets folder)")
     terms: str | None = Field(None, description="file of terms of art, one per line, scored on their own")
     sample: int | None = Field(None, ge=1, description="audit at most this many documents (fixed seed)")
-    context_window: int | None = Field(None, ge=1, description="window to check documents against (tokens); "
-                                       "default: the model's own window when known")
+    context_window: int | None = Field(None, ge=1, validation_alias=AliasChoices("context_window", "context_length"),
+                                       description="window to check documents against (tokens); default: the "
+                                       "model's own window when known (also accepted as context_length)")
     column: str | None = Field(None, description="JSONL/CSV/dataset text column (default: 'text', or the "
                                "only string column)")
     online: bool = Field(False, description="allow loading tokenizers from the Hugging Face hub")
