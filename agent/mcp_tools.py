@@ -76,10 +76,23 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "(estimate.total_gib), broken down into weights, gradients, optimizer state, activations, KV "
                  "cache and overhead, each with its formula. With `gpu`: the verdict (estimate.fit.fits and the "
                  "headroom), the largest batch and sequence length that fit, and a ladder of cheaper strategies "
-                 "(LoRA, QLoRA, gradient checkpointing, smaller micro-batch, sharding) whose `recommended` rung "
-                 "is the cheapest that fits. Analytic and instant: call it first for any memory question. `seq` "
+                 "(for each method from full fine-tuning to LoRA to QLoRA: micro-batch 1, gradient "
+                 "checkpointing, chunked loss, activation offload, 8-bit optimizer; then sharding) whose "
+                 "`recommended` rung is the first that fits with the margin. Analytic and instant: call it "
+                 "first for any memory question. `seq` "
                  "is tokens per sequence (training) or tokens held in the KV cache (inference); `batch` is "
                  "sequences per GPU. " + _MODEL + " " + _GPU)),
+    ToolSpec("vram_why", "qkv.tools.memory.diagnose:diagnose", "Why a job needs its memory, and what fixes it",
+             paths={"model": "model"}, cli="qkv vram MODEL [options] --why --json",
+             choices={"context_extension": "qkv.tools.memory.context:EXTENSIONS"}, description=(
+                 "Why does a training job need the memory it needs, and what would bring it down? Ranks the "
+                 "memory terms by their share of the peak (ranked), and for each of the largest names the "
+                 "targeted fix (chunked cross-entropy, gradient checkpointing, activation offload, bf16 "
+                 "embeddings under QLoRA, 8-bit optimizer, LoRA, QLoRA, optimizer step in backward) with its "
+                 "saving in GiB — each re-estimated, never guessed — and its throughput or quality cost with a "
+                 "source; then a plan of fixes, least disruptive first, until it fits (plan, plan_fits). Call it "
+                 "after `vram` says a job does not fit, or to see what dominates. Same arguments as `vram`. "
+                 + _MODEL + " " + _GPU)),
     ToolSpec("vram_trace", "qkv.tools.trace.compare:compare_trace",
              "Peak GPU memory traced on fake tensors, beside the analytic estimate",
              paths={"model": "model"}, long=True, caps={"batch": 64, "seq": 32768, "gpus": 1024},

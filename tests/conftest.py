@@ -56,3 +56,17 @@ def gpt2_tiktoken() -> Path:
     from qkv.tools.paths import package_file
 
     return package_file("whisper", "assets", "gpt2.tiktoken", install_hint="pip install --no-deps openai-whisper")
+
+
+@pytest.fixture(scope="module")
+def training_home(qkv_home):
+    """QKV_HOME for a training module (a built dequantised-Gemma cache is reused when one is set), torch on
+    2 threads (this machine's cores)."""
+    old = os.environ.get("QKV_HOME")
+    os.environ["QKV_HOME"] = old or str(qkv_home)
+    import torch
+
+    torch.set_num_threads(2)
+    yield
+    if old is None:
+        os.environ.pop("QKV_HOME", None)

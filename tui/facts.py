@@ -199,7 +199,15 @@ def match_facts(report: dict, question: str, limit: int = 8) -> list[Fact]:
 
 
 def answer_from_report(report: dict, question: str, limit: int = 8) -> tuple[str, list[Fact]]:
-    """A template answer quoting the matching facts verbatim, and the facts themselves."""
+    """A paragraph for the questions a design raises (tui/explain.py), else the matching facts quoted verbatim;
+    and the facts themselves (their provenance is shown with them)."""
+    from qkv.tui.explain import explain
+
+    answered = explain(report, question)
+    if answered is not None:
+        text, facts = answered
+        lines = "\n".join(f"• {f.line()}" for f in facts)
+        return (text + (f"\n\nFrom the report:\n{lines}" if facts else "")), facts
     facts = match_facts(report, question, limit)
     if not facts:
         sections = ", ".join(k for k, v in report.items() if isinstance(v, dict | list) and v)
@@ -264,17 +272,20 @@ KEY_PATHS = ("task.", "architecture.base_model", "architecture.params", "archite
 DETAIL_SECTIONS = ("breakdown", "alternatives", "provenance", "narrative", "candidates", "layer_profile")
 
 
-def summarize_changes(changes: list[Change], limit: int = 12) -> list[str]:
-    """The changes worth reading, decisions first; per-term details (memory breakdown, ladder) counted."""
+def summarize_changes(changes: list[Change], limit: int = 6) -> list[str]:
+    """The headline changes (the decisions a reader looks for first), at most `limit`; every other changed
+    value is counted, not listed (the Report tab has them)."""
     def rank(c: Change) -> int:
         return next((i for i, k in enumerate(KEY_PATHS) if c.path.startswith(k)), len(KEY_PATHS))
 
-    details = [c for c in changes if any(part in DETAIL_SECTIONS for part in c.path.split("."))]
-    main = sorted((c for c in changes if c not in details), key=rank)
+    headline = [c for c in changes if rank(c) < len(KEY_PATHS) and not c.path.startswith("task.stated")
+                and not any(part in DETAIL_SECTIONS for part in c.path.split("."))]
+    details = [c for c in changes if c not in headline]
+    main = sorted(headline, key=rank)
     lines = [f"• {c.line()}" for c in main[:limit]]
     rest = len(main) - limit
     if rest > 0:
         lines.append(f"… and {rest} more value(s) (see the Report tab)")
     if details:
-        lines.append(f"… plus {len(details)} detail value(s) (memory breakdown, alternatives, narrative, …)")
+        lines.append(f"… plus {len(details)} other value(s) (breakdowns, alternatives, provenance: the Report tab)")
     return lines

@@ -91,9 +91,20 @@ class Voice:
         if bad:
             self.last_note = (f"(the model's wording stated {', '.join(sorted(bad))}, which the report does not; "
                               "showing the report's facts instead)")
+        elif repeats(text):
+            self.last_note = "(the model's wording repeated itself; showing the report's facts instead)"
         yield "\n\n" + (self.last_note + "\n" if self.last_note else "") + template
 
     def phrase_summary(self, template: str) -> Iterator[str]:
         """Summaries of a finished design are templates over the report's numbers (the report's own
         narrative is worded by the agent under the same LLM setting)."""
         yield template
+
+
+def repeats(text: str) -> bool:
+    """A loop: any three-word phrase said three times ('beam search ×2' thirteen times was once accepted)."""
+    from collections import Counter
+
+    words = text.lower().split()
+    grams = Counter(zip(words, words[1:], words[2:], strict=False))
+    return bool(grams) and max(grams.values()) >= 3

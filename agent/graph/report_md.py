@@ -128,6 +128,13 @@ def render_markdown(r: DesignReport) -> str:
             L.append(f"| {alt.name} | {alt.total_gib:.3f} | {verdict} |")
     for w in e.what_would_fit:
         L.append(f"- what would fit: {w}")
+    if e.diagnosis:
+        d = e.diagnosis
+        top = ", ".join(f"{t['name']} {t['share']:.0%}" for t in d["ranked"][:3])
+        L += ["", f"Where the memory goes: {top}."]
+        for f in d["fixes"][:4]:
+            L.append(f"- targeted fix for {f['term']}: {f['fix']} saves {f['saving_gib']:g} GiB "
+                     f"(→ {f['total_gib']:g} GiB; cost: {f['cost']})")
     if e.tradeoffs:
         L += ["", "Method weighed against the next cheaper one:", "",
               "| option | GiB/GPU | longest sequence | step time | quality risk |", "|---|---:|---:|---|---|"]

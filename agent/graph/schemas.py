@@ -157,6 +157,8 @@ class Efficiency(BaseModel):
     what_would_fit: list[str] = Field(default_factory=list, description="when nothing fits: what would")
     stated_plan: Alternative | None = Field(None, description="the user's own plan as stated, evaluated as is")
     departures: list[str] = Field(default_factory=list, description="stated settings the plan had to change")
+    diagnosis: dict[str, Any] | None = Field(
+        None, description="the plan's dominant memory terms and targeted fixes (qkv.tools.memory.diagnose)")
     tradeoffs: dict[str, Any] | None = Field(
         None, description="the chosen method weighed against the next cheaper one: rule, options, summary")
     hyperparameters: dict[str, Any] = Field(default_factory=dict)

@@ -4,7 +4,6 @@ evaluator) and writes its artefacts; QLoRA through bitsandbytes keeps LoRA gradi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,8 @@ DATA = Path(__file__).parents[2] / "tools/train/data"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def home(qkv_home):
-    old = os.environ.get("QKV_HOME")
-    os.environ["QKV_HOME"] = old or str(qkv_home)  # reuse a built dequantised-Gemma cache when given one
-    import torch
-
-    torch.set_num_threads(2)
+def home(training_home):
     yield
-    if old is None:
-        os.environ.pop("QKV_HOME", None)
 
 
 def _cfg(tmp: Path, kind: str, **over):

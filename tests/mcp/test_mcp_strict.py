@@ -37,6 +37,7 @@ def minimal_args(files: Path) -> dict[str, dict]:
     return {
         "params": {"model": "gpt2"},
         "vram": {"model": "llama-3.1-8b", "method": "qlora", "seq": 4096, "gpu": "rtx-4090"},
+        "vram_why": {"model": "llama-3.1-8b", "method": "qlora", "seq": 8192, "gpu": "rtx-3060-12gb"},
         "vram_trace": {"model": "tiny-llama", "method": "lora", "seq": 64},
         "doctor": {},
         "profile": {"model": "gemma-3-270m"},

@@ -93,7 +93,7 @@ def test_diff_reports_lists_changed_leaves():
     lines = summarize_changes(diff_reports(REPORT, after), limit=2)
     assert lines[:2] == ["• task › gpu: rtx-4090 → a100-80gb-sxm", "• task › gpus: 1 → 2"]
     assert lines[2:] == ["… and 1 more value(s) (see the Report tab)",
-                         "… plus 1 detail value(s) (memory breakdown, alternatives, narrative, …)"]
+                         "… plus 1 other value(s) (breakdowns, alternatives, provenance: the Report tab)"]
 
 
 def test_session_store_round_trip(tmp_path):

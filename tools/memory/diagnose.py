@@ -107,8 +107,11 @@ def _applies(req: MemoryRequest, changes: dict[str, object]) -> bool:
     return not ("batch" in changes and req.batch == 1)
 
 
-def diagnose(req: MemoryRequest, top: int = 4) -> Diagnosis:
-    """Rank the peak's terms and, for each of the `top` largest, re-estimate with each targeted fix."""
+TOP_TERMS = 4  # the largest terms that get targeted fixes
+
+
+def diagnose(req: MemoryRequest) -> Diagnosis:
+    """Rank the peak's terms and, for each of the TOP_TERMS largest, re-estimate with each targeted fix."""
     from qkv.tools.catalog.gpus import get_gpu
 
     base = _estimate(req)
@@ -118,7 +121,7 @@ def diagnose(req: MemoryRequest, top: int = 4) -> Diagnosis:
     shares = [TermShare(name=t.name, gib=t.gib, share=round(t.bytes / allocated, 3)) for t in ranked]
     fixes: list[Fix] = []
     seen: set[str] = set()
-    for term in ranked[:top]:
+    for term in ranked[:TOP_TERMS]:
         for prefix, label, changes, cost in FIXES:
             if not term.name.startswith(prefix) or label in seen or not _applies(req, changes):
                 continue

@@ -71,8 +71,8 @@ class MemoryRequest(BaseModel):
                       description="number of GPUs (also accepted as num_gpus, n_gpus, gpu_count)")
     sharding: Sharding = Field("none", description="multi-GPU strategy; 'none' is one GPU, or ddp when gpus > 1")
     offload: Offload = Field("none", description="DeepSpeed ZeRO offload of optimizer states (and parameters)")
-    gpu: str | None = Field(None, description="catalog GPU to check the fit against (`qkv gpus`), or 'gpu-24gib' "
-                                              "for any GPU of exactly 24 GiB")
+    gpu: str | None = Field(None, description="GPU to check the fit against: a name from the GPU catalog, or "
+                                              "'gpu-24gib' for any GPU of exactly 24 GiB")
     gpu_memory_gib: float | None = Field(
         None, json_schema_extra={"exclusiveMinimum": 0},
         description="memory of a GPU not in the catalog, GiB (the same as gpu 'gpu-<N>gib'); give gpu or this")

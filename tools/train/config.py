@@ -20,6 +20,8 @@ Optimizer = Literal["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit"]
 Schedule = Literal["cosine", "linear", "constant", "constant_with_warmup"]
 Attention = Literal["sdpa", "eager", "flash_attention_2"]
 DType = Literal["float32", "bfloat16", "float16"]
+LossKind = Literal["standard", "chunked"]
+LossBackend = Literal["auto", "torch", "cut-cross-entropy", "liger"]
 
 
 class _Section(BaseModel):
@@ -81,6 +83,11 @@ class MethodSection(_Section):
         "QLoRA: quantise the NF4 block scales too (4.127 instead of 4.5 bits/weight) at negligible cost"))
     compute_dtype: DType = Field("float32", description=(
         "QLoRA: dtype the 4-bit weights are dequantised to for each matmul: bfloat16 on GPUs, float32 on CPU"))
+    upcast_non_quantised: bool = Field(True, description=(
+        "QLoRA: true = peft's prepare_model_for_kbit_training casts every weight left unquantised (embeddings, "
+        "LM head, norms) to fp32: the usual, numerically safest recipe, but 4 bytes/param where a large "
+        "vocabulary makes those weights big (Gemma 3: 168M of 268M params); false = keep them in compute_dtype "
+        "(bfloat16: half the bytes, as litgpt does); only with method.kind qlora and a 16-bit compute_dtype"))
 
 
 class OptimSection(_Section):
@@ -114,6 +121,22 @@ class TrainSection(_Section):
         "off: each example is its own row, padded to the longest in its batch"))
     grad_checkpointing: bool = Field(False, description=(
         "recompute activations in backward: ~sqrt memory for activations at ~30% more compute"))
+    loss: LossKind = Field("standard", description=(
+        "standard: the model's own loss, which holds fp32 logits, log-probs and their gradient for every token "
+        "(~12 bytes x vocabulary per token: 3 MiB/token for Gemma's 262k vocabulary); chunked: the loss over "
+        "the vocabulary loss_chunk_tokens tokens at a time, so only one chunk's logits ever exist (same loss "
+        "and gradients; needs a plain lm_head, so no LoRA on lm_head)"))
+    loss_chunk_tokens: int = Field(1024, description=(
+        "loss: chunked: tokens per chunk; the loss keeps ~12 x chunk x vocabulary bytes at most (fewer = less "
+        "memory, more, smaller matmuls; 256-4096 keeps the matmuls efficient); ignored by loss: standard"))
+    loss_backend: LossBackend = Field("auto", description=(
+        "loss: chunked implementation: auto = cut-cross-entropy on CUDA with a 16-bit LM head when installed "
+        "(never writes logits to memory), else liger (CUDA), else torch (plain-torch chunks: the one that runs "
+        "on CPU); naming one that cannot run here fails before the model loads"))
+    offload_activations: bool = Field(False, description=(
+        "keep the tensors saved for backward in CPU RAM (pinned) instead of GPU memory, copied back in "
+        "backward (torch save_on_cpu): frees most activation memory for PCIe traffic each step; no effect "
+        "on a CPU-only run, where they already live in RAM"))
     max_steps: int = Field(30, description="optimizer steps to run (takes precedence over epochs when > 0)")
     epochs: float = Field(1.0, description="passes over the data when max_steps is 0")
 
@@ -144,8 +167,8 @@ class TrainConfig(_Section):
     @model_validator(mode="after")
     def _cross_checks(self) -> TrainConfig:
         for section, name in [("train", "micro_batch"), ("train", "grad_accum"), ("train", "seq_len"),
-                              ("method", "r"), ("run", "eval_interval"), ("run", "checkpoint_interval"),
-                              ("run", "keep_checkpoints")]:
+                              ("train", "loss_chunk_tokens"), ("method", "r"), ("run", "eval_interval"),
+                              ("run", "checkpoint_interval"), ("run", "keep_checkpoints")]:
             if getattr(getattr(self, section), name) <= 0:
                 raise BadInput(f"{section}.{name} is {getattr(getattr(self, section), name)}",
                                expected="a positive integer")
@@ -169,6 +192,22 @@ class TrainConfig(_Section):
         if self.method.kind == "qlora" and self.model.dtype == "float16" and self.method.compute_dtype == "float32":
             raise BadInput("method.compute_dtype float32 with model.dtype float16 mixes precisions oddly",
                            expected="compute_dtype equal to model.dtype")
+        if not self.method.upcast_non_quantised:
+            if self.method.kind != "qlora":
+                raise BadInput(f"method.upcast_non_quantised false with method.kind {self.method.kind}: only QLoRA "
+                               "upcasts weights (peft's prepare_model_for_kbit_training)",
+                               expected="method.kind: qlora, or leave upcast_non_quantised: true")
+            if self.method.compute_dtype == "float32":
+                raise BadInput("method.upcast_non_quantised false with compute_dtype float32 keeps nothing smaller: "
+                               "the unquantised weights load in fp32 already",
+                               expected="method.compute_dtype: bfloat16 (or float16), or upcast_non_quantised: true")
+        if self.train.loss == "chunked" and any(t.rsplit(".", 1)[-1] == "lm_head" for t in self.method.target_modules):
+            raise BadInput("train.loss chunked with a LoRA adapter on lm_head: the chunked loss multiplies by the "
+                           "plain LM head weight",
+                           expected="method.target_modules without lm_head, or train.loss: standard")
+        if self.train.loss == "standard" and self.train.loss_backend != "auto":
+            raise BadInput(f"train.loss_backend {self.train.loss_backend} with train.loss standard: the backend "
+                           "applies to the chunked loss only", expected="train.loss: chunked, or loss_backend: auto")
         if self.data.format == "text" and self.data.text_column == "":
             raise BadInput("data.text_column is empty", expected="the name of the column holding text")
         return self

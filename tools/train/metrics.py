@@ -57,3 +57,32 @@ def truncate_after(path: Path, step: int) -> None:
     if path.is_file():
         keep = [r for r in read_metrics(path) if r.get("step", 0) <= step]
         write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def reset_peak_memory() -> bool:
+    """Start a new peak: CUDA's max-allocated counter, or this process's VmHWM (Linux >= 4.0: writing 5 to
+    /proc/self/clear_refs resets it), so a later peak_memory() measures only what ran since. False when the
+    kernel refused (the next peak then still includes everything before)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+        return True
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def current_rss_bytes() -> int:
+    """This process's resident set now (VmRSS), 0 where /proc is missing."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

@@ -12,7 +12,8 @@ def load_for_training(cfg: TrainConfig) -> tuple[Any, Any, dict[str, int]]:
     """(model in train mode, tokenizer, {'params', 'trainable_params', 'bnb_layers_guarded'}).
 
     QLoRA: NF4 weights through bitsandbytes, then peft.prepare_model_for_kbit_training (norms and
-    embeddings to fp32, input grads for checkpointing). The AVX512-BF16 repack is switched off on every
+    embeddings to fp32, input grads for checkpointing) — or, with method.upcast_non_quantised false, the
+    same preparation without the fp32 cast (`prepare_kbit`). The AVX512-BF16 repack is switched off on every
     4-bit layer here and again before each eval pass (STACK-NOTES)."""
     from transformers import set_seed
 
@@ -29,9 +30,8 @@ def load_for_training(cfg: TrainConfig) -> tuple[Any, Any, dict[str, int]]:
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     if qlora:
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.train.grad_checkpointing)
+        model = prepare_kbit(model, upcast=cfg.method.upcast_non_quantised,
+                             grad_checkpointing=cfg.train.grad_checkpointing)
     if cfg.method.kind in ("lora", "qlora"):
         model = _wrap_lora(model, cfg)
     else:
@@ -47,6 +47,31 @@ def load_for_training(cfg: TrainConfig) -> tuple[Any, Any, dict[str, int]]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return model, tok, {"params": total, "trainable_params": trainable, "bnb_layers_guarded": guarded}
+
+
+def prepare_kbit(model, *, upcast: bool, grad_checkpointing: bool):
+    """peft.prepare_model_for_kbit_training, or (upcast False) the same without its fp32 cast of every
+    non-quantised weight: freezing the base is then all that is left of it, because checkpointing and input
+    gradients are switched on by load_for_training in both cases."""
+    if upcast:
+        from peft import prepare_model_for_kbit_training
+
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=grad_checkpointing)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def unquantised_bytes(model) -> dict[str, int]:
+    """Bytes of the base weights bitsandbytes left unquantised (embeddings, LM head, norms), by dtype: what
+    method.upcast_non_quantised changes. Tied weights count once; LoRA adapters are not counted."""
+    out: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        if "lora_" in name or type(p).__name__ == "Params4bit":
+            continue
+        key = str(p.dtype).removeprefix("torch.")
+        out[key] = out.get(key, 0) + p.numel() * p.element_size()
+    return out
 
 
 def _wrap_lora(model, cfg: TrainConfig):

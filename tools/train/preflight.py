@@ -23,7 +23,7 @@ def has_package(name: str) -> bool:
 
 def check_environment(cfg: TrainConfig) -> None:
     """Impossible combinations on this machine: QLoRA / 8-bit optimizers without bitsandbytes,
-    flash_attention_2 without CUDA or flash-attn, LoRA without peft."""
+    flash_attention_2 without CUDA or flash-attn, LoRA without peft, a CUDA-only chunked-loss backend."""
     if cfg.method.kind in ("lora", "qlora") and not has_package("peft"):
         raise BadInput(f"method.kind {cfg.method.kind} needs peft", expected="`pip install 'qkv[train]'`, "
                        "or method.kind: full")
@@ -40,6 +40,10 @@ def check_environment(cfg: TrainConfig) -> None:
         if not has_package("flash_attn"):
             raise BadInput("model.attention flash_attention_2 needs the flash-attn package",
                            expected="`pip install flash-attn` (builds against CUDA), or model.attention: sdpa")
+    if cfg.train.loss == "chunked":
+        from qkv.tools.train.loss import pick_backend
+
+        pick_backend(cfg.train.loss_backend, cuda=cuda_available())  # a named backend that cannot run here
     if cfg.model.dtype == "float16" and not cuda_available():
         raise BadInput("model.dtype float16 trains unstably and slowly on CPU",
                        expected="model.dtype: float32 (or bfloat16) on CPU")

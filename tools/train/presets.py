@@ -34,6 +34,18 @@ PRESETS: dict[str, tuple[str, dict]] = {
          "optim": {"optimizer": "adamw", "lr": 1e-3, "schedule": "cosine", "warmup_steps": 1},
          "train": {"micro_batch": 2, "grad_accum": 1, "seq_len": 64, "packing": True, "max_steps": 12},
          "run": {**CPU_PILOT_RUN, "output_dir": "runs/pilot-gemma3-270m-qlora"}}),
+    "pilot-gemma3-270m-lora-chunked-cpu": (
+        "CPU pilot: pilot-gemma3-270m-lora-cpu with the loss computed over the vocabulary 32 tokens at a time\n"
+        "(train.loss: chunked; the plain-torch backend on CPU) and activation offloading on (a no-op on a\n"
+        "CPU-only run). Same data, seed and steps, so the same losses, with ~0.3 GiB less peak memory.",
+        {"model": {"name": "gemma3-270m", "dtype": "float32", "attention": "sdpa"},
+         "data": {"train": "bundled:licences-train.jsonl", "eval": "bundled:licences-heldout.jsonl", **CPU_PILOT_DATA},
+         "method": {"kind": "lora", "r": 8, "alpha": 16, "dropout": 0.05,
+                    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+         "optim": {"optimizer": "adamw", "lr": 1e-3, "schedule": "cosine", "warmup_steps": 1},
+         "train": {"micro_batch": 2, "grad_accum": 1, "seq_len": 64, "packing": True, "max_steps": 12,
+                   "loss": "chunked", "loss_chunk_tokens": 32, "loss_backend": "auto", "offload_activations": True},
+         "run": {**CPU_PILOT_RUN, "output_dir": "runs/pilot-gemma3-270m-lora-chunked"}}),
     "pilot-gemma3-270m-lora-continue-cpu": (
         "CPU pilot, prompt/response format: loss on the response only (shipped continuation pairs).",
         {"model": {"name": "gemma3-270m"},

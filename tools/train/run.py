@@ -31,9 +31,28 @@ def _trainer_class():
     from qkv.tools.hf_models import disable_bnb_cpu_repack
 
     class QkvTrainer(Trainer):
-        """Trainer whose checkpoints appear atomically and whose eval passes are guarded for 4-bit LoRA."""
+        """Trainer whose checkpoints appear atomically, whose eval passes are guarded for 4-bit LoRA, and whose
+        loss can be chunked over the vocabulary (train.loss) with activations offloaded (train.offload_activations)."""
 
         keep_checkpoints = 2
+        chunked_loss: tuple[int, str] | None = None  # (tokens per chunk, backend) when train.loss is chunked
+        offload_activations = False
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            from qkv.tools.train.loss import offload_context
+
+            target = model
+            if self.chunked_loss is not None and "labels" in inputs:
+                if self.accelerator.unwrap_model(model) is not model:
+                    raise BadInput("train.loss chunked runs the model's body and head itself, which would bypass "
+                                   f"the {type(model).__name__} wrapper (gradient sync / sharding)",
+                                   expected="a single-process run, or train.loss: standard under DDP/FSDP")
+                # the Trainer's own compute_loss runs around it: num_items_in_batch, gradient-accumulation and
+                # multi-device scaling stay exactly as for the model's built-in loss
+                target = _ChunkedLossModel(model, *self.chunked_loss)
+            with offload_context(self.offload_activations, cuda=self.args.device.type == "cuda"):
+                return super().compute_loss(target, inputs, return_outputs=return_outputs,
+                                            num_items_in_batch=num_items_in_batch)
 
         def _save_checkpoint(self, model, trial) -> None:
             run_dir = Path(self.args.output_dir)
@@ -54,6 +73,21 @@ def _trainer_class():
             return super().evaluate(*args, **kwargs)
 
     return QkvTrainer
+
+
+class _ChunkedLossModel:
+    """Stands in for the model inside Trainer.compute_loss: same inputs, returns {'loss'} computed by the chunked
+    linear cross-entropy (qkv.tools.train.loss) instead of the full logits."""
+
+    def __init__(self, model, chunk_tokens: int, backend: str) -> None:
+        self.model, self.chunk_tokens, self.backend = model, chunk_tokens, backend
+
+    def __call__(self, **inputs):
+        from qkv.tools.train.loss import causal_lm_loss
+
+        n = inputs.pop("num_items_in_batch", None)
+        return {"loss": causal_lm_loss(self.model, inputs, chunk_tokens=self.chunk_tokens, backend=self.backend,
+                                       num_items_in_batch=n)}
 
 
 class StopOnSignal:
@@ -205,11 +239,34 @@ def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = Fa
                           data_collator=PadCollator(tok.pad_token_id),
                           callbacks=[metrics, stopper.callback()])
     trainer.keep_checkpoints = cfg.run.keep_checkpoints
+    trainer.chunked_loss, loss_notes = _loss_setup(cfg, model, cuda)
+    trainer.offload_activations = cfg.train.offload_activations
+    notes += loss_notes
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ProgressBar(metrics, enabled=progress))
     return PreparedRun(cfg=cfg, out=out, model=model, tokenizer=tok, trainer=trainer, metrics=metrics,
                        stopper=stopper, info=info, data_stats=stats, resume_from=resume_from, notes=notes,
                        heldout_text=heldout_text(rows.eval, cfg.data))
+
+
+def _loss_setup(cfg: TrainConfig, model, cuda: bool) -> tuple[tuple[int, str] | None, list[str]]:
+    """(chunk tokens, backend) for the chunked loss or None, and what the summary should say about it. The
+    model is checked here, before the first step, so an unsupported head fails at once."""
+    notes: list[str] = []
+    chunked = None
+    if cfg.train.loss == "chunked":
+        from qkv.tools.train.loss import causal_lm_parts, pick_backend
+
+        _, head, _ = causal_lm_parts(model)
+        backend = pick_backend(cfg.train.loss_backend, cuda=cuda, head_dtype=head.weight.dtype)
+        chunked = (cfg.train.loss_chunk_tokens, backend)
+        per = (f"{cfg.train.loss_chunk_tokens} tokens per chunk" if backend == "torch"
+               else "chunking chosen by the kernel")
+        notes.append(f"loss: chunked linear cross-entropy, backend {backend} ({per})")
+    if cfg.train.offload_activations:
+        notes.append("offload_activations: saved activations go to pinned host RAM in backward (save_on_cpu)" if cuda
+                     else "offload_activations: no effect on a CPU-only run (saved tensors already live in RAM)")
+    return chunked, notes
 
 
 def execute(run: PreparedRun) -> TrainSummary:

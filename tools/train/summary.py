@@ -24,6 +24,10 @@ def memory_request_for(cfg: TrainConfig, *, cuda: bool) -> MemoryRequest:
         grad_checkpointing=cfg.train.grad_checkpointing, attention=_ATTN[cfg.model.attention],
         lora_r=cfg.method.r, lora_alpha=cfg.method.alpha, lora_targets=list(targets),
         lora_dropout=cfg.method.dropout, quant_double=cfg.method.double_quant, gpu=cfg.run.gpu,
+        kbit_fp32_upcast=cfg.method.upcast_non_quantised,
+        loss_chunk=cfg.train.loss_chunk_tokens if cfg.train.loss == "chunked" else None,
+        # save_on_cpu moves nothing on a CPU-only run (the tensors are in RAM already): predict what happens
+        offload_activations=cfg.train.offload_activations and cuda,
         cuda_context_gib=0.5 if cuda else 0.0)
 
 

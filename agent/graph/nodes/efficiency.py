@@ -333,8 +333,12 @@ def _settle(task, arch, req, est, rung, ladder, usable, hp, comfortable, calls) 
             **({f"hyperparameters.{k}": v for k, v in (hp or {}).get("provenance", {}).items()}),
         },
     }
+    if not arch.get("config"):
+        from qkv.tools.memory.diagnose import diagnose
+
+        out["diagnosis"] = calls("memory.diagnose", diagnose, req).model_dump(mode="json")
     if not comfortable:
-        out["what_would_fit"] = what_would_fit(task, arch, req, est, ladder, calls)
+        out["what_would_fit"] = what_would_fit(task, arch, req, est, ladder, calls, out.get("diagnosis"))
     elif task.mode != "pre-train" and not arch.get("config") and req.method in ("full", "lora") and not task.method:
         out["tradeoffs"] = _weigh(task, arch, req, rung, calls)
     if rung.get("tight_kept"):
@@ -389,12 +393,20 @@ def _weigh(task, arch, req, rung, calls: Calls) -> dict[str, Any]:
                           "step time and quality risk cited (Dettmers et al. 2023; Biderman et al. 2024)"}
 
 
-def what_would_fit(task, arch, req, est, ladder, calls: Calls) -> list[str]:
-    """When nothing fits: more GPUs (the ladder's sharding rungs), a bigger GPU, or a smaller model."""
+def what_would_fit(task, arch, req, est, ladder, calls: Calls, diagnosis: dict[str, Any] | None = None) -> list[str]:
+    """When nothing fits, ranked by how little each changes the plan: the diagnosis's chain of techniques, the
+    longest sequence at this batch, more GPUs (the ladder's sharding rungs), a bigger GPU, a smaller model."""
     from qkv.tools.catalog.gpus import list_gpus
-    from qkv.tools.memory.verdict import SAFETY_MARGIN
+    from qkv.tools.memory.verdict import SAFETY_MARGIN, fit_report
 
     out: list[str] = []
+    if diagnosis and diagnosis.get("plan_fits") and diagnosis.get("plan"):
+        steps = " + ".join(f["fix"] for f in diagnosis["plan"])
+        out.append(f"{steps}: {diagnosis['plan'][-1]['total_gib']} GiB per GPU (fits)")
+    if not arch.get("config"):
+        report = calls("memory.fit_report", fit_report, req)
+        if report.max_seq and report.max_seq < req.seq:
+            out.append(f"sequences up to {report.max_seq:,} tokens (instead of {req.seq:,}) at micro-batch {req.batch}")
     gpus = task.gpus or 1
     for r in ladder:
         if int(r["changes"].get("gpus", gpus)) > gpus and r["fits"] and not r["tight"]:

@@ -150,6 +150,8 @@ def _training_config(task, arch, eff, obj, calls: Calls, missing: list[str]) -> 
     gpu_attention = "flash_attention_2" if req.get("attention") == "flash" else "sdpa"
     targets = hp.get("lora_targets") or ["q_proj", "v_proj"]
     optimizer = {"paged_adamw_32bit": "paged-adamw"}.get(str(hp.get("optimizer")), "adamw")
+    if req.get("optimizer") == "adamw-8bit":
+        optimizer = "adamw-8bit"  # the plan's lever (the memory it was sized with)
     schedule = str(hp.get("schedule", "cosine"))
     # The tool words schedules ("linear decay", "cosine decay to 10% of peak"); the trainer takes their name.
     schedule = next((n for n in ("constant_with_warmup", "constant", "linear", "cosine") if schedule.startswith(n)),
@@ -160,6 +162,8 @@ def _training_config(task, arch, eff, obj, calls: Calls, missing: list[str]) -> 
                        "dropout": float(hp.get("lora_dropout", 0.0)),
                        "target_modules": targets if isinstance(targets, list) else [targets],
                        "double_quant": bool(eff.get("double_quant")), "compute_dtype": "bfloat16"})
+        if eff["method"] == "qlora" and req.get("kbit_fp32_upcast") is False:
+            method["upcast_non_quantised"] = False
     raw = {
         "model": {"name": arch["base_model"], "dtype": "bfloat16", "attention": gpu_attention},
         "data": {"train": "data/train.jsonl", "eval": "data/eval.jsonl",
@@ -170,7 +174,10 @@ def _training_config(task, arch, eff, obj, calls: Calls, missing: list[str]) -> 
                   "weight_decay": float(hp.get("weight_decay", 0.0)),
                   "max_grad_norm": float(hp.get("max_grad_norm", 1.0))},
         "train": {"micro_batch": int(eff.get("micro_batch", 1)), "grad_accum": int(eff.get("grad_accum", 1)),
-                  "seq_len": int(arch["train_seq"]), "grad_checkpointing": bool(eff.get("grad_checkpointing"))},
+                  "seq_len": int(arch["train_seq"]), "grad_checkpointing": bool(eff.get("grad_checkpointing")),
+                  # The memory levers the plan was sized with, so the config runs in the memory the report states.
+                  **({"loss": "chunked", "loss_chunk_tokens": int(req["loss_chunk"])} if req.get("loss_chunk") else {}),
+                  **({"offload_activations": True} if req.get("offload_activations") else {})},
         "run": {"output_dir": "runs/design", "gpu": task.gpu},
     }
     from qkv.tools.train.config import config_from_dict
@@ -202,10 +209,9 @@ def report_node(state: dict[str, Any]) -> dict[str, Any]:
     }
     if state.get("pretraining"):
         resource["pretraining"] = state["pretraining"]
-    eff_out = {k: v for k, v in eff.items() if k in (
-        "method", "strategy", "fits", "peak_vram_gib", "gpu", "gpus", "usable_gib", "sharding", "quantization",
-        "double_quant", "grad_checkpointing", "micro_batch", "grad_accum", "breakdown", "alternatives",
-        "what_would_fit", "stated_plan", "departures", "tradeoffs", "hyperparameters", "warnings", "provenance")}
+    from qkv.agent.graph.schemas import Efficiency
+
+    eff_out = {k: v for k, v in eff.items() if k in Efficiency.model_fields}  # the node's working keys stay behind
     eff_out.setdefault("gpu", task.gpu)
     eff_out.setdefault("gpus", task.gpus or 1)
     eff_out["pretraining"] = state.get("pretraining")

@@ -1,0 +1,109 @@
+"""Answers, not dumps: the questions a user asks about a design — why this method, why it does not fit, what
+would make it fit, how much memory inference needs, how long training takes — answered in a short paragraph
+built from the report's ladder, diagnosis and trade-off, every number quoted from the report (the facts
+follow, with their provenance). A question the report cannot answer says so and names what would."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from qkv.tui.facts import Fact, flatten
+
+Answer = tuple[str, list[Fact]]
+
+
+def _facts(report: dict, *prefixes: str) -> list[Fact]:
+    return [f for f in flatten(report) if f.path.startswith(prefixes)][:8]
+
+
+def _why_method(report: dict) -> Answer:
+    e = report["efficiency"]
+    tried = [a for a in e.get("alternatives", []) if a["name"] != e["strategy"]]
+    failed = [a for a in tried if not a["fits"] or a.get("tight")]
+    stated = next((s for s in report.get("task", {}).get("stated", []) if s["field"] == "method"), None)
+    lines = [f"The plan is {e['strategy']} at {e['peak_vram_gib']} GiB per GPU of {e['usable_gib']} GiB usable"
+             + (f", with the method you stated (“{stated['text']}”)." if stated else ".")]
+    if failed:
+        shown = "; ".join(f"{a['name']} {a['total_gib']} GiB" for a in failed[-3:])
+        lines.append(f"The rungs before it did not fit with the margin ({shown}).")
+    if e.get("departures"):
+        lines.append("It departs from what you stated: " + "; ".join(e["departures"]) + ".")
+    t = e.get("tradeoffs")
+    if t:
+        lines.append(t["summary"])
+    return " ".join(lines), _facts(report, "efficiency.strategy", "efficiency.peak", "efficiency.alternatives",
+                                   "efficiency.tradeoffs")
+
+
+def _why_not_fit(report: dict) -> Answer:
+    e = report["efficiency"]
+    d = e.get("diagnosis") or {}
+    verdict = "fits" if e["fits"] else "does not fit"
+    lines = [f"The plan needs {e['peak_vram_gib']} GiB per GPU against {e['usable_gib']} GiB usable: it {verdict}."]
+    if d.get("ranked"):
+        top = ", ".join(f"{t['name']} {t['gib']} GiB ({t['share']:.0%})" for t in d["ranked"][:3])
+        lines.append(f"The largest terms: {top}.")
+    return " ".join(lines) + _fixes(e), _facts(report, "efficiency.diagnosis.ranked", "efficiency.peak",
+                                             "efficiency.usable")
+
+
+def _fixes(e: dict) -> str:
+    d = e.get("diagnosis") or {}
+    out = ""
+    if d.get("fixes"):
+        out += " Targeted fixes: " + "; ".join(f"{f['fix']} saves {f['saving_gib']} GiB (cost: {f['cost']})"
+                                                 for f in d["fixes"][:3]) + "."
+    if e.get("what_would_fit"):
+        out += " What would fit: " + "; ".join(e["what_would_fit"][:3]) + "."
+    return out
+
+
+def _make_fit(report: dict) -> Answer:
+    e = report["efficiency"]
+    if e["fits"] and not e.get("what_would_fit"):
+        return (f"It already fits: {e['strategy']} at {e['peak_vram_gib']} GiB of {e['usable_gib']} GiB usable."
+                + _fixes(e), _facts(report, "efficiency.diagnosis.fixes", "efficiency.peak"))
+    return _why_not_fit(report)
+
+
+def _inference_memory(report: dict) -> Answer:
+    i = report["inference"]
+    text = (f"Serving needs {i['peak_vram_gib']} GiB per GPU on {i['gpus']} GPU(s): {i['quantization']} weights "
+            f"{i['weights_gib']} GiB plus a {i['kv_cache_gib']} GiB KV cache ({i['context_tokens']:,} tokens × "
+            f"{i['concurrency']} sequences); it {'fits' if i['fits'] else 'does not fit'}.")
+    return text, _facts(report, "inference.peak", "inference.weights", "inference.kv", "inference.quantization")
+
+
+def _training_time(report: dict) -> Answer:
+    pre = (report.get("resource_budget") or {}).get("pretraining") or {}
+    if pre.get("training_days"):
+        return (f"Pre-training the compute-optimal budget takes about {pre['training_days']:.1f} days "
+                f"({pre['gpu_hours']:,.0f} GPU-hours) at {pre['mfu']:.0%} MFU, a bound from the GPU's peak.",
+                _facts(report, "resource_budget.pretraining"))
+    return ("The report does not estimate fine-tuning time: that needs the number of training tokens (your "
+            "examples × their length × epochs) and a measured throughput. `qkv train` with the report's config "
+            "measures tokens/s on your hardware (the pilot runs a few steps), and tokens ÷ tokens/s bounds the "
+            "run.", [])
+
+
+# (question pattern, answer builder): the first that matches answers.
+INTENTS: list[tuple[str, Callable[[dict], Answer]]] = [
+    (r"\bhow long\b|\btraining time\b|\bhow many (?:hours|days)\b|\btime to train\b", _training_time),
+    (r"\bwhat would (?:make|let) it fit\b|\bhow (?:can|do) i make it fit\b|\bmake it fit\b", _make_fit),
+    (r"\bwhy\b.*(?:\bnot|n't)\s+(?:it\s+|this\s+)?fit\b|\bwhy\b.*\bso much memory\b|\bwhere does the memory go\b",
+     _why_not_fit),
+    (r"\bwhy\b.*\b(?:q?lora|full|method|fine-?tun\w*|strategy|checkpointing)\b", _why_method),
+    (r"\b(?:how much|what)\b.*\bmemory\b.*\b(?:inference|serving|serve|deploy)\b|\binference memory\b",
+     _inference_memory),
+]
+
+
+def explain(report: dict, question: str) -> Answer | None:
+    """A paragraph answer for the questions above, or None (the keyword quote answers the rest)."""
+    if not report.get("efficiency"):
+        return None
+    for pattern, build in INTENTS:
+        if re.search(pattern, question, re.I):
+            return build(report)
+    return None
