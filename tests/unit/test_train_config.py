@@ -87,3 +87,10 @@ def test_warmup_is_steps_or_a_fraction_never_both():
     for bad in ({"warmup_ratio": 1.5}, {"warmup_ratio": 0.03, "warmup_steps": 10}):
         with pytest.raises(BadInput):
             config_from_dict({**base, "optim": bad})
+
+
+def test_yaml_true_is_not_a_number():
+    """The same rule as the MCP tools: a boolean is never read as 1."""
+    for section, key in (("train", "micro_batch"), ("method", "r"), ("optim", "warmup_steps"), ("run", "seed")):
+        with pytest.raises(BadInput, match=f"{key} is true"):
+            config_from_dict({section: {key: True}})

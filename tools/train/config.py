@@ -27,6 +27,18 @@ LossBackend = Literal["auto", "torch", "cut-cross-entropy", "liger"]
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        """YAML `true` for a number (`micro_batch: true`) is a mistake, not 1: refuse it by name."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None and field.annotation in (int, float, int | None,
+                                                                                          float | None):
+                    raise BadInput(f"{name} is {str(value).lower()}", expected="a number, not true/false")
+        return data
+
 
 class ModelSection(_Section):
     """Which weights to start from and how to hold them."""
