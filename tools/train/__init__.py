@@ -5,6 +5,8 @@ Public API (heavy libraries load only inside the functions):
     preflight                                               (qkv.tools.train.preflight)
     train, prepare, execute                                 (qkv.tools.train.run)
     pilot                                                   (qkv.tools.train.pilot)
+    causal_lm_loss, chunked_linear_cross_entropy            (qkv.tools.train.loss: train.loss chunked)
+    probe_step                                              (qkv.tools.train.probe: one step's peak memory)
     TrainSummary, PilotResult, MemoryCheck                  (qkv.tools.train.schema)
 """
 
