@@ -13,41 +13,10 @@ from qkv.agent.graph.schemas import Assumption, Stated, TaskSpec
 from qkv.tools.errors import BadInput
 
 # ---------------------------------------------------------------------------------------------- vocab
-OBJECTIVES: list[tuple[str, str]] = [  # (regex, objective label) — first hit wins
-    (r"\btranslat|\bmachine translation|\b[a-z]{2}\s*(?:->|→|to)\s*[a-z]{2}\b(?=.*translat)", "translation"),
-    (r"summari[sz]|\babstract(?:ive)? summar|\btl;?dr", "summarisation"),
-    (r"question[- ]answer|\bqa\b|\bextractive\b|reading comprehension|\bsquad\b", "qa"),
-    (r"classif|sentiment|categori[sz]|\bintent\b|\btopic label|spam|toxicity detect", "classification"),
-    (r"\bner\b|named[- ]entit|entity (?:recognition|extraction)|token classif", "ner"),
-    (r"\bembedding|\bretriev|semantic search|rerank", "retrieval"),
-    (r"\bcode (?:generation|completion|assistant)|\bcoding assistant|\bcodegen", "code"),
-    (r"\bchat|assistant|dialog|conversation|instruction[- ](?:tun|follow)", "chat"),
-    (r"language model|pre-?train|from scratch|next[- ]token", "language-modelling"),
-    (r"\bgenerat|\bwrit(?:e|ing)\b|story|\bdraft", "generation"),
-]
-DOMAINS: list[tuple[str, str]] = [
-    (r"\blegal|\blaw\b|\bcontract|\bstatut|\bcourt|\bjudg(?:e|ment)|\bclause", "legal"),
-    (r"\bmedical|\bclinical|\bpatient|\bradiolog|\bbiomed|\bhealth", "medical"),
-    (r"\bfinanc|\bbank|\btrading|\bearnings", "finance"),
-    (r"\bscientific|\bpaper|\barxiv|\bresearch article", "scientific"),
-    (r"\bsource code|\bpython\b|\bprogramming|\bcode\b", "code"),
-    (r"\bcustomer support|\bsupport ticket|\bhelpdesk", "customer-support"),
-]
-LANGUAGES = {
-    "english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it", "portuguese": "pt",
-    "dutch": "nl", "chinese": "zh", "japanese": "ja", "korean": "ko", "russian": "ru", "arabic": "ar",
-    "hindi": "hi", "polish": "pl", "turkish": "tr", "swedish": "sv", "czech": "cs", "finnish": "fi",
-}
 NUMBER_WORDS = {"one": 1, "a": 1, "an": 1, "a single": 1, "single": 1, "two": 2, "three": 3, "four": 4, "six": 6,
                 "eight": 8, "sixteen": 16, "dual": 2, "quad": 4}
 # Family names without a memory size: the common variant, stated as an assumption when used.
 GPU_SHORTHANDS = {"a100": "a100-80gb-sxm", "a6000": "rtx-a6000", "v100": "v100-32gb", "a10g": "a10g"}
-SCALE = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
-_NUM = r"(\d+(?:[.,]\d+)*)"
-
-
-def _num(text: str) -> float:
-    return float(text.replace(",", ""))
 
 
 def _norm(text: str) -> str:
@@ -104,28 +73,6 @@ def gpu_for_vram(vram_gib: float, consumer: bool) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- models
-def _model_index() -> list[tuple[str, str]]:
-    from qkv.tools.catalog.models import list_models
-
-    pairs: dict[str, str] = {}
-    for m in list_models():
-        for key in [m.name, *m.aliases, *([m.hub_id] if m.hub_id else [])]:
-            pairs[key.lower()] = m.name
-    return sorted(pairs.items(), key=lambda kv: -len(kv[0]))
-
-
-def parse_model(text: str) -> tuple[str | None, str]:
-    """The catalog model named in `text` and the text with that mention removed."""
-    low = _norm(text)
-    for phrase, name in _model_index():
-        if len(phrase) < 4:
-            continue
-        m = re.search(_phrase_pattern(phrase), low)
-        if m:
-            return name, low[: m.start()] + " " + low[m.end():]
-    return None, low
-
-
 # ------------------------------------------------------------------------------------------------ parse
 def parse_task(text: str, *, gpu: str | None = None, gpus: int | None = None, model: str | None = None,
                corpus: list[str] | None = None) -> TaskSpec:
