@@ -119,7 +119,7 @@ def main() -> int:
     # 1. first screen, vs a minimal Textual app (same interpreter, same terminal size)
     minimal = [first_screen("qkvb-min", [PY, "-c", MINIMAL_APP], env, "minimal textual app ready")
                for _ in range(args.runs)]
-    qkv = [first_screen("qkvb-qkv", chat, env, "F1 lists the keys") for _ in range(args.runs)]
+    qkv = [first_screen("qkvb-qkv", chat, env, "Hello — I'm qkv") for _ in range(args.runs)]
     print(f"first screen   minimal Textual app: median {statistics.median(minimal):.2f} s "
           f"(min {min(minimal):.2f}, max {max(minimal):.2f}, n={args.runs})")
     print(f"first screen   qkv chat --llm {args.llm}: median {statistics.median(qkv):.2f} s "
@@ -129,7 +129,7 @@ def main() -> int:
     # 2. a design, then typing while idle and while a trace runs
     s = "qkvb-live"
     start(s, chat, env)
-    wait_for(s, "F1 lists the keys")
+    wait_for(s, "Hello — I'm qkv")
     t0 = time.perf_counter()
     send_line(s, "fine-tune a 7B model for legal summarisation on one 24 GB GPU")
     wait_for(s, "full report is in the Report tab", timeout=180)

@@ -8,13 +8,12 @@ completes, so `qkv chat --resume` after a crash shows the conversation and the r
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -23,46 +22,63 @@ from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, get_current_worker
 
 from qkv.tui import driver
+from qkv.tui.app_jobs import JobsMixin
+from qkv.tui.app_session import SessionMixin
 from qkv.tui.facts import answer_from_report, changed_sections, diff_reports, summarize_changes
 from qkv.tui.intents import EXAMPLES, QUESTION_START, Intent, classify, commands_help, help_for
 from qkv.tui.sessions import SessionStore, new_thread_id
+from qkv.tui.summary import in_app_words, summary_text
 from qkv.tui.voice import Voice, VoiceConfig
 from qkv.tui.widgets.chat import ChatMessage, ChatView
-from qkv.tui.widgets.steps import StepTracker
+from qkv.tui.widgets.chat_input import ChatInput
+from qkv.tui.widgets.steps import DEFAULT_STEPS, StepTracker
 from qkv.tui.widgets.tabs import RightTabs
 
 TABS = ("report", "memory", "tokenizer", "training", "tools")
 GREETING = ("Hello — I'm qkv. Describe what you want to build and on what hardware, e.g.\n"
-            f"“{EXAMPLES[0]}”.\nI'll walk the five steps with real tools and write a report whose every number is "
-            "computed, traced or measured. F1 lists the keys.")
+            f"“{EXAMPLES[0]}”.\nI'll walk the {len(DEFAULT_STEPS)} steps on the right with real tools and write a "
+            "report whose every number is computed, traced or measured. F1 lists the keys; Ctrl+P finds any action.")
+COMPACT_BELOW = 34  # terminal rows under which the step tracker collapses to wrapped icon runs
+NARROW_BELOW = 100  # terminal columns under which the tabs take their short labels
 
 
-class QkvApp(App[None]):
+class QkvApp(JobsMixin, SessionMixin, App[None]):
     """`QkvApp(llm="none")` for the deterministic templates, `llm="local"` for the bundled model's wording."""
 
     CSS_PATH = "qkv.tcss"
     TITLE = "qkv"
+    # The footer shows the first group at 80 columns; the rest are in F1 and the palette (Ctrl+P), and the
+    # tab keys are on the tab labels.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f1", "help", "help", priority=True),
+        Binding("f1", "help", "keys", priority=True),
         Binding("ctrl+s", "export('all')", "export", priority=True),
         Binding("ctrl+o", "sessions", "sessions", priority=True),
         Binding("ctrl+n", "new_session", "new", priority=True),
-        Binding("ctrl+l", "choose_llm", "LLM", priority=True),
         Binding("ctrl+t", "trace", "trace", priority=True),
         Binding("escape", "cancel", "cancel"),
+        Binding("ctrl+q", "quit", "quit", priority=True),
+        Binding("ctrl+l", "choose_llm", "LLM", show=False, priority=True),
+        Binding("ctrl+y", "copy_reply", "copy reply", show=False, priority=True),
+        Binding("ctrl+r", "copy_report", "copy report", show=False, priority=True),
+        Binding("ctrl+h", "focus_chat", "chat history", show=False, priority=True),
         Binding("f2", "tab('report')", "report", show=False),
         Binding("f3", "tab('memory')", "memory", show=False),
         Binding("f4", "tab('tokenizer')", "tokenizer", show=False),
         Binding("f5", "tab('training')", "training", show=False),
         Binding("f6", "tab('tools')", "tools", show=False),
-        Binding("ctrl+q", "quit", "quit", priority=True),
     ]
     KEYS_HELP: ClassVar[list[tuple[str, str]]] = [
-        ("Enter", "send the chat line"), ("F1", "this help"), ("Ctrl+S", "export the report: Markdown, JSON, HTML"),
+        ("Enter", "send the chat line"), ("Up / Down", "this session's earlier lines (in the input)"),
+        ("Tab / Shift+Tab", "move focus: input, chat history, tabs, tab contents (the focused pane is marked)"),
+        ("↑ ↓ PgUp PgDn Home End", "scroll the focused pane; typing anywhere goes to the input"),
+        ("F1", "this help"), ("Ctrl+P", "command palette: every action by name"),
+        ("Ctrl+S", "export the report: Markdown, JSON, HTML (absolute paths in the reply)"),
         ("Ctrl+O", "list and resume sessions"), ("Ctrl+N", "new session"),
         ("Ctrl+L", "choose the LLM backend and model"), ("Ctrl+T", "trace the recommended training step (job)"),
+        ("Ctrl+Y / Ctrl+R", "copy the last reply / the report to the clipboard (OSC 52)"),
+        ("Ctrl+H", "focus the chat history"),
         ("Esc", "cancel the running design or job"), ("F2 … F6", "report · memory · tokenizer · training · tools"),
-        ("Ctrl+Q", "quit (the session is saved; `qkv chat --resume` brings it back)"),
+        ("Ctrl+Q", "quit (the session is saved; the resume command is printed)"),
     ]
 
     def __init__(self, *, llm: str = "none", model: str | None = None, thread_id: str | None = None,
@@ -98,11 +114,11 @@ class QkvApp(App[None]):
             with Vertical(id="left"):
                 yield ChatView(id="chat")
                 yield Static("", id="jobbar", markup=False)
-                yield Input(placeholder="describe a task, ask about the report, or /help", id="chat-input")
+                yield ChatInput(placeholder="describe a task, ask about the report, or /help", id="chat-input")
             with Vertical(id="right"):
                 yield StepTracker(timings=self.timings, id="steps")
                 yield Lazy(RightTabs(timings=self.timings, on_ready=self._tabs_ready, id="right-tabs"))
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._set_subtitle()
@@ -111,10 +127,11 @@ class QkvApp(App[None]):
         if self.resume_id and self.store.get(self.resume_id):
             self._restore(self.resume_id)
         else:
-            self.chat.add("assistant", GREETING)
+            self.chat.add("assistant", self.greeting)
+        self._fit()
         if self.follow_path:
             self.on_tabs(lambda t: t.follow(Path(self.follow_path)))
-        self.query_one("#chat-input", Input).focus()
+        self.chat_input.focus()
         if self.initial_task:
             self.submit(self.initial_task)
 
@@ -131,9 +148,40 @@ class QkvApp(App[None]):
         else:
             self._tab_calls.append(fn)
 
+    greeting = GREETING
+
     @property
     def chat(self) -> ChatView:
         return self.query_one("#chat", ChatView)
+
+    @property
+    def chat_input(self) -> ChatInput:
+        return self.query_one("#chat-input", ChatInput)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Short terminals: the tracker collapses to wrapped runs so no step is hidden; narrow ones get the
+        short tab labels so all five stay visible."""
+        rows, cols = self.size.height, self.size.width
+        self.steps.set_compact(rows < COMPACT_BELOW)
+        self.set_class(rows < COMPACT_BELOW, "-short")
+        self.on_tabs(lambda t: t.set_narrow(cols < NARROW_BELOW))
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing while a pane has focus goes to the input instead of being dropped."""
+        if len(self.screen_stack) > 1 or not event.is_printable or not event.character:
+            return
+        box = self.chat_input
+        if self.focused is not box:
+            box.focus()
+            box.insert_text_at_cursor(event.character)
+            event.stop()
+            event.prevent_default()
+
+    def action_focus_chat(self) -> None:
+        self.chat.focus()
 
     @property
     def steps(self) -> StepTracker:
@@ -147,6 +195,8 @@ class QkvApp(App[None]):
         if event.input.id != "chat-input":
             return
         event.input.value = ""
+        if event.value.strip():
+            self.chat_input.remember(event.value)
         self.submit(event.value)
 
     def submit(self, text: str) -> None:
@@ -261,7 +311,7 @@ class QkvApp(App[None]):
         except Exception as exc:  # QkvError says what to fix; anything else is reported, never a crash
             from qkv.tools.errors import QkvError
 
-            msg = str(exc) if isinstance(exc, QkvError) else f"{type(exc).__name__}: {exc}"
+            msg = in_app_words(exc) if isinstance(exc, QkvError) else f"{type(exc).__name__}: {exc}"
             question_like = text.rstrip().endswith("?") or QUESTION_START.search(text)
             if kind == "revise" and isinstance(exc, QkvError) and "no change found" in msg and before \
                     and question_like:
@@ -282,7 +332,7 @@ class QkvApp(App[None]):
             self._pending_task = None
         tools = [(c.tool, c.seconds) for c in event.tool_calls]
         for c in event.tool_calls:
-            self.on_tabs(lambda t, c=c: t.log_call(event.step, c.tool, c.seconds, c.summary))
+            self.log_tool(event.step, c.tool, c.seconds, c.summary)
         if event.status == "interrupt":
             self.steps.mark(event.step, "interrupt", tools)
             self.awaiting = self._last_question = event.question or "Please answer the question above."
@@ -318,6 +368,7 @@ class QkvApp(App[None]):
     def _design_finished(self, kind: str, report: Any, before: dict | None, ran: list[str]) -> None:
         self._set_report(report)
         self.steps.finish()
+        self.save_steps()
         after = self.report_dict or {}
         if kind == "revise" and before is not None:
             changes = diff_reports(before, after)
@@ -384,125 +435,6 @@ class QkvApp(App[None]):
         self.store.add_message(self.thread_id, "assistant", msg.text)
         self.chat.scroll_end(animate=False)
 
-    # -- jobs: trace and training (child processes) ----------------------------------------------------------
-    def action_trace(self) -> None:
-        if self.report_dict is None:
-            self.reply("Nothing to trace yet: design something first, then Ctrl+T traces its training step.")
-            return
-        if self._busy("job"):
-            self.reply(f"A {self.job_name} job is running; Esc cancels it.")
-            return
-        try:
-            req = memory_request(self.report_dict)
-        except Exception as exc:
-            self.reply(f"Cannot trace this design: {exc}")
-            return
-        self.reply(f"Tracing one {req['method']} step of {req['model']} (micro-batch {req['batch']}, seq "
-                   f"{req['seq']}) on fake tensors in a child process; Esc cancels.")
-        self._run_trace(json.dumps(req))
-
-    @work(thread=True, exclusive=True, group="job")
-    def _run_trace(self, request_json: str) -> None:
-        from qkv.tui.jobs import run_job, trace_argv
-
-        worker = get_current_worker()
-        self.call_from_thread(self._job_started_ui, "trace")
-        result = run_job("trace", trace_argv(request_json), is_cancelled=lambda: worker.is_cancelled,
-                         on_line=lambda line: self.call_from_thread(self._job_line, line))
-        self.call_from_thread(self._trace_done, result)
-
-    def _trace_done(self, result: Any) -> None:
-        self._job_finished_ui()
-        status = "cancelled" if result.cancelled else f"exit {result.returncode}"
-        self.on_tabs(lambda t: t.log_call("job", "trace (compare_trace)", result.seconds, status))
-        if result.cancelled:
-            self.reply("Trace cancelled (the child process was stopped).")
-            return
-        if result.returncode != 0:
-            self.reply("The trace failed:\n" + result.stderr_tail[-600:])
-            return
-        data = json.loads(result.stdout)
-        gib = 1024**3
-        traced = data["traced"]["peak_bytes"] / gib
-        analytic = data["analytic"]["estimate"]["allocated_bytes"] / gib
-        rows = "\n".join(f"• {r['category']}: analytic {r['analytic_bytes'] / gib:.2f} GiB, traced "
-                         f"{r['traced_bytes'] / gib:.2f} GiB" for r in data["rows"] if r["traced_bytes"] or
-                         r["analytic_bytes"])
-        self.reply(f"Traced peak of live tensors: {traced:.2f} GiB (traced) vs {analytic:.2f} GiB (analytic), "
-                   f"relative error {data['relative_error']:+.1%}.\n{rows}")
-
-    def start_training(self, config: Path | None) -> None:
-        if self._busy("job"):
-            self.reply(f"A {self.job_name} job is running; Esc cancels it.")
-            return
-        run_dir = self.runs_dir / self.thread_id / "train"
-        if config is None:
-            if self.report_dict is None or not self.report_dict.get("training_config"):
-                self.reply("No training config yet: design something first, or give one: /train path/to/config.yaml")
-                return
-            tc = self.report_dict["training_config"]
-            if tc.get("available") is False:
-                self.reply("This report has no runnable training config (see its training section).")
-                return
-            run_dir.mkdir(parents=True, exist_ok=True)
-            config = run_dir / "config.yaml"
-            if isinstance(tc.get("yaml"), str):
-                text = tc["yaml"]  # the agent's commented YAML, as `qkv design` writes it
-            else:
-                import yaml
-
-                text = yaml.safe_dump(tc.get("config", tc), sort_keys=False)
-            _atomic_write(config, text)
-        self.on_tabs(lambda t: t.follow(run_dir))
-        self.action_tab("training")
-        self.reply(f"Training with {config} in a child process; the loss curve follows {run_dir}/metrics.jsonl. "
-                   "Esc cancels (the trainer checkpoints on exit).")
-        self._run_training(str(config), str(run_dir))
-
-    @work(thread=True, exclusive=True, group="job")
-    def _run_training(self, config: str, run_dir: str) -> None:
-        from qkv.tui.jobs import run_job, train_argv
-
-        worker = get_current_worker()
-        self.call_from_thread(self._job_started_ui, "training")
-        result = run_job("train", train_argv(Path(config), Path(run_dir)), is_cancelled=lambda: worker.is_cancelled,
-                         on_line=lambda line: self.call_from_thread(self._job_line, line))
-        self.call_from_thread(self._train_done, result)
-
-    def _train_done(self, result: Any) -> None:
-        self._job_finished_ui()
-        status = "cancelled" if result.cancelled else f"exit {result.returncode}"
-        self.on_tabs(lambda t: t.log_call("job", "train", result.seconds, status))
-        if result.cancelled:
-            self.reply("Training cancelled.")
-        elif result.returncode != 0:
-            self.reply("Training failed:\n" + result.stderr_tail[-600:])
-        else:
-            self.reply("Training finished; the curve shows the measured loss.\n" + result.stdout[-600:])
-
-    def _job_started_ui(self, name: str) -> None:
-        self.job_name = name
-        self._job_started = time.monotonic()
-        bar = self.query_one("#jobbar", Static)
-        bar.display = True
-        self._tick_jobbar()
-
-    def _job_line(self, line: str) -> None:
-        if line.strip():
-            self._job_last = line.strip()[-120:]
-
-    def _tick_jobbar(self) -> None:
-        if not self.job_name:
-            return
-        elapsed = time.monotonic() - self._job_started
-        last = getattr(self, "_job_last", "")
-        self.query_one("#jobbar", Static).update(f"⏳ {self.job_name} {elapsed:4.0f} s  — Esc cancels   {last}")
-
-    def _job_finished_ui(self) -> None:
-        self.job_name = None
-        self._job_last = ""
-        self.query_one("#jobbar", Static).display = False
-
     # -- actions -------------------------------------------------------------------------------------------
     def action_cancel(self) -> None:
         running = [w for w in self.workers if w.is_running and w.group in ("design", "job", "answer")]
@@ -521,158 +453,10 @@ class QkvApp(App[None]):
     def action_tab(self, name: str) -> None:
         self.on_tabs(lambda t: t.activate(name))
 
-    def action_export(self, fmt: str = "all") -> None:
-        if self.report is None:
-            self.reply("Nothing to export yet: design something first.")
-            return
-        fmts = ("md", "json", "html") if fmt == "all" else (fmt,)
-        bad = [f for f in fmts if f not in ("md", "json", "html")]
-        if bad:
-            self.reply(f"Unknown export format {bad[0]!r}; expected md, json, html or all.")
-            return
-        out = self.runs_dir / self.thread_id
-        written = []
-        for f in fmts:
-            path = out / f"report.{f}"
-            try:
-                _atomic_write(path, export_text(self.report, f))
-            except Exception as exc:
-                self.reply(f"Could not write {path}: {exc}")
-                return
-            written.append(path)
-        self.exports = written
-        self.reply("Exported: " + ", ".join(str(p) for p in written))
-        self.notify("exported " + ", ".join(p.name for p in written))
-
-    def action_sessions(self) -> None:
-        from qkv.tui.screens.sessions import SessionsScreen
-
-        def chosen(thread_id: str | None) -> None:
-            if thread_id and thread_id != self.thread_id:
-                self._switch_to(thread_id)
-
-        self.push_screen(SessionsScreen(self.store.list(), self.thread_id), chosen)
-
-    def action_new_session(self) -> None:
-        self._switch_to(None)
-
-    def action_choose_llm(self) -> None:
-        from qkv.tui.screens.llm import LLMScreen
-
-        def chosen(cfg: VoiceConfig | None) -> None:
-            if cfg is not None:
-                self._set_llm(cfg)
-
-        self.push_screen(LLMScreen(self.voice.config), chosen)
-
-    def _set_llm(self, cfg: VoiceConfig) -> None:
-        if cfg.kind not in ("none", "local", "openai"):
-            self.reply(f"Unknown LLM {cfg.llm!r}; expected none, local, or an http(s):// URL.")
-            return
-        self.voice.close()
-        self.voice = Voice(cfg)
-        self.cfg = self.cfg.model_copy(update={"llm": cfg.llm, "model": cfg.model})
-        self._set_subtitle()
-        self.reply(f"{cfg.describe()}. Numbers and decisions do not depend on this; only the wording does.")
-
-    def _switch_to(self, thread_id: str | None) -> None:
-        for w in self.workers:
-            if w.group in ("design", "answer"):
-                w.cancel()
-        self.chat.remove_children()
-        self.report = self.report_dict = None
-        self.awaiting = None
-        self.steps.reset()
-        self.on_tabs(lambda t: t.clear_report())
-        if thread_id:
-            self._restore(thread_id)
-        else:
-            self.thread_id = new_thread_id()
-            self.chat.add("assistant", GREETING)
-        self._set_subtitle()
-
-    def _restore(self, thread_id: str) -> None:
-        """Bring a saved session back: its transcript, its report, its open question."""
-        self.thread_id = thread_id
-        info = self.store.get(thread_id)
-        for rec in self.store.messages(thread_id):
-            self.chat.add(rec.role, rec.text)
-        raw = self.store.report_json(thread_id)
-        if raw:
-            try:
-                self.report = driver.report_from_json(raw)
-                self.report_dict = json.loads(raw)
-                self._render_report()
-                self.steps.mark_all("done")
-            except Exception as exc:
-                self.chat.add("system", f"(the saved report could not be read: {exc})")
-        if info and info.pending_question:
-            self.awaiting = self._last_question = info.pending_question
-        self.chat.add("system", f"resumed session {thread_id} ({info.messages if info else 0} messages)")
-        self._set_subtitle()
-        if info and info.task and not raw and not info.pending_question:
-            # The process died mid-design: continue from the graph's last SQLite checkpoint.
-            self.reply("This session's design did not finish; continuing from its last checkpoint…")
-            self._run_graph("resume", "")
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # A worker that raised is reported in the chat; the app keeps running.
         if event.state.name == "ERROR" and event.worker.error is not None:
             self.reply(f"Internal error in {event.worker.group}: {event.worker.error}")
-
-
-# -- helpers (pure) ---------------------------------------------------------------------------------------
-def summary_text(r: dict) -> str:
-    """The reply after a design: the decisions with their numbers, quoted from the report."""
-    arch, eff, inf = r.get("architecture", {}), r.get("efficiency", {}), r.get("inference", {})
-    obj = r.get("objective", {})
-    lines = [f"Base model: {arch.get('base_model')} ({arch.get('params', 0) / 1e9:.2f}B parameters, "
-             f"context window {arch.get('context_window')}, action: {arch.get('context_action')})."]
-    if eff:
-        verdict = "fits" if eff.get("fits") else "does NOT fit"
-        lines.append(f"Training: {eff.get('strategy')} — peak {eff.get('peak_vram_gib')} GiB per GPU on "
-                     f"{eff.get('gpus')}× {eff.get('gpu')} (usable {eff.get('usable_gib')} GiB): {verdict}.")
-    if obj:
-        lines.append(f"Objective: {obj.get('kind')} with a {obj.get('architecture')} model; metrics: "
-                     f"{', '.join(obj.get('metrics') or [])}.")
-    if inf:
-        lines.append(f"Inference: {inf.get('quantization')} weights, KV cache {inf.get('kv_cache_gib')} GiB, "
-                     f"{inf.get('attention_kernel')}; sampling: {inf.get('sampling_policy')}.")
-    checks = r.get("checks") or []
-    if checks:
-        lines.append("Checks: " + "; ".join(f"{c.get('rule')}: {c.get('status')}" for c in checks) + ".")
-    lines.append("The full report is in the Report tab (F2); ask about any number, or change the task.")
-    return "\n".join(lines)
-
-
-def memory_request(r: dict) -> dict:
-    """The training step the report recommends, as a MemoryRequest payload for the tracer."""
-    arch, eff = r["architecture"], r["efficiency"]
-    method = eff.get("method") if eff.get("method") in ("full", "lora", "qlora") else "inference"
-    req = {"model": arch["base_model"], "method": method, "batch": eff.get("micro_batch") or 1,
-           "seq": arch.get("train_seq") or 2048, "grad_checkpointing": bool(eff.get("grad_checkpointing")),
-           "gpus": eff.get("gpus") or 1, "gpu": eff.get("gpu")}
-    hp = eff.get("hyperparameters") or {}
-    if method in ("lora", "qlora") and isinstance(hp.get("lora_r"), int):
-        req["lora_r"] = hp["lora_r"]
-    if eff.get("sharding") and eff["sharding"] != "none":
-        req["sharding"] = eff["sharding"]
-    return req
-
-
-def export_text(report: Any, fmt: str) -> str:
-    if fmt == "md":
-        return report.to_markdown()
-    if fmt == "html":
-        return report.to_html()
-    return report.model_dump_json(indent=2) + "\n"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def run_app(*, llm: str = "local", model: str | None = None, resume: str | None = None,
@@ -696,5 +480,9 @@ def run_app(*, llm: str = "local", model: str | None = None, resume: str | None 
             raise BadInput(f"no saved session '{resume}'", expected="a thread id from `qkv chat --list`",
                            choices=closest(resume, names) if names else [])
         thread_id = info.thread_id
-    QkvApp(llm=llm, model=model, thread_id=thread_id, db_path=store_path, runs_dir=runs_dir, follow=follow,
-           task=task, gpu=gpu, gpus=gpus, base_model=base_model, corpus=corpus).run()
+    app = QkvApp(llm=llm, model=model, thread_id=thread_id, db_path=store_path, runs_dir=runs_dir, follow=follow,
+                 task=task, gpu=gpu, gpus=gpus, base_model=base_model, corpus=corpus)
+    app.run()
+    hint = app.resume_hint()
+    if hint:
+        print(f"Session saved. Resume it with:  {hint}")

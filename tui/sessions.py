@@ -24,7 +24,13 @@ CREATE TABLE IF NOT EXISTS tui_messages (
   id INTEGER PRIMARY KEY AUTOINCREMENT, thread_id TEXT NOT NULL, role TEXT NOT NULL, text TEXT NOT NULL,
   ts REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS tui_messages_thread ON tui_messages(thread_id, id);
+CREATE TABLE IF NOT EXISTS tui_tool_calls (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, thread_id TEXT NOT NULL, step TEXT NOT NULL, tool TEXT NOT NULL,
+  seconds REAL, summary TEXT NOT NULL DEFAULT '');
+CREATE INDEX IF NOT EXISTS tui_tool_calls_thread ON tui_tool_calls(thread_id, id);
 """
+# Columns added after the first release: a file written by an older qkv gains them on open.
+ADDED_COLUMNS = {"opened": "REAL", "steps_json": "TEXT"}
 
 
 def default_db_path() -> Path:
@@ -70,6 +76,10 @@ class SessionStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.executescript(SCHEMA)
+            have = {row[1] for row in db.execute("PRAGMA table_info(tui_sessions)")}
+            for col, kind in ADDED_COLUMNS.items():
+                if col not in have:
+                    db.execute(f"ALTER TABLE tui_sessions ADD COLUMN {col} {kind}")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=10)
@@ -77,8 +87,8 @@ class SessionStore:
     def ensure(self, thread_id: str, title: str, llm: str) -> None:
         now = time.time()
         with closing(self._connect()) as db, db:
-            db.execute("INSERT OR IGNORE INTO tui_sessions(thread_id, title, created, updated, llm) "
-                       "VALUES (?, ?, ?, ?, ?)", (thread_id, title[:120], now, now, llm))
+            db.execute("INSERT OR IGNORE INTO tui_sessions(thread_id, title, created, updated, llm, opened) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (thread_id, title[:120], now, now, llm, now))
 
     def add_message(self, thread_id: str, role: Role, text: str) -> None:
         now = time.time()
@@ -93,9 +103,37 @@ class SessionStore:
                               (thread_id,)).fetchall()
         return [ChatRecord(role=r, text=t, ts=ts) for r, t, ts in rows]
 
+    def user_lines(self, thread_id: str, limit: int = 200) -> list[str]:
+        """What the user typed in this session, oldest first (the input's Up/Down history)."""
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT text FROM tui_messages WHERE thread_id = ? AND role = 'user' "
+                              "ORDER BY id DESC LIMIT ?", (thread_id, limit)).fetchall()
+        return [r[0] for r in reversed(rows)]
+
+    def add_tool_call(self, thread_id: str, step: str, tool: str, seconds: float | None, summary: str) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute("INSERT INTO tui_tool_calls(thread_id, step, tool, seconds, summary) VALUES (?, ?, ?, ?, ?)",
+                       (thread_id, step, tool, seconds, summary))
+
+    def tool_calls(self, thread_id: str) -> list[tuple[str, str, float | None, str]]:
+        """This session's tool calls and jobs, in order: (step, tool, seconds, summary)."""
+        with closing(self._connect()) as db:
+            return db.execute("SELECT step, tool, seconds, summary FROM tui_tool_calls WHERE thread_id = ? "
+                              "ORDER BY id", (thread_id,)).fetchall()
+
+    def opened(self, thread_id: str) -> None:
+        """Mark the session as the one on screen: `--resume latest` reopens the last one opened."""
+        with closing(self._connect()) as db, db:
+            db.execute("UPDATE tui_sessions SET opened = ? WHERE thread_id = ?", (time.time(), thread_id))
+
+    def steps_json(self, thread_id: str) -> str | None:
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT steps_json FROM tui_sessions WHERE thread_id = ?", (thread_id,)).fetchone()
+        return row[0] if row else None
+
     def update(self, thread_id: str, **fields: str | None) -> None:
-        """Set any of: title, llm, report_json, pending_question, task."""
-        allowed = {"title", "llm", "report_json", "pending_question", "task"}
+        """Set any of: title, llm, report_json, pending_question, task, steps_json."""
+        allowed = {"title", "llm", "report_json", "pending_question", "task", "steps_json"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"unknown session fields {sorted(bad)}")
@@ -120,18 +158,20 @@ class SessionStore:
         return self._select("", (), limit)
 
     def latest(self) -> SessionInfo | None:
-        rows = self.list(limit=1)
+        """The session last opened on screen (the one open at quit), else the last updated."""
+        rows = self._select("", (), 1, order="COALESCE(s.opened, 0) DESC, s.updated DESC")
         return rows[0] if rows else None
 
     def delete(self, thread_id: str) -> None:
         with closing(self._connect()) as db, db:
             db.execute("DELETE FROM tui_messages WHERE thread_id = ?", (thread_id,))
+            db.execute("DELETE FROM tui_tool_calls WHERE thread_id = ?", (thread_id,))
             db.execute("DELETE FROM tui_sessions WHERE thread_id = ?", (thread_id,))
 
-    def _select(self, where: str, args: tuple, limit: int = 100) -> list[SessionInfo]:
+    def _select(self, where: str, args: tuple, limit: int = 100, order: str = "s.updated DESC") -> list[SessionInfo]:
         sql = ("SELECT s.thread_id, s.title, s.created, s.updated, s.llm, s.report_json IS NOT NULL, "
                "s.pending_question, s.task, (SELECT COUNT(*) FROM tui_messages m WHERE m.thread_id = s.thread_id) "
-               f"FROM tui_sessions s {where} ORDER BY s.updated DESC LIMIT ?")
+               f"FROM tui_sessions s {where} ORDER BY {order} LIMIT ?")
         with closing(self._connect()) as db:
             rows = db.execute(sql, (*args, limit)).fetchall()
         return [SessionInfo(thread_id=r[0], title=r[1], created=r[2], updated=r[3], llm=r[4], has_report=bool(r[5]),

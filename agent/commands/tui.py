@@ -34,7 +34,7 @@ def chat(
     runs: Annotated[Path, typer.Option(help="where exports and training runs are written")] = Path("runs"),
     json: JsonOpt = False,
 ) -> None:
-    """Talk a design through: the five steps run live, the report, memory, tokenizer and training tabs,
+    """Talk a design through: the design steps run live, the report, memory, tokenizer and training tabs,
     follow-ups that re-run only the affected steps, sessions saved in SQLite and resumable.
 
     Examples: qkv chat · qkv chat --llm none · qkv chat --resume latest · qkv chat --list
@@ -50,8 +50,12 @@ def chat(
         from rich.table import Table
 
         table = Table(show_edge=False, pad_edge=False)
-        for col in ("thread id", "updated", "messages", "report", "title"):
-            table.add_column(col)
+        # The id is what `--resume` takes: never wrapped or cut; the title gives way on a narrow terminal.
+        table.add_column("thread id", no_wrap=True, min_width=max((len(r.thread_id) for r in rows), default=9))
+        table.add_column("updated", no_wrap=True)
+        table.add_column("msgs", justify="right", no_wrap=True)
+        table.add_column("report", no_wrap=True)
+        table.add_column("title", no_wrap=True, overflow="ellipsis")
         for r in rows:
             table.add_row(r.thread_id, r.when(), str(r.messages), "yes" if r.has_report else "no", r.title[:60])
         console().print(table)

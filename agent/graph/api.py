@@ -218,9 +218,14 @@ def revise(thread_id: str, change_text: str, *, db_path: Path | None = None) -> 
         new_task, changed, assumptions = merge_change(values["task"], values.get("assumptions", []),
                                                       change_text, size_hint=params)
         if not changed:
+            from qkv.agent.graph.intake import unknown_gpu_mention
             from qkv.agent.graph.revise import UNDERSTOOD, unknown_model_word
             from qkv.tools.errors import UnknownName, closest
 
+            gpu = unknown_gpu_mention(change_text)
+            if gpu:
+                raise UnknownName(f"no change found in {change_text!r}: '{gpu[0]}' is not a GPU in the catalog",
+                                  expected="a catalog GPU (e.g. 'use an rtx-4090', 'two A100s')", choices=gpu[1])
             word = unknown_model_word(change_text)
             if word:
                 from qkv.tools.catalog.models import list_models

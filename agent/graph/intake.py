@@ -61,6 +61,31 @@ def parse_gpu(text: str) -> tuple[str | None, int | None, str]:
     return None, None, low
 
 
+# A word shaped like a GPU model: vendor series (RTX 5095, GTX 1080, Radeon …) or a datacentre part
+# (H900, A6000, L40S, MI355X, B300, V100). Only consulted when no catalog GPU matched.
+_GPU_SHAPED = re.compile(
+    r"(?<![\w.])(?:(?:nvidia|geforce|amd)\s+)?(?:(?:rtx|gtx|quadro|titan|radeon|rx|arc)[\s-]*[a-z]?\d{3,4}"
+    r"(?:[\s-]*(?:ti|super|xt|xtx|ada))*|(?:mi)\d{3}[a-z]?|[ahlbv]\d{2,4}[a-z]?|gb\d{3})(?![\w])", re.I)
+
+
+def unknown_gpu_mention(text: str) -> tuple[str, list[str]] | None:
+    """A GPU-shaped word the catalog does not know ('rtx 5095', 'h900') with the closest catalog names,
+    or None when the text names a catalog GPU or nothing GPU-shaped."""
+    from qkv.tools.catalog.gpus import list_gpus
+    from qkv.tools.errors import closest
+
+    if parse_gpu(text)[0] is not None:
+        return None
+    m = _GPU_SHAPED.search(_norm(text))
+    if not m:
+        return None
+    word = m.group(0).strip()
+    names = [g.name for g in list_gpus()]
+    # Compare like with like: 'rtx 5095' against 'rtx-5090' (spaces and dashes are one separator).
+    key = re.sub(r"[\s-]+", "-", word)
+    return word, closest(key, names, limit=4)
+
+
 def gpu_for_vram(vram_gib: float, consumer: bool) -> str | None:
     """A catalog GPU with exactly this memory (consumer class when asked), fastest bf16 first."""
     from qkv.tools.catalog.gpus import list_gpus
@@ -251,8 +276,11 @@ def apply_defaults(task: TaskSpec) -> tuple[TaskSpec, list[Assumption]]:
                 "are binary); no catalog GPU has that memory, so its bandwidth and compute are unknown and speed "
                 "bounds are left out")))
     elif not task.gpu:
-        out.append(Assumption(field="gpu", value=DEFAULT_GPU,
-                              reason="no GPU named; one 24 GB consumer card is the common single-GPU setup"))
+        unknown = unknown_gpu_mention(task.text)
+        reason = ("no GPU named; one 24 GB consumer card is the common single-GPU setup" if unknown is None else
+                  f"'{unknown[0]}' is not a GPU in the catalog (closest: {', '.join(unknown[1][:4]) or 'none'}); "
+                  "planned on one 24 GB consumer card until a catalog GPU is named")
+        out.append(Assumption(field="gpu", value=DEFAULT_GPU, reason=reason))
         update["gpu"] = DEFAULT_GPU
     elif task.gpu == GPU_SHORTHANDS["a100"] and re.search(r"(?<![\w-])a100s?(?![\w-])(?!\s*(?:40|80))",
                                                           _norm(task.text)):

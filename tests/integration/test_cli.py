@@ -199,3 +199,16 @@ def test_vram_why_names_the_loss_first_and_ends_with_a_plan_that_fits():
     d = json.loads(out.stdout)
     assert d["ranked"][0]["name"].startswith("loss") and not d["fits"]
     assert d["plan_fits"] and all(step["saving_gib"] > 0 for step in d["plan"])
+
+
+def test_chat_list_shows_whole_thread_ids_at_80_columns(tmp_path):
+    from qkv.tui.sessions import SessionStore
+
+    store = SessionStore(tmp_path / "sessions.sqlite")
+    tid = "20261206-214500-abcdef"
+    store.ensure(tid, "fine-tune a 7B model for legal summarisation on one 24 GB GPU " * 2, "none")
+    env = {**__import__("os").environ, "QKV_HOME": str(tmp_path), "COLUMNS": "80"}
+    out = subprocess.run([sys.executable, "-m", "qkv.agent.cli", "chat", "--list"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert tid in out.stdout and all(len(line) <= 80 for line in out.stdout.splitlines())

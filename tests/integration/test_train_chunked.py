@@ -230,3 +230,32 @@ def test_chunked_pilot_preset_runs_and_matches_the_standard_loss(tmp_path):
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-3)
     assert evals[0]["eval_loss"] == pytest.approx(std_evals[0]["eval_loss"], abs=1e-4)
     assert chunked.after.token_ppl == pytest.approx(standard.after.token_ppl, rel=1e-3)
+
+
+def test_the_12gb_8k_designs_config_runs_as_a_gemma_pilot(tmp_path):
+    """Issue 18's acceptance: the design for 'QLoRA Llama-3.1-8B … RTX 3060 12GB … 8k tokens' fits, and its
+    training config runs with every memory option it chose (QLoRA, bf16 embeddings, chunked loss, activation
+    offload, checkpointing, 8-bit AdamW): only the weights, the data and the size of the run are swapped for
+    the bundled Gemma 3 270M on CPU."""
+    from qkv.agent.graph.api import DesignRequest, design
+    from qkv.tools.train.pilot import pilot
+
+    r = design(DesignRequest(task="QLoRA Llama-3.1-8B for customer support chat on an RTX 3060 12GB, "
+                             "conversations up to 8k tokens", llm="none"), db_path=tmp_path / "s.sqlite")
+    assert r.training_config["available"], r.training_config.get("reason")
+    raw = r.training_config["config"]
+    method, train = raw["method"], raw["train"]
+    assert method["kind"] == "qlora" and method["upcast_non_quantised"] is False
+    assert train["loss"] == "chunked" and train["grad_checkpointing"] and train["seq_len"] == 8192
+    chosen = {k: train[k] for k in ("loss", "offload_activations", "grad_checkpointing", "micro_batch")}
+    raw["model"].update(name="gemma3-270m", attention="sdpa")  # the catalog name carries no weights here
+    raw["data"].update(train="bundled:licences-train.jsonl", eval="bundled:licences-heldout.jsonl",
+                       format="text", max_samples=24, max_eval_samples=2)
+    train.update(seq_len=64, loss_chunk_tokens=16, max_steps=2, grad_accum=2)
+    raw["run"].update(output_dir=str(tmp_path / "run"), gpu=None, eval_interval=2, checkpoint_interval=2)
+    cfg = config_from_dict(raw)
+    assert {k: getattr(cfg.train, k) for k in chosen} == chosen
+    result = pilot(cfg, 2, sample=24, progress=False, max_tokens=64)
+    assert result.steps == 2
+    assert result.after.token_ppl < result.before.token_ppl
+    assert any("chunked linear cross-entropy" in n for n in result.summary.notes)

@@ -12,6 +12,7 @@ from textual.widgets import Input, Static, TabbedContent
 from qkv.tui.app import QkvApp
 from qkv.tui.sessions import SessionStore
 from qkv.tui.widgets.training import TrainingPane
+from tests.tui.pilot import ready, settle
 
 pytestmark = pytest.mark.anyio
 
@@ -27,26 +28,6 @@ def anyio_backend() -> str:
 def make_app(tmp_path: Path, thread_id: str = "t-1", **kw) -> QkvApp:
     return QkvApp(llm=kw.pop("llm", "none"), db_path=tmp_path / "sessions.sqlite", runs_dir=tmp_path / "runs",
                   thread_id=thread_id, **kw)
-
-
-async def settle(app: QkvApp, pilot) -> None:
-    """Wait until no worker runs (a finished worker may schedule the next one from the UI thread)."""
-    for _ in range(400):
-        await pilot.pause()
-        if not any(w.is_running or w.state.name == "PENDING" for w in app.workers):
-            await pilot.pause()
-            return
-        await app.workers.wait_for_complete()
-    raise AssertionError("workers did not settle")
-
-
-async def ready(app: QkvApp, pilot) -> None:
-    """Wait for the lazily mounted tabs."""
-    for _ in range(200):
-        if app.tabs is not None:
-            return
-        await pilot.pause(0.01)
-    raise AssertionError("tabs never mounted")
 
 
 async def say(app: QkvApp, pilot, text: str) -> str:

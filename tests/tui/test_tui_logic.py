@@ -122,3 +122,74 @@ def test_metrics_tail_reads_complete_lines_only(tmp_path):
         fh.write('ss": 2.25}\nnot json\n{"step": 3, "loss": 2.0, "eval_loss": 2.1}\n')
     assert tail.poll() == 2
     assert [r["step"] for r in tail.rows] == [1, 2, 3] and tail.bad_lines == 1
+
+
+# -- issue 20: the pieces behind the keyboard work ------------------------------------------------------------
+def test_bar_labels_stay_on_their_bars_at_any_width():
+    from rich.console import Console
+
+    from qkv.tui.widgets.bars import Bars
+
+    items = [("weights", 14.787), ("loss gradients (fp32)", 9.3), ("optimizer states", 1.203), ("tiny", 0.014)]
+    for width in (30, 44, 60, 120):
+        console = Console(width=width, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        console.print(Bars(items, unit="GiB", marker=22.0))
+        lines = [line for line in console.export_text().splitlines() if line.strip()]
+        assert len(lines) == len(items)
+        for (name, value), line in zip(items, lines, strict=True):
+            assert line.startswith(name[:6]) and line.rstrip().endswith(f"{value:,.3f} GiB"), (width, line)
+            assert len(line) <= width
+        bars = [line.count("█") for line in lines]
+        assert bars == sorted(bars, reverse=True) and bars[0] > bars[1]  # lengths follow the values
+
+
+def test_long_yaml_comments_wrap_as_comments():
+    from qkv.tui.widgets.tabs import keep_comments
+
+    long = "LoRA rank: higher fits more task-specific change, " * 3
+    md = ("text\n```yaml\nmethod:\n  # " + long + "end\n  r: 8\n```\n"
+          "# a heading, not a comment\n")
+    out = keep_comments(md, 40)
+    block = out.split("```yaml\n")[1].split("```")[0].splitlines()
+    assert all(len(line) <= 40 for line in block)
+    comments = [line for line in block if line.strip() and not line.strip().startswith(("method:", "r:"))]
+    assert len(comments) > 3 and all(line.startswith("  # ") for line in comments)
+    assert "  r: 8" in block and out.endswith("# a heading, not a comment\n")  # outside the fence: untouched
+
+
+def test_trace_request_is_one_gpus_share_or_refused_in_app_words():
+    from qkv.tui.summary import NotTraceable, memory_request
+
+    report = {"architecture": {"base_model": "llama-3.1-8b", "train_seq": 4096},
+              "efficiency": {"method": "lora", "micro_batch": 2, "gpus": 2, "sharding": "ddp", "gpu": "a100-80gb",
+                             "grad_checkpointing": True, "hyperparameters": {"lora_r": 16}}}
+    req = memory_request(report)
+    assert req["gpus"] == 1 and req["batch"] == 2 and req["lora_r"] == 16 and "sharding" not in req
+    report["efficiency"]["sharding"] = "fsdp"
+    with pytest.raises(NotTraceable) as err:
+        memory_request(report)
+    assert "--gpus" not in str(err.value) and "Memory tab" in str(err.value)
+
+
+def test_errors_in_the_app_offer_choices_not_shell_commands():
+    from qkv.agent.graph.intake import unknown_gpu_mention
+    from qkv.tools.errors import UnknownName
+    from qkv.tui.summary import in_app_words
+
+    word, choices = unknown_gpu_mention("what if I used an RTX 5095?")
+    assert word == "rtx 5095" and choices[0] == "rtx-5090"
+    assert unknown_gpu_mention("two A100s") is None and unknown_gpu_mention("use mistral instead") is None
+    text = in_app_words(UnknownName("'rtx 5095' is not a GPU in the catalog", expected="a GPU (`qkv gpus`)",
+                                    choices=choices))
+    assert "qkv gpus" not in text and "Did you mean: rtx-5090" in text and "“use rtx-5090”" in text
+
+
+def test_latest_is_the_session_last_opened(tmp_path):
+    store = SessionStore(tmp_path / "s.sqlite")
+    store.ensure("a", "first", "none")
+    store.ensure("b", "second", "none")
+    store.add_message("b", "user", "later message")
+    store.opened("a")
+    store.add_message("b", "user", "written by another process after a was opened")
+    assert store.latest().thread_id == "a" and store.list()[0].thread_id == "b"
+    assert store.user_lines("b") == ["later message", "written by another process after a was opened"]

@@ -33,7 +33,7 @@ class ChatMessage(Static):
 class ChatView(VerticalScroll):
     """The conversation, newest at the bottom, kept scrolled to the end while replies stream."""
 
-    can_focus = False
+    can_focus = True  # Tab reaches the history; the arrow keys and PgUp/PgDn scroll it
 
     def add(self, role: str, text: str = "") -> ChatMessage:
         msg = ChatMessage(role, text)

@@ -1,42 +1,44 @@
-"""The memory tab: the report's training VRAM breakdown as a horizontal bar chart (GiB per term), the
-peak against the GPU's usable memory, and the alternatives the efficiency ladder considered."""
+"""The memory tab: the report's training VRAM breakdown as a horizontal bar chart (GiB per term, the GPU's
+usable memory marked), the peak against that memory, and the alternatives the efficiency ladder considered."""
 
 from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
+
+from qkv.tui.widgets.bars import Bars
+
+EMPTY = "No report yet: the memory breakdown appears after the efficiency step."
 
 
-class MemoryPane(Vertical):
+class MemoryPane(VerticalScroll):
     def compose(self) -> ComposeResult:
-        yield Static("No report yet: the memory breakdown appears after the efficiency step.", id="memory-summary",
-                     markup=False)
-        yield PlotextPlot(id="memory-plot")
+        yield Static(EMPTY, id="memory-summary", markup=False)
+        yield Static("", id="memory-plot")
         yield Static("", id="memory-alternatives")
+
+    def clear(self) -> None:
+        self.query_one("#memory-summary", Static).update(EMPTY)
+        self.query_one("#memory-plot", Static).update("")
+        self.query_one("#memory-alternatives", Static).update("")
 
     def show(self, report: dict) -> None:
         eff = report.get("efficiency") or {}
         items = [(str(b.get("name")), float(b.get("gib") or 0.0)) for b in eff.get("breakdown") or []]
-        items = sorted(((n, g) for n, g in items if g > 0), key=lambda t: t[1])  # plotext draws bottom-up
+        items = sorted(((n, g) for n, g in items if g > 0), key=lambda t: -t[1])  # largest first
         peak, usable = eff.get("peak_vram_gib"), eff.get("usable_gib")
         verdict = "fits" if eff.get("fits") else "does NOT fit"
         gpu = f"{eff.get('gpus', 1)}× {eff.get('gpu')}" if eff.get("gpu") else "no GPU named"
         summary = (f"{eff.get('strategy') or eff.get('method')}: peak {peak} GiB per GPU on {gpu} "
-                   f"(usable {usable} GiB) — {verdict}") if peak is not None else "no training peak in this report"
+                   f"(usable {usable} GiB, marked │) — {verdict}") if peak is not None \
+            else "no training peak in this report"
         self.query_one("#memory-summary", Static).update(summary)
-        plot = self.query_one("#memory-plot", PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
-        if items:
-            names = [n if len(n) <= 22 else n[:21] + "…" for n, _ in items]
-            plt.bar(names, [round(g, 3) for _, g in items], orientation="horizontal", width=0.6)
-            plt.title("training VRAM per GPU, GiB (analytic)")
-        plot.refresh()
+        chart = Bars(items, unit="GiB", marker=float(usable) if usable else None) if items else ""
+        title = Text("training VRAM per GPU, GiB (analytic)", style="bold")
+        self.query_one("#memory-plot", Static).update(_stack(title, chart))
         alts = eff.get("alternatives") or []
         if alts:
             table = Table(title="alternatives considered", show_edge=False, pad_edge=False)
@@ -46,3 +48,11 @@ class MemoryPane(Vertical):
                 fits = "tight" if a.get("tight") else ("yes" if a.get("fits") else "no")
                 table.add_row(Text(str(a.get("name"))), Text(f"{a.get('total_gib')}"), Text(fits))
             self.query_one("#memory-alternatives", Static).update(table)
+        else:
+            self.query_one("#memory-alternatives", Static).update("")
+
+
+def _stack(*renderables):
+    from rich.console import Group
+
+    return Group(*(r for r in renderables if r != ""))

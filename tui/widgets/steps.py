@@ -3,7 +3,8 @@ answer / error), the tools it called and how long they took."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 
 from rich.table import Table
 from rich.text import Text
@@ -25,13 +26,32 @@ class StepRow:
 
 
 class StepTracker(Static):
-    """Rendered as a table; `timings=False` hides durations (reproducible screenshots)."""
+    """Rendered as a table; `timings=False` hides durations (reproducible screenshots). `compact` (set by
+    the app on short terminals) draws the steps as icon + name runs that wrap, without the tools column,
+    so every step stays visible in three or four lines."""
 
     def __init__(self, steps: tuple[str, ...] = DEFAULT_STEPS, *, timings: bool = True, id: str | None = None):
         super().__init__("", id=id)
         self.timings = timings
+        self.compact = False
         self.rows: dict[str, StepRow] = {}
         self.reset(steps)
+
+    def set_compact(self, compact: bool) -> None:
+        if compact != self.compact:
+            self.compact = compact
+            self._draw()
+
+    def to_json(self) -> str:
+        """The tracker's state (statuses, loop counts, tools), saved with the session."""
+        return json.dumps({name: asdict(row) for name, row in self.rows.items()})
+
+    def load_json(self, text: str) -> None:
+        """Restore a saved state: loop and skip marks come back as they were."""
+        data = json.loads(text)
+        self.rows = {name: StepRow(status=r["status"], tools=[(t, float(s)) for t, s in r["tools"]],
+                                   loops=int(r["loops"])) for name, r in data.items()}
+        self._draw()
 
     def reset(self, steps: tuple[str, ...] | None = None) -> None:
         names = steps or tuple(self.rows) or DEFAULT_STEPS
@@ -66,6 +86,17 @@ class StepTracker(Static):
         self._draw()
 
     def _draw(self) -> None:
+        if self.compact:
+            line = Text()
+            for i, (name, row) in enumerate(self.rows.items()):
+                icon, style = ICON.get(row.status, ("·", ""))
+                if i:
+                    line.append("  ")
+                line.append(f"{icon} ", style=style)
+                line.append(name + (f" ↺{row.loops}" if row.loops else ""), style=style if row.status != "pending"
+                            else "dim")
+            self.update(line)
+            return
         table = Table.grid(padding=(0, 1))
         table.add_column(width=1)
         table.add_column(min_width=12)

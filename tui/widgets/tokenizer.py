@@ -11,11 +11,15 @@ from textual.widgets import Static
 
 from qkv.tui.facts import flatten
 
+EMPTY = "No report yet: the tokenizer audit appears after the tokenization step."
+
 
 class TokenizerPane(VerticalScroll):
     def compose(self):
-        yield Static("No report yet: the tokenizer audit appears after the tokenization step.", id="tok-body",
-                     markup=False)
+        yield Static(EMPTY, id="tok-body", markup=False)
+
+    def clear(self) -> None:
+        self.query_one("#tok-body", Static).update(EMPTY)
 
     def show(self, report: dict) -> None:
         tok = report.get("tokenization") or {}
@@ -34,11 +38,11 @@ class TokenizerPane(VerticalScroll):
                 prov = (tok.get("provenance") or {}).get(fact.path.split(".")[0], "")
                 table.add_row(Text(fact.label), Text(fact.value), Text(prov))
             parts.append(table)
+        if tok.get("recommendation"):  # the decision first; it refers to the plan below it
+            parts.append(Text("\n" + str(tok["recommendation"]), style="italic"))
         if tok.get("plan"):
             parts.append(Text("\nwhat to audit:", style="bold"))
             parts.extend(Text(f"• {p}") for p in tok["plan"])
         if tok.get("domain_terms"):
             parts.append(Text("\ndomain terms to check: " + ", ".join(tok["domain_terms"])))
-        if tok.get("recommendation"):
-            parts.append(Text("\n" + str(tok["recommendation"]), style="italic"))
         self.query_one("#tok-body", Static).update(Group(*parts))

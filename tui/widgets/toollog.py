@@ -14,6 +14,12 @@ class ToolLog(DataTable):
     def on_mount(self) -> None:
         self.add_columns("step", "tool", "time", "summary")
 
+    def reset(self, rows: list[tuple[str, str, float | None, str]] = ()) -> None:
+        """Show one session's calls only (a new or resumed session replaces the table)."""
+        self.clear()
+        for step, tool, seconds, summary in rows:
+            self.log_call(step, tool, seconds, summary)
+
     def log_call(self, step: str, tool: str, seconds: float | None, summary: str = "") -> None:
         if seconds is None or not self.timings:
             shown = "—"

@@ -62,11 +62,22 @@ def _summary(rows: list[dict], path: Path) -> str:
     return "  ·  ".join(bits)
 
 
+NO_RUN = ("No run followed. /train runs the report's training config; /follow RUN_DIR plots an existing "
+          "run's metrics.jsonl.")
+
+
 class TrainingPane(Vertical):
     def compose(self) -> ComposeResult:
-        yield Static("No run followed. /train runs the report's training config; /follow RUN_DIR plots an "
-                     "existing run's metrics.jsonl.", id="train-status", markup=False)
+        yield Static(NO_RUN, id="train-status", markup=False)
         yield PlotextPlot(id="train-plot")
+
+    def clear(self) -> None:
+        """Follow nothing (a new session has no run)."""
+        self.tail = None
+        self.query_one("#train-status", Static).update(NO_RUN)
+        plot = self.query_one("#train-plot", PlotextPlot)
+        plot.plt.clear_data()
+        plot.refresh()
 
     def on_mount(self) -> None:
         self.tail: MetricsTail | None = None

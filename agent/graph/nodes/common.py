@@ -19,10 +19,37 @@ class Calls:
 
     def __call__(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
+        summary = ""
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            summary = summarize(result)
+            return result
+        except Exception as exc:
+            summary = f"failed: {type(exc).__name__}: {str(exc)[:120]}"
+            raise
         finally:
-            self.items.append({"tool": name, "seconds": round(time.perf_counter() - start, 4)})
+            self.items.append({"tool": name, "seconds": round(time.perf_counter() - start, 4), "summary": summary})
+
+
+def summarize(result: Any, width: int = 110) -> str:
+    """One line saying what a tool returned (the TUI's tool log): its first few scalar fields."""
+    from pydantic import BaseModel
+
+    if isinstance(result, BaseModel):
+        result = result.model_dump()
+    if isinstance(result, dict):
+        parts = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
+                 if (isinstance(v, (str, int, float, bool)) and not isinstance(v, str)) or (isinstance(v, str)
+                 and len(v) <= 40)]
+        text = ", ".join(parts) if parts else f"{len(result)} fields"
+    elif isinstance(result, (list, tuple)):
+        text = f"{len(result)} items" + (f": {summarize(result[0], 60)}, …" if result else "")
+    elif isinstance(result, float):
+        text = f"{result:.4g}"
+    else:
+        text = str(result)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def optional(module: str, attr: str) -> Callable[..., Any] | None:
