@@ -7,27 +7,24 @@ completes, so `qkv chat --resume` after a crash shows the conversation and the r
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import events, work
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.lazy import Lazy
 from textual.widgets import Footer, Header, Input, Static
-from textual.worker import Worker, get_current_worker
+from textual.worker import Worker
 
 from qkv.tui import driver
+from qkv.tui.app_design import DesignMixin
 from qkv.tui.app_jobs import JobsMixin
 from qkv.tui.app_session import SessionMixin
-from qkv.tui.facts import answer_from_report, changed_sections, diff_reports, summarize_changes
-from qkv.tui.intents import EXAMPLES, QUESTION_START, Intent, classify, commands_help, help_for
+from qkv.tui.intents import EXAMPLES, Intent, classify, commands_help, help_for
 from qkv.tui.sessions import SessionStore, new_thread_id
-from qkv.tui.summary import in_app_words, summary_text
 from qkv.tui.voice import Voice, VoiceConfig
 from qkv.tui.widgets.chat import ChatMessage, ChatView
 from qkv.tui.widgets.chat_input import ChatInput
@@ -42,7 +39,7 @@ COMPACT_BELOW = 34  # terminal rows under which the step tracker collapses to wr
 NARROW_BELOW = 100  # terminal columns under which the tabs take their short labels
 
 
-class QkvApp(JobsMixin, SessionMixin, App[None]):
+class QkvApp(DesignMixin, JobsMixin, SessionMixin, App[None]):
     """`QkvApp(llm="none")` for the deterministic templates, `llm="local"` for the bundled model's wording."""
 
     CSS_PATH = "qkv.tcss"
@@ -266,174 +263,6 @@ class QkvApp(JobsMixin, SessionMixin, App[None]):
             self.action_tab("report")
         else:
             self.reply(f"Unknown command {cmd}. Commands:\n" + commands_help())
-
-    # -- design runs (worker threads) ----------------------------------------------------------------------
-    def start_design(self, task: str) -> None:
-        self.store.update(self.thread_id, title=task[:120])
-        self._pending_task = task  # recorded once the graph has a checkpoint (its first event)
-        self.steps.reset()
-        self.reply("Designing… the steps on the right show each tool as it runs (Esc cancels).")
-        self._run_graph("start", task)
-
-    def answer_question(self, text: str) -> None:
-        self.awaiting = None
-        self.store.update(self.thread_id, pending_question=None)
-        self._run_graph("answer", text)
-
-    def revise_design(self, text: str) -> None:
-        self.reply("Re-running only the steps this change affects…")
-        if self.report is not None:
-            self.steps.reset()
-            self.steps.mark_all("kept")  # steps not re-run keep their previous results
-        self._run_graph("revise", text)
-
-    @work(thread=True, exclusive=True, group="design")
-    def _run_graph(self, kind: str, text: str) -> None:
-        worker = get_current_worker()
-        before = self.report_dict
-        ran: list[str] = []
-        report = None
-        try:
-            if kind == "start":
-                events = driver.start(text, self.thread_id, self.cfg)
-            elif kind in ("answer", "resume"):
-                events = driver.answer(self.thread_id, text if kind == "answer" else None, self.cfg)
-            else:
-                events = driver.revise(self.thread_id, text, self.cfg)
-            for event in events:
-                if worker.is_cancelled:
-                    break
-                if event.status in ("running", "done", "looped") and event.step not in ran:
-                    ran.append(event.step)
-                self.call_from_thread(self._apply_event, event)
-                if event.report is not None:
-                    report = event.report
-        except Exception as exc:  # QkvError says what to fix; anything else is reported, never a crash
-            from qkv.tools.errors import QkvError
-
-            msg = in_app_words(exc) if isinstance(exc, QkvError) else f"{type(exc).__name__}: {exc}"
-            question_like = text.rstrip().endswith("?") or QUESTION_START.search(text)
-            if kind == "revise" and isinstance(exc, QkvError) and "no change found" in msg and before \
-                    and question_like:
-                # "what about the sampling?" reads like a change but names none: answer it as a question.
-                self.call_from_thread(self.answer_about_report, text)
-                return
-            self.call_from_thread(self._design_failed, msg, kind)
-            return
-        if worker.is_cancelled:
-            self.call_from_thread(self._design_cancelled)
-            return
-        if report is not None:
-            self.call_from_thread(self._design_finished, kind, report, before, ran)
-
-    def _apply_event(self, event: Any) -> None:
-        if self._pending_task:
-            self.store.update(self.thread_id, task=self._pending_task)
-            self._pending_task = None
-        tools = [(c.tool, c.seconds) for c in event.tool_calls]
-        for c in event.tool_calls:
-            self.log_tool(event.step, c.tool, c.seconds, c.summary)
-        if event.status == "interrupt":
-            self.steps.mark(event.step, "interrupt", tools)
-            self.awaiting = self._last_question = event.question or "Please answer the question above."
-            self.store.update(self.thread_id, pending_question=self.awaiting)
-            self.reply(self.awaiting + "\n(answer in the chat; the design resumes from here)")
-        elif event.status == "error":
-            self.steps.mark(event.step, "error", tools)
-            self.reply(f"The {event.step} step failed: {event.error}")
-        elif event.report is None or event.status != "done" or event.step != "report":
-            self.steps.mark(event.step, event.status, tools)
-        else:
-            self.steps.mark(event.step, "done", tools)
-
-    def _design_failed(self, message: str, kind: str = "start") -> None:
-        self.steps.cancel_running()
-        if kind == "answer" and self._last_question:
-            # The graph is still waiting at its question: ask again rather than leave it hanging.
-            self.awaiting = self._last_question
-            self.store.update(self.thread_id, pending_question=self.awaiting)
-            self.reply(f"That answer did not work: {message}\n{self.awaiting}")
-            return
-        if kind == "revise":
-            self.reply(f"I could not apply that change: {message}\nThe current report is unchanged.")
-            self.steps.mark_all("done")
-            return
-        self.reply(f"I could not finish that design: {message}\nRephrase the request or change the setting "
-                   "named above; the conversation is kept.")
-
-    def _design_cancelled(self) -> None:
-        self.steps.cancel_running()
-        self.reply("Cancelled. The previous report (if any) is unchanged.")
-
-    def _design_finished(self, kind: str, report: Any, before: dict | None, ran: list[str]) -> None:
-        self._set_report(report)
-        self.steps.finish()
-        self.save_steps()
-        after = self.report_dict or {}
-        if kind == "revise" and before is not None:
-            changes = diff_reports(before, after)
-            sections = changed_sections(changes)
-            lines = "\n".join(summarize_changes(changes))
-            text = (f"Re-ran: {', '.join(ran) or 'nothing'}.\n"
-                    + (f"What changed ({', '.join(sections)}):\n{lines}\n" if changes
-                       else "The report did not change.\n") + "\n" + summary_text(after))
-        else:
-            text = summary_text(after)
-        self.stream_reply(text)
-
-    def _set_report(self, report: Any) -> None:
-        self.report = report
-        self.report_dict = json.loads(report.model_dump_json())
-        self.store.update(self.thread_id, report_json=report.model_dump_json())
-        self._render_report()
-
-    def _render_report(self) -> None:
-        assert self.report is not None and self.report_dict is not None
-        try:
-            md = self.report.to_markdown()
-        except Exception as exc:  # the renderer is the agent's; show the JSON rather than nothing
-            md = f"*Markdown renderer unavailable ({exc}).*\n\n```json\n{json.dumps(self.report_dict, indent=1)}\n```"
-        report = self.report_dict
-        self.on_tabs(lambda t: t.show_report(md, report))
-
-    # -- questions about the report ---------------------------------------------------------------------
-    def answer_about_report(self, question: str) -> None:
-        assert self.report_dict is not None
-        template, facts = answer_from_report(self.report_dict, question)
-        self._stream_answer(question, facts, template)
-
-    @work(thread=True, group="answer")
-    def _stream_answer(self, question: str, facts: list, template: str) -> None:
-        msg = self.call_from_thread(self.chat.add, "assistant", "")
-        worker = get_current_worker()
-        # Tokens arrive faster than a terminal needs repainting: hand them to the UI at most every 50 ms
-        # (call_from_thread waits for the UI, so one call per token would pace the model to the screen).
-        buffer, last = "", 0.0
-        for piece in self.voice.stream_answer(question, facts, template):
-            if worker.is_cancelled:
-                break
-            buffer += piece
-            if time.monotonic() - last >= 0.05:
-                self.call_from_thread(msg.append, buffer)
-                buffer, last = "", time.monotonic()
-        if buffer:
-            self.call_from_thread(msg.append, buffer)
-        self.call_from_thread(self._finish_stream, msg)
-
-    def stream_reply(self, text: str) -> None:
-        self._stream_text(text)
-
-    @work(thread=True, group="answer")
-    def _stream_text(self, text: str) -> None:
-        msg = self.call_from_thread(self.chat.add, "assistant", "")
-        for piece in self.voice.phrase_summary(text):
-            self.call_from_thread(msg.append, piece)
-        self.call_from_thread(self._finish_stream, msg)
-
-    def _finish_stream(self, msg: ChatMessage) -> None:
-        self.store.ensure(self.thread_id, title="new session", llm=self.voice.config.llm)
-        self.store.add_message(self.thread_id, "assistant", msg.text)
-        self.chat.scroll_end(animate=False)
 
     # -- actions -------------------------------------------------------------------------------------------
     def action_cancel(self) -> None:
