@@ -40,9 +40,9 @@ def _each_alone(tok, words: list[str]) -> list[int]:
 def _counted(tok, words: list[str], monkeypatch) -> list[int]:
     """count_words in small chunks on two threads, so chunks that take a shortcut and chunks that fall back
     are interleaved and must come back in order."""
-    import qkv.tools.tokenizer.load as load_mod
+    import qkv.tools.tokenizer.words as words_mod
 
-    monkeypatch.setattr(load_mod, "_WORD_CHUNK", 97)
+    monkeypatch.setattr(words_mod, "WORD_CHUNK", 97)
     with ThreadPoolExecutor(2) as pool:
         return tok.count_words([" " + w for w in words], pool.map)
 

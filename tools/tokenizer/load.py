@@ -2,8 +2,9 @@
 
 Sources: a catalog model name with a shipped tokenizer, a folder or `tokenizer.json`, a GGUF file (its
 embedded vocabulary), a tiktoken `.tiktoken` rank file, a SentencePiece `.model`, or a hub id when online.
-Three backends do the encoding: Hugging Face `tokenizers` (Rust), `tiktoken` (Rust) and `sentencepiece`
-(C++); each encodes a batch of texts in native code, which is what keeps the auditor near raw speed."""
+Three backends do the encoding, one class each behind the `Codec` protocol: Hugging Face `tokenizers` (Rust,
+backend_hf.py), `tiktoken` (Rust, backend_tiktoken.py) and `sentencepiece` (C++, backend_sp.py); each encodes
+a batch of texts in native code, which is what keeps the auditor near raw speed."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import re
 import shutil
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import compress
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from qkv.tools.errors import BadInput, UnknownName, closest
+from qkv.tools.tokenizer.words import cpu_cores, space_marks
+
+__all__ = ["Tok", "codec", "cpu_cores", "load_tokenizer", "shipped_names"]
 
 Kind = Literal["hf-tokenizers", "tiktoken", "sentencepiece"]
 
@@ -36,66 +39,34 @@ QWEN25_SPECIALS = (
     "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>")
 
 
-_MARKS = frozenset("\u2581\u0120")  # '▁' (SentencePiece) and 'Ġ' (byte-level BPE) mark a leading space
-_POOL: Any = None  # one thread per core, shared by every tiktoken batch
-_PARALLEL_CHARS = 1 << 16  # below this a batch is encoded in the calling thread
-_WORD_CHUNK = 1024  # words per native call when counting word pieces (small: the chunks balance the cores)
-_ALNUM_KEPT = bytes(c if c < 128 and chr(c).isalnum() else 0x20 for c in range(256))  # bytes.translate table
+class Codec(Protocol):
+    """One tokenizer backend's native calls, on the `Tok` that holds it."""
+
+    kind: str
+
+    @staticmethod
+    def encode_batch(tok: Tok, texts: list[str]) -> list[list[int]]: ...
+
+    @staticmethod
+    def count_words(tok: Tok, words: list[str], pmap: Callable) -> list[int]: ...
+
+    @staticmethod
+    def pieces(tok: Tok, ids: Sequence[int]) -> list[str]: ...
 
 
-def _space_marks(vocab: dict[str, int]):
-    """bool[ids]: pieces that begin with a '▁'/'Ġ' space marker (added tokens by their content), or None
-    when under 5% do (the vocabulary does not mark spaces that way)."""
-    import numpy as np
+def codec(kind: Kind) -> type[Codec]:
+    """The backend class for a `Tok.kind`."""
+    if kind == "hf-tokenizers":
+        from qkv.tools.tokenizer.backend_hf import HFCodec
 
-    marked = np.zeros(max(vocab.values(), default=-1) + 1, dtype=bool)
-    marked[[i for piece, i in vocab.items() if piece[:1] in _MARKS]] = True
-    return marked if marked.mean() > 0.05 else None
+        return HFCodec
+    if kind == "tiktoken":
+        from qkv.tools.tokenizer.backend_tiktoken import TiktokenCodec
 
+        return TiktokenCodec
+    from qkv.tools.tokenizer.backend_sp import SentencePieceCodec
 
-def _split_at_starts(ids: list[int], is_start, n_words: int) -> list[int] | None:
-    """Pieces per word from the ids of ' w1 w2 …' encoded in one call, when exactly the first token of each
-    word is a word-start token (`is_start`: bool[ids]); None when the count of starts says otherwise (a
-    token straddled two words, or a word started twice), so the caller falls back."""
-    import numpy as np
-
-    arr = np.asarray(ids, dtype=np.int64)
-    first = np.flatnonzero(is_start[arr])
-    if len(first) != n_words or (n_words and first[0] != 0):
-        return None
-    return np.diff(np.append(first, len(arr))).tolist()
-
-
-def _start(count: Callable[[list[str]], list[int]], words: list[str], pmap: Callable) -> Iterator[list[int]]:
-    """`count` mapped with `pmap` over chunks of `words`: an executor's map starts them all now and yields
-    their results in order; the builtin map runs each when it is consumed."""
-    return pmap(count, [words[i:i + _WORD_CHUNK] for i in range(0, len(words), _WORD_CHUNK)])
-
-
-def _chunked(count: Callable[[list[str]], list[int]], words: list[str], pmap: Callable) -> list[int]:
-    """`count` over chunks of `words`, mapped with `pmap`, concatenated in order."""
-    return [n for counts in _start(count, words, pmap) for n in counts]
-
-
-def _tiktoken_batch(enc: Any, texts: Sequence[str]) -> list[list[int]]:
-    """tiktoken's own batch call starts an 8-thread pool per call (measured on 2 cores, 5 MB: 1.60 s CPU,
-    0.87 s wall); its Rust core releases the GIL, so one thread per core over the documents does the same
-    work in 1.26 s CPU, 0.68 s wall. Same ids, in order."""
-    global _POOL
-    core = getattr(enc, "_core_bpe", None)
-    encode = core.encode_ordinary if core is not None else enc.encode_ordinary
-    if sum(map(len, texts)) < _PARALLEL_CHARS:
-        return [encode(t) for t in texts]
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(cpu_cores(), thread_name_prefix="qkv-tiktoken")
-    return list(_POOL.map(encode, texts))
-
-
-def cpu_cores() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's count)."""
-    return max(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 1)
+    return SentencePieceCodec
 
 
 @dataclass
@@ -123,160 +94,13 @@ class Tok:
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         if self.nfc:
             texts = [t if t.isascii() else unicodedata.normalize("NFC", t) for t in texts]
-        if self.kind == "hf-tokenizers":
-            return [e.ids for e in self.backend.encode_batch_fast(list(texts), add_special_tokens=False)]
-        if self.kind == "tiktoken":
-            return _tiktoken_batch(self.backend, texts)
-        return self.backend.encode(list(texts), out_type=int)
+        return codec(self.kind).encode_batch(self, list(texts))
 
     def count_words(self, words: Sequence[str], pmap: Callable = map) -> list[int]:
         """Pieces per word, each word given as ' word' (the space it has in running text). The words go to
         the encoder in chunks; `pmap` maps over them (an executor's map runs them in parallel: the encoders
         release the GIL)."""
-        words = list(words)
-        if self.kind == "tiktoken":
-            return _chunked(self._count_words_tiktoken, words, pmap)
-        if self.kind == "hf-tokenizers":
-            if self._wordpiece_lowercase() is not None:
-                return self._count_words_wordpiece(words, pmap)
-            self._space_marked()  # fill the cache here, not in every worker thread
-            return _chunked(self._count_words_hf, words, pmap)
-        return _chunked(lambda ws: [len(ids) for ids in self.encode_batch(ws)], words, pmap)
-
-    def _count_words_wordpiece(self, words: list[str], pmap: Callable) -> list[int]:
-        """BERT-style tokenizers (BertNormalizer, BertPreTokenizer, WordPiece). On ASCII text the normaliser
-        only lowercases and drops control characters, the pre-tokenizer isolates every other non-alphanumeric
-        character ('_' included), and WordPiece encodes each pre-token alone. So an ASCII word's pieces are its
-        letter/digit runs' pieces plus a fixed count per other character (1, or 0 for a control character).
-        The corpus's distinct runs are far fewer than its distinct words (identifiers share parts; case folds
-        away; bench corpus: 17k runs of 123k characters against 31.7k words of 272k) and each is one
-        pre-token, so they are encoded together and split at the tokens without the continuation prefix.
-        All of it is done in numpy and C-level calls; words with non-ASCII characters are encoded whole."""
-        import numpy as np
-
-        lower = self._wordpiece_lowercase()
-        start, char_pieces = self.cache["wordpiece_start"], self.cache["wordpiece_char_pieces"]
-
-        def count_runs(chunk: list[str]) -> list[int]:
-            # each run is one pre-token and yields >= 1 token, the first without the continuation prefix
-            split = _split_at_starts(self.backend.encode_batch_fast(["".join(chunk)], add_special_tokens=False)[0].ids,
-                                     start, len(chunk))
-            return split if split is not None else self._count_words_hf(chunk)
-
-        is_ascii = np.fromiter(map(str.isascii, words), dtype=bool, count=len(words))
-        plain = list(compress(words, is_ascii))
-        text = "".join(plain)  # ' w1 w2 w3': each word keeps its leading space, and holds no other
-        data = (text.lower() if lower else text).encode("ascii")  # ASCII lower() keeps every length
-        a = np.frombuffer(data, dtype=np.uint8)
-        word_of = np.cumsum(a == 0x20) - 1  # the word each byte belongs to
-        kept = data.translate(_ALNUM_KEPT)  # letters/digits kept, every other byte a space
-        runs = [r for r in kept.split(b" ") if r]  # the letter/digit runs in order
-        alnum = np.frombuffer(b" " + kept, dtype=np.uint8) != 0x20
-        run_word = word_of[np.flatnonzero(alnum[1:] & ~alnum[:-1])]
-        distinct = list(dict.fromkeys(runs))
-        found = dict(zip(distinct, _chunked(count_runs, [" " + r.decode() for r in distinct], pmap), strict=True))
-        n = len(plain)
-        pieces = (np.bincount(run_word, np.fromiter(map(found.__getitem__, runs), np.float64, len(runs)), n)
-                  + np.bincount(word_of, char_pieces[a], n)).astype(np.int64)
-        # a string that is not one word's shape (letters next to punctuation, e.g. '[MASK]') could be an
-        # added token: those are encoded whole
-        wordlike = np.bincount(word_of, alnum[1:] | (a == 0x5F), n)  # letters, digits, '_' per word
-        mixed = np.flatnonzero((wordlike > 0) & (wordlike < np.bincount(word_of, minlength=n) - 1))
-        pieces[mixed] = _chunked(self._count_words_hf, [plain[i] for i in mixed.tolist()], pmap)
-        out = np.empty(len(words), dtype=np.int64)
-        out[is_ascii] = pieces
-        out[~is_ascii] = _chunked(self._count_words_hf, list(compress(words, ~is_ascii)), pmap)
-        return out.tolist()
-
-    def _wordpiece_lowercase(self) -> bool | None:
-        """Whether a BERT-style tokenizer lowercases (None when it is not one: BertNormalizer, BertPreTokenizer
-        and WordPiece, with no added token that could match inside an ASCII word) — cached, with the facts
-        the word counting needs."""
-        if "wordpiece_lowercase" not in self.cache:
-            import numpy as np
-
-            from qkv.tools.tokenizer.metrics import WORD_RE  # an added token shaped like a word matches in one
-
-            b, lower = self.backend, None
-            if (type(b.normalizer).__name__, type(b.pre_tokenizer).__name__, type(b.model).__name__) == (
-                    "BertNormalizer", "BertPreTokenizer", "WordPiece") and not any(
-                    t.content.isascii() and WORD_RE.fullmatch(t.content)
-                    for t in b.get_added_tokens_decoder().values()):
-                lower = bool(b.normalizer.lowercase)
-                prefix = b.model.continuing_subword_prefix
-                vocab = b.get_vocab(with_added_tokens=True)
-                start = np.ones(max(vocab.values()) + 1, dtype=bool)
-                for piece, i in vocab.items():
-                    start[i] = not piece.startswith(prefix)
-                self.cache["wordpiece_start"] = start
-                # pieces of each ASCII character outside letters/digits alone: punctuation 1 (its own
-                # pre-token), a control character 0 (the normaliser drops it)
-                others = [c for c in range(128) if not chr(c).isalnum()]
-                pieces = np.zeros(256, dtype=np.float64)
-                for c, e in zip(others, b.encode_batch_fast([f" {chr(c)}" for c in others], add_special_tokens=False),
-                                strict=True):
-                    pieces[c] = len(e.ids)
-                pieces[0x20] = 0  # the space before each word
-                self.cache["wordpiece_char_pieces"] = pieces
-            self.cache["wordpiece_lowercase"] = lower
-        return self.cache["wordpiece_lowercase"]
-
-    def _count_words_hf(self, words: Sequence[str]) -> list[int]:
-        """One native call for the chunk ' w1 w2 w3…', its tokens assigned to words by space-marker tokens
-        (▁/Ġ) when the vocabulary has them, else by character offsets. Each rule checks itself; a chunk it
-        cannot split exactly goes to the next one, and last to word-by-word encoding."""
-        import numpy as np
-
-        words = list(words)
-        if not words:
-            return []
-        # the batch calls, not encode: only they release the GIL, so chunks can run in parallel; the fast
-        # variant skips offsets, whose tracking and conversion cost ~40% of the call
-        fast = self.backend.encode_batch_fast
-        marked = self._space_marked()
-        joined = "".join(words)
-        if marked is not None and _MARKS.isdisjoint(joined):
-            # every word's first token carries the space marker and no other token can (a token that
-            # straddled two words would hide one)
-            split = _split_at_starts(fast([joined], add_special_tokens=False)[0].ids, marked, len(words))
-            if split is not None:
-                return split
-        enc = self.backend.encode_batch([joined], add_special_tokens=False)[0]
-        lens = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-        starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
-        offs = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
-        first = np.searchsorted(starts, offs[:, 0], side="right") - 1
-        last = np.searchsorted(starts, np.maximum(offs[:, 1] - 1, offs[:, 0]), side="right") - 1
-        if len(offs) == len(enc.ids) and np.array_equal(first, last):
-            return np.bincount(first, minlength=len(words)).tolist()
-        return [len(e) for e in fast(words, add_special_tokens=False)]
-
-    def _space_marked(self):
-        """bool[vocab]: tokens that begin with a SentencePiece '▁' or byte-level 'Ġ' space marker; None when
-        the vocabulary marks spaces some other way (WordPiece) — cached."""
-        if "space_marked" not in self.cache:
-            self.cache["space_marked"] = _space_marks(self.backend.get_vocab(with_added_tokens=True))
-        return self.cache["space_marked"]
-
-    def _count_words_tiktoken(self, words: Sequence[str]) -> list[int]:
-        """One native call for the whole chunk: ' w1 w2 w3…' encodes to the concatenation of each word's own
-        encoding (the pre-tokenizer regex never joins a space to the text before it), and each word's first
-        token is the one that starts with a space. A chunk whose count of word starts disagrees is encoded
-        word by word instead (tiktoken's batch call would hand every short word to a thread pool)."""
-        import numpy as np
-
-        if self.nfc:
-            words = [w if w.isascii() else unicodedata.normalize("NFC", w) for w in words]
-        starts = self.cache.get("space_start")
-        if starts is None:
-            starts = np.zeros(self.backend.max_token_value + 1, dtype=bool)
-            for tok, i in self.extra["ranks"].items():
-                starts[i] = tok[:1] == b" "
-            self.cache["space_start"] = starts
-        core = getattr(self.backend, "_core_bpe", None)
-        enc = core.encode_ordinary if core is not None else self.backend.encode_ordinary
-        split = _split_at_starts(enc("".join(words)), starts, len(words))
-        return split if split is not None else [len(enc(w)) for w in words]
+        return codec(self.kind).count_words(self, list(words), pmap)
 
     @property
     def unsafe_ascii(self) -> str:
@@ -290,11 +114,7 @@ class Tok:
 
     def pieces(self, ids: Sequence[int]) -> list[str]:
         """Readable pieces in the tokenizer's own notation (Ġ/▁ for a leading space, <0xNN> for bytes)."""
-        if self.kind == "hf-tokenizers":
-            return [self.backend.id_to_token(i) or f"<{i}>" for i in ids]
-        if self.kind == "tiktoken":
-            return [self.backend.decode_single_token_bytes(i).decode("utf-8", "backslashreplace") for i in ids]
-        return [self.backend.id_to_piece(i) for i in ids]
+        return codec(self.kind).pieces(self, ids)
 
     def with_backend(self, backend: Any, **changes: Any) -> Tok:
         changes.setdefault("extra", dict(self.extra))
@@ -495,7 +315,7 @@ def _hf_tok(backend: Any, *, name: str, source: str) -> Tok:
     tok = Tok(name=name, kind="hf-tokenizers", algorithm=algorithm, source=source, backend=backend,
               vocab_size=backend.get_vocab_size(with_added_tokens=True), unk_id=unk_id,
               fallback_ids=frozenset(fallback))
-    tok.cache["space_marked"] = _space_marks(vocab)  # from this one vocabulary copy (Gemma's takes 0.3 s)
+    tok.cache["space_marked"] = space_marks(vocab)  # from this one vocabulary copy (Gemma's takes 0.3 s)
     return tok
 
 
