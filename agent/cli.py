@@ -24,7 +24,10 @@ def vram(
     grad_accum: Annotated[int, typer.Option(help="gradient-accumulation steps")] = 1,
     precision: Annotated[str, typer.Option(help="fp32 | bf16-mixed | fp16-mixed | bf16 | fp16")] = "bf16",
     optimizer: Annotated[str, typer.Option(
-        help="adamw | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | adafactor")] = "adamw",
+        help="adamw | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | adafactor. paged-* (bitsandbytes) keep "
+             "the state of tensors of 100k+ elements in CUDA unified memory, evicted to host RAM under pressure and "
+             "paged back one tensor at a time for its update: the GPU needs the small tensors' state plus the "
+             "largest tensor's; the rest is host RAM, costing PCIe traffic only when memory is short")] = "adamw",
     checkpointing: Annotated[bool | None, typer.Option(
         "--checkpointing/--no-checkpointing",
         help="gradient checkpointing (default: on for qlora, as peft's prepare_model_for_kbit_training turns it "
@@ -39,15 +42,27 @@ def vram(
         help="inference weights: fp32 bf16 fp16 int8 nf4 fp4 Q4_0 Q4_K_M Q5_K_M Q6_K Q8_0")] = None,
     kv_dtype: Annotated[str, typer.Option(help="KV cache: bf16 fp16 fp32 fp8 q8_0 q4_0")] = "bf16",
     gpus: Annotated[int, typer.Option(help="number of GPUs")] = 1,
-    sharding: Annotated[str, typer.Option(help="none | ddp | zero1 | zero2 | zero3 | fsdp")] = "none",
+    sharding: Annotated[str, typer.Option(
+        help="none | ddp | zero1 | zero2 | zero3 | fsdp | fsdp2. fsdp = FSDP1 (flat parameters, one layer "
+             "gathered at a time); fsdp2 = torch fully_shard (each parameter split on dim 0, padded to ceil(rows/N); "
+             "the current and the prefetched layer gathered, one reduce-scatter in flight)")] = "none",
+    zero2_accounting: Annotated[str, typer.Option(
+        help="ZeRO-2 under bf16/fp16-mixed: deepspeed = DeepSpeed's own estimator, 2P + 18P/N (it also keeps an "
+             "fp32 gradient partition); paper = the ZeRO paper's (2 + 14/N)P, K = 12. deepspeed is the default: it "
+             "is what DeepSpeed allocates")] = "deepspeed",
     offload: Annotated[str, typer.Option(help="none | optimizer | optimizer+params (ZeRO)")] = "none",
     context_extension: Annotated[str | None, typer.Option(
         help="stated method to go past the window: linear dynamic yarn longrope llama3 sliding alibi")] = None,
     cuda_context_gib: Annotated[float, typer.Option(help="CUDA context allowance, GiB")] = 0.5,
     loss_chunk: Annotated[int | None, typer.Option(
-        help="chunked cross-entropy, tokens per chunk (Liger/Cut Cross-Entropy): no full logits")] = None,
+        help="chunked cross-entropy, tokens per chunk (qkv's trainer, Liger, Cut Cross-Entropy): the loss never "
+             "holds the full tokens × vocab fp32 log-probs and gradients (12 B per entry), only one chunk's "
+             "(8 B, 12 with a 16-bit head); e.g. 1024")] = None,
     offload_activations: Annotated[bool, typer.Option(
-        "--offload-activations", help="saved activations in host RAM during backward (torch save_on_cpu)")] = False,
+        "--offload-activations",
+        help="torch save_on_cpu: every tensor saved for backward is copied to host RAM in forward and back for its "
+             "own backward node; the GPU keeps none in between (the loss buffers still peak at backward's start); "
+             "host RAM holds them plus the weights matmuls save; costs PCIe traffic each step")] = False,
     optimizer_in_bwd: Annotated[bool, typer.Option(
         "--optimizer-in-bwd", help="optimizer step fused into backward (torchtune): gradients never all live")] = False,
     qlora_fp32_upcast: Annotated[bool, typer.Option(
@@ -76,7 +91,7 @@ def vram(
         precision=precision, optimizer=optimizer, grad_checkpointing=checkpointing, attention=attention,
         lora_r=lora_r, lora_targets=lora_targets.split(",") if lora_targets else None,
         lora_dropout=lora_dropout, quant_double=double_quant, weights=weights, kv_dtype=kv_dtype, gpus=gpus,
-        sharding=sharding, offload=offload, context_extension=context_extension,
+        sharding=sharding, zero2_accounting=zero2_accounting, offload=offload, context_extension=context_extension,
         cuda_context_gib=cuda_context_gib, online=online, loss_chunk=loss_chunk,
         offload_activations=offload_activations, optimizer_in_bwd=optimizer_in_bwd,
         kbit_fp32_upcast=qlora_fp32_upcast)

@@ -52,7 +52,8 @@ def render_fit(report: FitReport, console: Console) -> None:
         note = f" [dim]— {t.note}[/]" if t.note else ""
         console.print(f"  [bold]{t.name}[/]: {t.formula}{note}", highlight=False)
     if e.host_bytes:
-        console.print(f"host RAM for offloaded activations: {_gib(e.host_bytes)} GiB (not on the GPU)")
+        console.print(f"host RAM (offloaded activations, paged optimizer state): {_gib(e.host_bytes)} GiB "
+                      "(not on the GPU)")
     if e.fit:
         verdict = "[green]fits[/]" if e.fit.fits else "[red]does not fit[/]"
         console.print(f"{e.fit.gpu}: {verdict} · usable {_gib(e.fit.usable_bytes)} GiB · "
@@ -134,5 +135,5 @@ def render_diagnosis(d, console: Console) -> None:
             console.print(f"  {i}. {f.fix}: −{f.saving_gib:g} GiB → {f.total_gib:g} GiB"
                           + ("" if f.fits is None else (" (fits)" if f.fits else "")), highlight=False)
         end = "fits with the margin" if d.plan_fits else "still does not fit: see the ladder and a bigger GPU"
-        host = f"; host RAM {d.host_gib:g} GiB for offloaded activations" if d.host_gib else ""
+        host = f"; host RAM {d.host_gib:g} GiB (offloaded activations, paged optimizer state)" if d.host_gib else ""
         console.print(f"  → {end}{host}")

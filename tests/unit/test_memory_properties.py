@@ -60,7 +60,7 @@ def test_kbit_upcast_can_make_qlora_cost_more_than_lora():
 
 @settings(**OPTS)
 @given(model=st.sampled_from(MODELS), method=st.sampled_from(["full", "lora", "qlora"]),
-       sharding=st.sampled_from(["zero3", "fsdp", "zero2", "zero1"]), gpus=st.integers(1, 63),
+       sharding=st.sampled_from(["zero3", "fsdp", "fsdp2", "zero2", "zero1"]), gpus=st.integers(1, 63),
        precision=st.sampled_from(["bf16", "bf16-mixed", "fp32"]))
 def test_more_gpus_never_raise_the_per_gpu_figure(model, method, sharding, gpus, precision):
     kw = dict(model=model, method=method, sharding=sharding, precision=precision, seq=128)
@@ -96,7 +96,8 @@ def test_eager_attention_adds_the_score_matrix():
 @settings(**OPTS)
 @given(model=st.sampled_from(MODELS), method=st.sampled_from(["full", "lora", "qlora"]),
        precision=st.sampled_from(["bf16", "bf16-mixed", "fp32"]),
-       optimizer=st.sampled_from(["adamw", "adamw-8bit", "sgd", "adafactor"]), checkpointing=st.booleans(),
+       optimizer=st.sampled_from(["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd", "adafactor"]),
+       checkpointing=st.booleans(),
        accum=st.integers(1, 3), foreach=st.booleans())
 def test_terms_always_add_up_to_the_peak(model, method, precision, optimizer, checkpointing, accum, foreach):
     e = estimate_memory(MemoryRequest(model=model, method=method, precision=precision, optimizer=optimizer,

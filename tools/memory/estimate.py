@@ -68,6 +68,10 @@ def estimate_resolved(resolved: ResolvedModel, spec: ModelSpec, req: MemoryReque
         terms, phase, trainable, host = result.terms, result.phase, result.trainable, result.host_bytes
         if spec.kind == "encoder-decoder" and req.seq > 512:
             warnings.append("encoder and decoder lengths are both taken as --seq")
+        if req.sharding == "zero2" and not req.precision.endswith("-mixed"):
+            warnings.append(f"ZeRO-2 at --precision {req.precision}: 16-bit weights replicated, gradients and "
+                            "optimizer state partitioned (the paper's split); --zero2-accounting applies to "
+                            "bf16-mixed/fp16-mixed, the fp32-master setting DeepSpeed's estimator describes")
     allocated = sum(t.bytes for t in terms)
     overhead = overhead_terms(allocated, req)
     total = allocated + sum(t.bytes for t in overhead)

@@ -43,3 +43,23 @@ def step_temporary_bytes(groups: list[TensorGroup], optimizer: str, state_dtype_
     if optimizer == "adafactor":
         return 2 * 4 * largest  # update and its square for the largest tensor
     return 0.0
+
+
+# bitsandbytes Optimizer8bit.get_state_buffer: a tensor of fewer than 1e5 elements gets an ordinary device buffer;
+# larger ones a paged buffer (F.get_paged: cudaMallocManaged), which the driver evicts to host RAM under pressure.
+PAGED_MIN_NUMEL = 100_000
+
+
+def paged_split(groups: list[TensorGroup], optimizer: str, state_dtype_bytes: float) -> tuple[float, float, float]:
+    """(never-paged state, the largest paged tensor's state, all paged state) in bytes. bitsandbytes' step
+    prefetches one parameter's paged state at a time (prefetch_state, then update_step, then sync), so the
+    least a paged optimizer needs on the GPU is its small tensors' state plus one large tensor's."""
+    small = largest = paged = 0.0
+    for g in groups:
+        one = state_bytes([TensorGroup(g.name, g.shape, g.role)], optimizer, state_dtype_bytes)
+        if g.numel // g.repeat < PAGED_MIN_NUMEL:
+            small += one * g.repeat
+        else:
+            paged += one * g.repeat
+            largest = max(largest, one)
+    return small, largest, paged

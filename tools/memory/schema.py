@@ -14,7 +14,8 @@ GB = 1e9
 Method = Literal["full", "lora", "qlora", "inference"]
 Precision = Literal["fp32", "bf16-mixed", "fp16-mixed", "bf16", "fp16"]
 Optimizer = Literal["adamw", "adamw-8bit", "paged-adamw", "paged-adamw-8bit", "sgd", "adafactor"]
-Sharding = Literal["none", "ddp", "zero1", "zero2", "zero3", "fsdp"]
+Sharding = Literal["none", "ddp", "zero1", "zero2", "zero3", "fsdp", "fsdp2"]
+Zero2Accounting = Literal["deepspeed", "paper"]
 Offload = Literal["none", "optimizer", "optimizer+params"]
 Attention = Literal["sdpa", "flash", "eager"]
 
@@ -42,7 +43,11 @@ class MemoryRequest(BaseModel):
                                         "accepted as gradient_accumulation_steps)")
     precision: Precision = Field(
         "bf16", description="fp32; bf16-mixed/fp16-mixed = AMP with fp32 master weights; bf16/fp16 = pure 16-bit")
-    optimizer: Optimizer = "adamw"
+    optimizer: Optimizer = Field(
+        "adamw", description="adamw; adamw-8bit (bitsandbytes, 1 B per state value); paged-adamw / paged-adamw-8bit "
+                             "(bitsandbytes paged: the states of tensors of 100k+ elements live in CUDA unified "
+                             "memory, evicted to host RAM under pressure, paged back tensor by tensor in the step); "
+                             "sgd (momentum); adafactor (factored second moment)")
     foreach: bool = Field(True, description="torch AdamW's multi-tensor path (CUDA default): a state-sized temporary")
     grad_checkpointing: bool | None = Field(
         None, validation_alias=AliasChoices("grad_checkpointing", "gradient_checkpointing"),
@@ -69,7 +74,14 @@ class MemoryRequest(BaseModel):
     gpus: int = Field(1, validation_alias=AliasChoices("gpus", "num_gpus", "n_gpus", "gpu_count"),
                       json_schema_extra={"minimum": 1},
                       description="number of GPUs (also accepted as num_gpus, n_gpus, gpu_count)")
-    sharding: Sharding = Field("none", description="multi-GPU strategy; 'none' is one GPU, or ddp when gpus > 1")
+    sharding: Sharding = Field(
+        "none", description="multi-GPU strategy; 'none' is one GPU, or ddp when gpus > 1; fsdp = FSDP1 (flat "
+                            "parameters, one layer gathered); fsdp2 = torch fully_shard (per-parameter dim-0 shards, "
+                            "the current and the prefetched layer gathered, one reduce-scatter in flight)")
+    zero2_accounting: Zero2Accounting = Field(
+        "deepspeed", description="ZeRO-2 model states under bf16/fp16-mixed: 'deepspeed' = DeepSpeed's estimator "
+                                 "2Ψ + 18Ψ/N (it partitions an fp32 gradient copy too), 'paper' = the ZeRO paper's "
+                                 "2Ψ + 14Ψ/N (K = 12)")
     offload: Offload = Field("none", description="DeepSpeed ZeRO offload of optimizer states (and parameters)")
     gpu: str | None = Field(None, description="GPU to check the fit against: a name from the GPU catalog, or "
                                               "'gpu-24gib' for any GPU of exactly 24 GiB")
@@ -125,7 +137,7 @@ class MemoryRequest(BaseModel):
             self.sharding = "ddp"
         if self.method == "inference" and self.sharding in ("zero1", "zero2"):
             raise BadInput(f"--sharding {self.sharding} shards optimizer state, which inference does not have",
-                           expected="none, zero3 or fsdp (weights split over GPUs) for inference")
+                           expected="none, zero3, fsdp or fsdp2 (weights split over GPUs) for inference")
         if self.offload != "none" and self.sharding not in ("zero1", "zero2", "zero3"):
             raise BadInput(f"--offload {self.offload} needs DeepSpeed ZeRO", expected="--sharding zero1/zero2/zero3")
         if self.offload == "optimizer+params" and self.sharding != "zero3":
@@ -186,7 +198,8 @@ class MemoryEstimate(BaseModel):
     allocated_bytes: int = Field(description="peak of live tensor bytes (compare torch.cuda.max_memory_allocated)")
     total_bytes: int = Field(description="allocated + allocator reserve + CUDA context (compare nvidia-smi)")
     fit: GpuFit | None = None
-    host_bytes: int = Field(0, description="host (CPU) RAM the job needs beyond the GPU: offloaded activations")
+    host_bytes: int = Field(0, description="host (CPU) RAM the job needs beyond the GPU: offloaded activations and "
+                                           "paged optimizer state")
     warnings: list[str] = Field(default_factory=list)
     provenance: Literal["analytic"] = "analytic"
 

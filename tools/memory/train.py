@@ -10,9 +10,12 @@ from qkv.tools.arch import ModelSpec
 from qkv.tools.inventory import TensorGroup, apply_layout, inventory
 from qkv.tools.memory.activations import LayerPlan, layer_bytes_per_token, logits_bytes_per_token
 from qkv.tools.memory.dtypes import FLOAT_BYTES, NF4_BITS, NF4_DQ_BITS, activation_bytes, count
+from qkv.tools.memory.loss import chunked_loss_terms
+from qkv.tools.memory.offload import HOST, host_copies, offloaded
 from qkv.tools.memory.optimizer import state_bytes, step_temporary_bytes
+from qkv.tools.memory.paged import paged_states
 from qkv.tools.memory.schema import MemoryRequest, MemoryTerm
-from qkv.tools.memory.sharding import deepspeed_mixed_states, sharded_states
+from qkv.tools.memory.sharding import deepspeed_mixed_states, fsdp2_gathered, fsdp2_padding, sharded_states
 from qkv.tools.memory.terms import dequantised_weight_term
 from qkv.tools.memory.trainable import lora_param_groups, lora_targets
 
@@ -25,7 +28,7 @@ class TrainResult:
     terms: list[MemoryTerm]
     phase: str
     trainable: int
-    host_bytes: int = 0  # offloaded activations, in host RAM
+    host_bytes: int = 0  # offloaded activations and paged optimizer state, in host RAM
 
 
 def _param_bytes(precision: str) -> float:
@@ -42,8 +45,9 @@ def largest_layer(groups: list[TensorGroup], spec: ModelSpec) -> int:
 
 
 def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str],
-                     layout: LinearLayout | None = None) -> list[MemoryTerm]:
+                     layout: LinearLayout | None = None, groups: list[TensorGroup] | None = None) -> list[MemoryTerm]:
     """Saved activations (all layers, or checkpointed inputs + one recomputed layer) and logits."""
+    groups = groups if groups is not None else inventory(spec)
     a = activation_bytes(req.precision)
     # QLoRA after prepare_model_for_kbit_training: fp32 embeddings and norms make the residual stream,
     # the norm outputs and the LM head's logits fp32; the 4-bit linears cast their input back to 16 bits.
@@ -71,17 +75,9 @@ def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str
                    formula=f"{count(tokens)} tokens × {spec.vocab:,} vocab × 8 B (two fp32 gradients)",
                    note="live at the start of backward"),
     ]
-    if req.loss_chunk and req.loss_chunk < tokens and per_tok:
-        # Chunked / fused linear cross-entropy: each chunk's logits, log-probs and their gradient live only
-        # while that chunk is processed; what persists is the gradient w.r.t. the head's input.
-        chunk = req.loss_chunk
-        logits = [
-            MemoryTerm(name="loss chunk (transient)", bytes=int(chunk * per_tok),
-                       formula=f"{count(chunk)} tokens per chunk × {spec.vocab:,} vocab × 12 B (fp32 log-probs + "
-                               "two gradients)", note="chunked cross-entropy: one chunk at a time"),
-            MemoryTerm(name="loss input gradient (saved)", bytes=int(tokens * spec.hidden * 4),
-                       formula=f"{count(tokens)} tokens × {spec.hidden} hidden × 4 B (fp32, computed per chunk)"),
-        ]
+    chunked = bool(req.loss_chunk and req.loss_chunk < tokens and per_tok)
+    if chunked:
+        logits = chunked_loss_terms(spec, req, tokens, stream, upcast)
     if req.grad_checkpointing:
         n_layers = sum(n for _, _, n in stacks)
         biggest = max(stacks, key=lambda s: sum(b for _, b in s[1]))
@@ -90,7 +86,7 @@ def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str
             name="activations (checkpointed layer inputs)",
             bytes=int(n_layers * tokens * stream * spec.hidden),
             formula=f"{n_layers} layers × {count(tokens)} tokens × {spec.hidden} hidden × {stream:g} B")
-        terms.append(_offloaded(saved, n_layers, req))
+        terms.append(offloaded(saved, req))
         # The loss's buffers are freed before the first layer is recomputed: only the larger counts.
         recompute = MemoryTerm(
             name="activations (one layer recomputed)", bytes=int(tokens * per_layer),
@@ -102,20 +98,24 @@ def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str
         for block, layer_terms, n_layers in stacks:
             per_layer = sum(b for _, b in layer_terms)
             top = ", ".join(f"{name} {b:,.0f}" for name, b in sorted(layer_terms, key=lambda t: -t[1])[:3])
-            terms.append(_offloaded(MemoryTerm(
+            terms.append(offloaded(MemoryTerm(
                 name=f"activations ({block} layers)",
                 bytes=int(n_layers * tokens * per_layer),
                 formula=f"{n_layers} layers × {count(tokens)} tokens × {count(per_layer)} B/token/layer",
-                note=f"largest saved tensors per token (B): {top}"), n_layers, req))
+                note=f"largest saved tensors per token (B): {top}"), req))
     # Final norm's fp32 copy, and the LM head's input when the head itself is trained.
     head_in = 4 * spec.hidden + (a * spec.hidden if req.method == "full" else 0)
-    terms.append(MemoryTerm(name="final norm / head input", bytes=int(tokens * head_in),
-                            formula=f"{count(tokens)} tokens × {count(head_in)} B"))
+    terms.append(offloaded(MemoryTerm(name="final norm / head input", bytes=int(tokens * head_in),
+                                      formula=f"{count(tokens)} tokens × {count(head_in)} B"), req))
     if per_tok and not req.grad_checkpointing:
         terms += logits
-    if upcast and spec.kind != "encoder":
+    if req.offload_activations:
+        logprobs = 0 if chunked or not per_tok else int(tokens * per_tok / 3)
+        terms += host_copies(spec, req, groups, logprobs)
+    if upcast and spec.kind != "encoder" and not chunked:
         # Under bf16 autocast the fp32-upcast LM head is cast to bf16 for its matmul, and that copy is
-        # saved for the input gradient (it is frozen, so autocast does not cache it): V × h × 2 B.
+        # saved for the input gradient (it is frozen, so autocast does not cache it): V × h × 2 B. The chunked
+        # loss runs its matmuls outside autocast, in the head's own fp32: no copy.
         terms.append(MemoryTerm(name="activations (LM head bf16 copy)", bytes=2 * spec.vocab * spec.hidden,
                                 formula=f"{spec.vocab:,} vocab × {spec.hidden} hidden × 2 B (autocast cast, saved)"))
     return terms
@@ -154,25 +154,6 @@ def _qlora_weights(spec: ModelSpec, req: MemoryRequest, groups: list[TensorGroup
     if layout is not None and not layout.from_transformers:
         note += f"; which modules are linear comes from {layout.source}"
     return formula, note
-
-
-OFFLOAD_RESIDENT_LAYERS = 2  # the layer in use and the next one being copied (double buffering)
-HOST = " (host RAM)"
-
-
-def _offloaded(term: MemoryTerm, n_layers: int, req: MemoryRequest) -> MemoryTerm | list[MemoryTerm]:
-    """With activation offload, the saved tensors of all but two layers sit in host RAM; the host part is a
-    term whose name ends in HOST, which estimate_training moves out of the GPU's sum."""
-    if not req.offload_activations or n_layers <= OFFLOAD_RESIDENT_LAYERS:
-        return term
-    per_layer = term.bytes / n_layers
-    return [
-        MemoryTerm(name=term.name + " on the GPU", bytes=int(per_layer * OFFLOAD_RESIDENT_LAYERS),
-                   formula=f"{OFFLOAD_RESIDENT_LAYERS} of {n_layers} layers resident ({term.formula})",
-                   note="activation offload: the others are copied to host RAM in forward and back in backward"),
-        MemoryTerm(name=term.name + HOST, bytes=int(per_layer * (n_layers - OFFLOAD_RESIDENT_LAYERS)),
-                   formula=f"{n_layers - OFFLOAD_RESIDENT_LAYERS} layers × {count(int(per_layer))} B"),
-    ]
 
 
 def _flat(terms: list) -> list[MemoryTerm]:
@@ -218,6 +199,7 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest, layout: LinearLayout 
     cache = 2.0 * trainable if mixed and req.method == "full" and req.sharding in ("none", "ddp") else 0.0
     ddp_buckets = grads if req.sharding == "ddp" else 0.0
 
+    paged_host = 0.0
     lines: dict[str, tuple[float, str]] = {}
     notes: dict[str, str] = {}
     weight_formula = (
@@ -230,31 +212,50 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest, layout: LinearLayout 
     if req.sharding in ("zero1", "zero2", "zero3") and mixed:
         stage = int(req.sharding[-1])
         ll = largest_layer(groups, spec)
-        model_states = deepspeed_mixed_states(total, trainable, ll, req.gpus, stage, req.offload)
+        model_states = deepspeed_mixed_states(total, trainable, ll, req.gpus, stage, req.offload,
+                                              req.zero2_accounting)
+        how = ("ZeRO paper (2P + 14P_t/N)" if stage == 2 and req.zero2_accounting == "paper" and req.offload == "none"
+               else "DeepSpeed estimator")
         lines["model states (DeepSpeed ZeRO)"] = (
-            model_states, f"DeepSpeed estimator, stage {stage}, {req.gpus} GPUs, offload {req.offload}, "
+            model_states, f"{how}, stage {stage}, {req.gpus} GPUs, offload {req.offload}, "
             f"largest layer {count(ll)} params")
         temp = 0.0  # DeepSpeed's fused Adam updates in place
         weights = grads = states = 0.0
     else:
         ll_bytes = largest_layer(groups, spec) * (pb + pb) if req.sharding in ("zero3", "fsdp") else 0.0
+        unsharded_states = states
+        if req.sharding == "fsdp2":
+            ll_bytes = fsdp2_gathered(largest_layer(groups, spec), largest_layer(trainable_groups, spec), pb,
+                                      train_w_bytes)
         weights, grads, states, gathered = sharded_states(
             weights, grads, states, req.gpus, req.sharding, req.offload, ll_bytes)
-        if req.sharding in ("zero3", "fsdp"):
+        if req.sharding == "fsdp2":  # per-parameter dim-0 shards, each padded to ceil(rows / N)
+            pad, pad_t = fsdp2_padding(groups, req.gpus), fsdp2_padding(trainable_groups, req.gpus)
+            weights, grads, states = weights * pad, grads * pad_t, states * pad_t
+        if req.sharding in ("zero3", "fsdp", "fsdp2"):
             temp /= req.gpus
         shard = f" / {req.gpus} GPUs ({req.sharding})" if req.sharding not in ("none", "ddp") else ""
+        if req.optimizer.startswith("paged-") and unsharded_states:
+            states, paged_host, notes["optimizer states"] = paged_states(trainable_groups, req, train_w_bytes,
+                                                                         states / unsharded_states)
         lines["weights"] = (weights, weight_formula + shard)
         lines["gradients"] = (grads, f"{count(trainable)} trainable × {train_w_bytes:g} B" + shard)
-        lines["optimizer states"] = (states, f"{req.optimizer}, {count(trainable)} trainable params" + shard)
-        if gathered:
+        paged = " (paged: GPU-resident minimum, the rest in host RAM)" if paged_host or "optimizer states" in notes \
+            else ""
+        lines["optimizer states"] = (states, f"{req.optimizer}, {count(trainable)} trainable params" + shard + paged)
+        if gathered and req.sharding == "fsdp2":
+            lines["gathered layers (FSDP2)"] = (
+                gathered, "2 × largest unit's params (current + prefetched all-gather) + 2 × its trainable params' "
+                          "grads (unsharded + reduce-scatter in flight)")
+        elif gathered:
             lines["gathered layer (ZeRO-3/FSDP)"] = (gathered, "largest layer's weights and grads, unsharded")
     if cache:
         lines["autocast weight copies"] = (cache, f"{count(trainable)} trainable × 2 B (AMP's cast cache)")
     if ddp_buckets:
         lines["DDP gradient buckets"] = (ddp_buckets, "a second copy of the gradients (gradient_as_bucket_view=False)")
 
-    acts = _flat(activation_terms(spec, req, modules, layout))
-    host_bytes = sum(t.bytes for t in acts if t.name.endswith(HOST))
+    acts = _flat(activation_terms(spec, req, modules, layout, groups))
+    host_bytes = sum(t.bytes for t in acts if t.name.endswith(HOST)) + paged_host
     acts = [t for t in acts if not t.name.endswith(HOST)]
     if req.optimizer_in_bwd:
         # Each parameter is stepped as soon as its gradient is ready and the gradient freed: at most the
@@ -273,8 +274,8 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest, layout: LinearLayout 
     # place before storing: both addends are live together at the end of backward.
     tied = 0.0
     if req.method == "full" and spec.tied_embeddings and spec.kind != "encoder":
-        tied = 2.0 * spec.vocab * spec.hidden * train_w_bytes / (req.gpus if req.sharding in ("zero2", "zero3", "fsdp")
-                                                                  else 1)
+        sharded = req.sharding in ("zero2", "zero3", "fsdp", "fsdp2")
+        tied = 2.0 * spec.vocab * spec.hidden * train_w_bytes / (req.gpus if sharded else 1)
     phases = {
         "forward/backward": state_total - (0 if req.grad_accum > 1 else grads) + act_total,
         "end of backward": state_total - cache + tied,  # autocast's casts die with their saved tensors

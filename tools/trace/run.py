@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 
@@ -10,13 +11,14 @@ from qkv.tools.errors import BadInput
 from qkv.tools.inventory import inventory
 from qkv.tools.memory.dtypes import NF4_BITS, NF4_DQ_BITS
 from qkv.tools.memory.optimizer import state_bytes
+from qkv.tools.memory.paged import paged_states
 from qkv.tools.memory.schema import GIB, MemoryRequest
 from qkv.tools.memory.trainable import lora_param_groups, lora_targets
 from qkv.tools.modelref import resolve_model
 from qkv.tools.trace.allocator import replay
 from qkv.tools.trace.schema import CATEGORIES, ModuleActivation, TraceResult
 
-TORCH_OPTIMIZERS = ("adamw", "paged-adamw", "sgd")  # traced; the bitsandbytes ones get analytic state
+TORCH_OPTIMIZERS = ("adamw", "sgd")  # traced; the bitsandbytes ones (paged included) get analytic state
 
 
 def _check(req: MemoryRequest) -> None:
@@ -46,6 +48,7 @@ def trace_memory(req: MemoryRequest) -> TraceResult:
     import torch
 
     from qkv.tools.trace.build import build_fake_model
+    from qkv.tools.trace.techniques import chunked_loss, offload_hooks
     from qkv.tools.trace.tracker import MemoryTracker
 
     _check(req)
@@ -87,8 +90,12 @@ def trace_memory(req: MemoryRequest) -> TraceResult:
                     kwargs = {"labels": ids}
                     if spec.kind == "encoder-decoder":
                         kwargs["decoder_input_ids"] = ids
-                    with torch.autocast("cpu", dtype=amp_dtype, enabled=autocast):
-                        loss = _loss(model(input_ids=ids, **kwargs), spec)
+                    offload = offload_hooks(tracker) if req.offload_activations else contextlib.nullcontext()
+                    with torch.autocast("cpu", dtype=amp_dtype, enabled=autocast), offload:
+                        if req.loss_chunk and spec.kind == "decoder":
+                            loss = chunked_loss(model, ids, req.loss_chunk)
+                        else:
+                            loss = _loss(model(input_ids=ids, **kwargs), spec)
                     if step == 2:
                         top = _saved_by_module(tracker)
                         tracker.set_phase("backward")
@@ -116,7 +123,8 @@ def trace_memory(req: MemoryRequest) -> TraceResult:
         peak += extra_state
         categories["optimizer state"] += extra_state
         adjustments.append(f"{req.optimizer} state {extra_state:,} B (analytic; bitsandbytes kernels do not run "
-                           "on fake tensors)")
+                           "on fake tensors" + ("; paged: the GPU-resident minimum" if "paged" in req.optimizer else "")
+                           + ")")
     alloc = replay(tracker.events)
     rounding = alloc.allocated - tracker_peak_unrounded(tracker)
     allocated = peak + max(0, rounding)
@@ -126,7 +134,7 @@ def trace_memory(req: MemoryRequest) -> TraceResult:
         request=req, model=resolved.name, peak_bytes=peak, peak_phase=tracker.peak_phase,
         categories=categories, phase_peaks=tracker.phase_peaks,
         top_modules=[ModuleActivation(module=m, bytes=b) for m, b in sorted(top.items(), key=lambda kv: -kv[1])[:10]],
-        allocated_bytes=allocated, reserved_bytes=reserved,
+        allocated_bytes=allocated, reserved_bytes=reserved, host_bytes=tracker.host_peak,
         total_bytes=reserved + int(req.cuda_context_gib * GIB),
         analytic_adjustments=adjustments, seconds=round(time.perf_counter() - started, 2))
 
@@ -145,18 +153,33 @@ def _loss(output, spec):
 
 
 def _optimizer(model, req, spec, groups, modules):
+    """(optimizer, analytic state bytes): torch's AdamW or SGD traced; bitsandbytes' state added analytically.
+    With optimizer_in_bwd, one optimizer per parameter stepped from a post-accumulate-grad hook."""
     import torch
 
+    from qkv.tools.trace.techniques import InBackward
+
     params = [p for p in model.parameters() if p.requires_grad]
-    if req.optimizer in ("adamw", "paged-adamw"):
-        return torch.optim.AdamW(params, lr=1e-4, foreach=req.foreach), 0
-    if req.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=1e-4, momentum=0.9, foreach=req.foreach), 0
-    trainable = groups if req.method == "full" else lora_param_groups(groups, modules, req.lora_r)
-    state_dtype = 4.0 if req.precision == "fp32" or req.precision.endswith("-mixed") else 2.0
-    if req.method != "full":
-        state_dtype = {"fp32": 4.0}.get(req.adapter_dtype, 2.0)
-    return torch.optim.SGD(params, lr=1e-4), int(state_bytes(trainable, req.optimizer, state_dtype))
+    extra = 0
+    if req.optimizer == "adamw":
+        def make(ps):
+            return torch.optim.AdamW(ps, lr=1e-4, foreach=req.foreach)
+    elif req.optimizer == "sgd":
+        def make(ps):
+            return torch.optim.SGD(ps, lr=1e-4, momentum=0.9, foreach=req.foreach)
+    else:
+        def make(ps):
+            return torch.optim.SGD(ps, lr=1e-4)
+
+        trainable = groups if req.method == "full" else lora_param_groups(groups, modules, req.lora_r)
+        state_dtype = 4.0 if req.precision == "fp32" or req.precision.endswith("-mixed") else 2.0
+        if req.method != "full":
+            state_dtype = {"fp32": 4.0}.get(req.adapter_dtype, 2.0)
+        if req.optimizer.startswith("paged-"):  # the GPU-resident minimum; the rest pages to host RAM
+            extra = int(paged_states(trainable, req, state_dtype, 1.0)[0])
+        else:
+            extra = int(state_bytes(trainable, req.optimizer, state_dtype))
+    return (InBackward(params, make) if req.optimizer_in_bwd else make(params)), extra
 
 
 def _trace_inference(model, ids, spec, tracker):

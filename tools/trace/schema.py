@@ -30,6 +30,7 @@ class TraceResult(BaseModel):
     allocated_bytes: int = Field(description="peak with the caching allocator's 512 B rounding")
     reserved_bytes: int = Field(description="peak segment bytes the caching allocator holds (modelled)")
     total_bytes: int = Field(description="reserved + CUDA context")
+    host_bytes: int = Field(0, description="peak host RAM of offloaded activations (save_on_cpu), traced")
     analytic_adjustments: list[str] = Field(
         default_factory=list, description="terms added analytically (e.g. 4-bit weight bytes)")
     seconds: float

@@ -6,7 +6,9 @@ storage lives (views share it), and `weakref.finalize` reports the free."""
 
 from __future__ import annotations
 
+import contextlib
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -38,9 +40,33 @@ class MemoryTracker(TorchDispatchMode):
     events: list[tuple[int, int]] = field(default_factory=list)  # (+nbytes | -nbytes, storage key)
     module_stack: list[str] = field(default_factory=list)
     keep_events: bool = True
+    host_live: dict[int, int] = field(default_factory=dict)  # storages in host RAM (offloaded activations)
+    host_current: int = 0
+    host_peak: int = 0
+    _host_depth: int = 0
 
     def __post_init__(self) -> None:
         super().__init__()
+
+    @contextlib.contextmanager
+    def host(self) -> Iterator[None]:
+        """Storages made inside live in host RAM (an offload hook's copy): counted apart from the device."""
+        self._host_depth += 1
+        try:
+            yield
+        finally:
+            self._host_depth -= 1
+
+    def _track_host(self, storage, key: int) -> None:
+        if key in self.host_live or key in self.live:
+            return
+        self.host_live[key] = storage.nbytes()
+        self.host_current += storage.nbytes()
+        self.host_peak = max(self.host_peak, self.host_current)
+        weakref.finalize(storage, self._free_host, key)
+
+    def _free_host(self, key: int) -> None:
+        self.host_current -= self.host_live.pop(key, 0)
 
     def set_phase(self, phase: str) -> None:
         self.phase = phase
@@ -50,6 +76,9 @@ class MemoryTracker(TorchDispatchMode):
         """Count a tensor's storage once, until it is freed."""
         storage = tensor.untyped_storage()
         key = id(storage)
+        if self._host_depth:
+            self._track_host(storage, key)
+            return
         if key in self.live:
             return
         nbytes = storage.nbytes()
