@@ -103,6 +103,20 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "the analytic estimate, and their relative error. Takes seconds to minutes and runs one at a "
                  "time: use it to settle a close call, not as a first check. Same arguments as `vram`, with "
                  "batch ≤ 64 and seq ≤ 32,768. " + _MODEL + " " + _GPU)),
+    ToolSpec("serve_plan", "qkv.tools.serve.planner:plan_serving",
+             "Serving plan: tensor parallelism, formats, per-GPU memory, latency bounds",
+             paths={"model": "model"}, cli="qkv serve MODEL --gpu GPU [options] --json", description=(
+                 "How to serve a model for a load: `concurrency` requests of `context` tokens (prompt + "
+                 "`output_tokens`) on `gpus` × `gpu`. Chooses the tensor-parallel degree (pipeline stages past "
+                 "one 8-GPU node), the weight format (bf16, fp8, AWQ/GPTQ INT4, GGUF types for llama.cpp; "
+                 "bitsandbytes NF4 is refused for serving engines) and the KV dtype, and reports one GPU's "
+                 "memory in bytes and GiB: weights, the paged KV pool (blocks and tokens), the activation "
+                 "workspace at the bounded prefill (max_num_batched_tokens), CUDA context and graphs; the "
+                 "largest concurrency at the context and the longest context at the concurrency; roofline lower "
+                 "bounds on time per output token and time to first token (ms), a throughput-vs-concurrency "
+                 "table; and `ttft_ms`/`tpot_ms` targets checked, a miss naming computed levers. `engine`: "
+                 "vllm (default), sglang, llama.cpp or transformers. Beams and samples multiply the KV held. "
+                 "Analytic and instant. " + _MODEL + " " + _GPU)),
     ToolSpec("doctor", "qkv.tools.doctor:run_doctor", "What this machine can run", cli="qkv doctor --json",
              description=(
                  "What the machine running this server can do: torch and whether CUDA (and which GPU) is "

@@ -45,8 +45,10 @@ OBJECTIVES: list[tuple[str, str]] = [  # (regex, objective label) — first hit 
     (r"question[- ]answer|\bqa\b|\bq\s*&\s*a\b|answer(?:s|ing)?\s+(?:[\w-]+\s+){0,2}questions|\bextractive\b|"
      r"reading comprehension|\bsquad\b", "qa"),
     (r"\bner\b|named[- ]entit|entity (?:recognition|extraction)|token classif", "ner"),
-    (r"classif|sentiment|categori[sz]|\bintents?\b|\btopic label|\bspam\b|toxicity|"
-     r"\blabel(?:l)?ing\b", "classification"),
+    (r"classif|sentiment|categori[sz]|\bintents?\b|\btopic label|\bspam\b|toxic|hate[- ]speech|\bmoderat|"
+     r"\blabel(?:l)?ing\b|\bdetect(?:s|ing|ion)?\s+(?:[\w-]+\s+){0,2}(?:comments?|posts?|messages?|reviews?|"
+     r"tweets?|emails?|fraud|abuse|spam)\b|\bflag(?:s|ging)?\s+(?:[\w-]+\s+){0,1}(?:comments?|posts?|messages?)\b",
+     "classification"),
     (r"\bembedding model|\bretriev|semantic search|rerank", "retrieval"),
     (r"\bcode (?:generation|completion|assistant|model|llm)|\bcoding assistant|\bcodegen|\bgenerate code", "code"),
     (r"\bchat|assistant|dialog|dialogue|conversation|instruction[- ](?:tun|follow)|\bsupport bot", "chat"),

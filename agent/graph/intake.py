@@ -86,6 +86,41 @@ def unknown_gpu_mention(text: str) -> tuple[str, list[str]] | None:
     return word, closest(key, names, limit=4)
 
 
+def plural_gpu_mention(text: str) -> str | None:
+    """'H100s', 'A100s', 'GPUs': a plural GPU mention with no count in front of it (None otherwise)."""
+    low = _norm(text)
+    for phrase, _name in [*_gpu_index(), ("gpu", "gpu")]:
+        m = re.search(_phrase_pattern(phrase), low)
+        if m and not phrase.endswith("s") and low[m.end() - 1] == "s":
+            return m.group(0).strip()
+    return None
+
+
+def _gpu_count(task: TaskSpec, gpu: str | None, doc_tokens: int | None) -> tuple[int, str]:
+    """The GPU count when none was stated, with its reason: one, unless the request names its GPUs in the
+    plural ('on H100s') for serving a named model — then the fewest that hold the stated load and meet its
+    targets, from the serving planner."""
+    plural = plural_gpu_mention(task.text)
+    if not plural:
+        return 1, "no GPU count given"
+    if task.mode == "inference" and task.base_model and gpu:
+        from qkv.tools.errors import QkvError
+        from qkv.tools.serve import ServingRequest, fewest_gpus
+
+        context = task.max_doc_tokens or doc_tokens or 2048
+        try:
+            plan = fewest_gpus(ServingRequest(model=task.base_model, gpu=gpu, concurrency=task.concurrency or 1,
+                                              context=context, output_tokens=min(256, max(1, context // 8)),
+                                              tpot_ms=task.latency_ms))
+        except QkvError:
+            plan = None
+        if plan is not None:
+            return plan.gpus_used, (f"'{plural}' with no count: the fewest that hold the stated load and targets "
+                                    f"(qkv.tools.serve.fewest_gpus: {plan.gpus_used}, TP {plan.tensor_parallel}, "
+                                    f"{plan.weights} weights); state the count to plan on yours")
+    return 1, f"'{plural}' with no count: planned on one; state the count to plan on yours"
+
+
 def gpu_for_vram(vram_gib: float, consumer: bool) -> str | None:
     """A catalog GPU with exactly this memory (consumer class when asked), fastest bf16 first."""
     from qkv.tools.catalog.gpus import list_gpus
@@ -286,8 +321,9 @@ def apply_defaults(task: TaskSpec) -> tuple[TaskSpec, list[Assumption]]:
                                                           _norm(task.text)):
         out.append(Assumption(field="gpu", value=task.gpu, reason="'A100' without a size: the 80 GB SXM4 variant"))
     if not task.gpus:
-        update["gpus"] = 1
-        out.append(Assumption(field="gpus", value=1, reason="no GPU count given"))
+        gpus, reason = _gpu_count(task, update.get("gpu", task.gpu), update.get("max_doc_tokens"))
+        update["gpus"] = gpus
+        out.append(Assumption(field="gpus", value=gpus, reason=reason))
     if task.gpu_hours and not task.compute_flops and task.mode == "pre-train":
         from qkv.tools.knowledge.scaling import DEFAULT_MFU, flops_in_gpu_time
 

@@ -57,6 +57,37 @@ def memory_svg(r: DesignReport, width: int = 720) -> str:
     return "".join(parts)
 
 
+def serving_svg(r: DesignReport, width: int = 720) -> str:
+    """One GPU of the serving plan as a stacked bar (weights, KV pool, workspace, overheads) against its
+    usable memory; empty when the report has no serving plan."""
+    sv = r.inference.serving
+    if not sv:
+        return ""
+    items = [m for m in sv["per_gpu"] if m["gib"] > 0]
+    usable = sv.get("usable_gib") or 0.0
+    total = sum(m["gib"] for m in items)
+    scale = max(total, usable) * 1.05 or 1.0
+    x0, bar_w, y0, bar_h = 10, width - 20, 30, 26
+    title = f"serving, one GPU ({sv['engine']}, TP {sv['tensor_parallel']}): {total:.2f} of {usable:.2f} GiB"
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{60 + 18 * len(items)}" '
+             f'role="img" aria-label="serving memory">', f'<text x="{x0}" y="18" font-size="14">'
+             f'{html.escape(title)}</text>']
+    x = float(x0)
+    for n, m in enumerate(items):
+        w = bar_w * m["gib"] / scale
+        parts.append(f'<rect x="{x:.1f}" y="{y0}" width="{max(w, 0.5):.1f}" height="{bar_h}" '
+                     f'fill="{PALETTE[n % len(PALETTE)]}"><title>{html.escape(m["name"])}: {m["gib"]:.3f} GiB'
+                     '</title></rect>')
+        x += w
+    for n, m in enumerate(items):
+        y = y0 + bar_h + 20 + 18 * n
+        parts.append(f'<rect x="{x0}" y="{y - 10}" width="12" height="12" fill="{PALETTE[n % len(PALETTE)]}"/>'
+                     f'<text x="{x0 + 18}" y="{y}" font-size="12">{html.escape(m["name"])}: {m["gib"]:.3f} GiB '
+                     f'({m["provenance"]})</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _inline(text: str) -> str:
     text = html.escape(text)
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
@@ -116,6 +147,8 @@ def render_html(r: DesignReport) -> str:
     chart = memory_svg(r)
     # The chart goes right after the efficiency heading.
     body = body.replace("<h2>3. Efficiency</h2>", "<h2>3. Efficiency</h2>\n" + chart, 1)
+    # The serving plan's one-GPU bar goes right after the inference heading.
+    body = body.replace("<h2>5. Inference</h2>", "<h2>5. Inference</h2>\n" + serving_svg(r), 1)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>qkv design: {html.escape(r.task.text[:80])}</title><style>{CSS}</style></head>"
             f"<body>\n{body}\n</body></html>\n")

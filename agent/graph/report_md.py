@@ -42,6 +42,42 @@ def _prov(lines: list[str], provenance: dict[str, str]) -> None:
                      + "</sub>")
 
 
+def _serving_lines(sv: dict[str, Any] | None) -> list[str]:
+    """The inference section's serving plan (qkv.tools.serve): layout, one GPU's memory, bounds, targets."""
+    if not sv:
+        return []
+    par = f"TP {sv['tensor_parallel']}" + (f" × PP {sv['pipeline_parallel']}" if sv["pipeline_parallel"] > 1 else "")
+    out = [f"- serving plan ({sv['engine']} profile): {par}, {sv['replicas']} replica(s) on {sv['gpus_used']} GPU(s); "
+           f"{sv['weights']} weights, "
+           + ("no KV cache" if sv["kv_dtype"] == "none" else f"{sv['kv_dtype']} KV")
+           + f"; ≤ {_fmt(sv['prefill_tokens_per_step'])} prefill tokens "
+           "per step — " + ("fits" if sv["fits"] else "**does not fit**"),
+           "  - per GPU: " + " · ".join(f"{m['name']} {_fmt(m['gib'])} GiB ({m['provenance']})"
+                                        for m in sv["per_gpu"])]
+    kv = sv.get("kv")
+    if kv:
+        pool = (f"{_fmt(kv['blocks'])} blocks × {kv['block_size']} = " if kv["blocks"] else "") + _fmt(kv["tokens"])
+        out.append(f"  - KV pool: {pool} tokens ({_fmt(kv['bytes_per_token'])} B/token/GPU); the load holds "
+                   f"{_fmt(kv['tokens_needed'])}; largest concurrency at this context {_fmt(kv['max_concurrency'])}, "
+                   f"longest context at this concurrency {_fmt(kv['max_context'])}")
+    lat = sv.get("latency")
+    if lat:
+        out.append(f"  - bounds (roofline): time per output token ≥ {_fmt(lat['tpot_ms'])} ms, TTFT ≥ "
+                   f"{_fmt(lat['ttft_ms'])} ms (attention {lat['attention_flop_share']:.0%} of prefill FLOPs), "
+                   f"≤ {_fmt(lat['tokens_per_s'])} tokens/s")
+    for t in sv.get("targets") or []:
+        out.append(f"  - target {t['name']} {_fmt(t['target'])}: bound {_fmt(t['bound'])} — "
+                   + ("met" if t["met"] else "**missed**; levers: " + "; ".join(t["levers"])))
+    rows = sv.get("throughput") or []
+    if rows:
+        out.append("  - throughput vs concurrency: " + ", ".join(
+            f"{r['concurrency']} → {_fmt(r['tpot_ms'])} ms/token, {_fmt(r['tokens_per_s'])} tok/s"
+            + ("" if r["fits"] else " (does not fit)") for r in rows))
+    out.append(f"  - decoding: {sv['decoding']}")
+    out += [f"  - {n}" for n in sv.get("notes") or []]
+    return out
+
+
 def render_markdown(r: DesignReport) -> str:
     t, o, a, e, k, i = r.task, r.objective, r.architecture, r.efficiency, r.tokenization, r.inference
     L: list[str] = [f"# Design report: {t.text}", "", "## Summary", ""]
@@ -85,11 +121,20 @@ def render_markdown(r: DesignReport) -> str:
           f"- context action: **{a.context_action}** — {a.context_detail}"]
     if a.rope_scaling:
         L.append(f"- rope_scaling: `{a.rope_scaling}`")
+    if a.capabilities:
+        cap = a.capabilities
+        L.append(f"- capabilities: languages {', '.join(cap['languages'])} ({cap['languages_source']}); "
+                 f"{cap['variant']} model; licence {cap['licence']}; effective context "
+                 f"{_fmt(cap.get('effective_context'))} ({cap.get('effective_context_source') or 'none published'})")
+    L += [f"- note: {n}" for n in a.choice_notes]
     if a.candidates:
-        L += ["", "| candidate | params | window | covers need |", "|---|---|---|---|"]
+        L += ["", "| candidate | params | window (effective) | languages | variant | verdict |",
+              "|---|---|---|---|---|---|"]
         for c in a.candidates:
-            L.append(f"| {c['model']} | {c['params'] / 1e9:.2f}B | {_fmt(c['context_window'])} | "
-                     f"{'yes' if c['covers_need'] else 'no'} |")
+            verdict = "**chosen**" if c.get("verdict") == "chosen" else (c.get("lost_because") or "lost")
+            L.append(f"| {c['model']} | {c['params'] / 1e9:.2f}B | {_fmt(c['context_window'])} "
+                     f"({_fmt(c.get('effective_context'))}) | {', '.join(c.get('languages') or []) or '—'} | "
+                     f"{c.get('variant', '—')} | {verdict} |")
     _prov(L, a.provenance)
     lp = r.layer_profile
     if lp:
@@ -150,9 +195,17 @@ def render_markdown(r: DesignReport) -> str:
         L += [f"- {k2}: {_fmt(v)}" + (f" {units[k2]}" if k2 in units else "") for k2, v in hp.items()]
     if e.pretraining:
         p = e.pretraining
+        label = "planned at the fixed size" if p.get("used_share") is not None else "compute-optimal"
         L += ["", "Pre-training budget:", "",
-              f"- compute-optimal: {p['params']:.3g} params × {p['tokens']:.3g} tokens = {p['flops']:.3g} FLOPs "
-              f"({p['tokens_per_param']:.1f} tokens/param); predicted loss {p['loss']:.3f}"]
+              f"- {label}: {p['params']:.3g} params × {p['tokens']:.3g} tokens = {p['flops']:.3g} FLOPs "
+              f"({p['tokens_per_param']:.1f} tokens/param); predicted loss {p['loss']:.3f} (MassiveText fit)"]
+        if p.get("used_share") is not None:
+            L.append(f"- stated budget {p['budget_flops']:.3g} FLOPs ({p['budget_provenance']['flops']}); "
+                     "the plan uses "
+                     f"{p['used_share']:.0%}: {p['budget_reason']}")
+            L += [f"- {n}" for n in p.get("notes", [])[1:]]
+        if p.get("steps"):
+            L.append(f"- {p['steps']:,} optimizer steps ({p['steps_formula']}), warm-up {p['warmup_steps']:,} steps")
         if p.get("training_days"):
             L.append(f"- {p['training_days']:.1f} days ({p['gpu_hours']:,.0f} GPU-hours) at MFU {p['mfu']:.0%}")
     for w in e.warnings:
@@ -181,6 +234,7 @@ def render_markdown(r: DesignReport) -> str:
         L.append(f"  - tried {alt.name}: {alt.total_gib:.3f} GiB, "
                  f"{'tight' if alt.tight else ('fits' if alt.fits else 'does not fit')}")
     L += [f"- what would fit: {w}" for w in i.what_would_fit]
+    L += _serving_lines(i.serving)
     L += [f"- {x}" for x in i.notes]
     for s in i.sampling_issues:
         L.append(f"- sampling issue ({s['level']}): {s['message']}")
@@ -191,17 +245,45 @@ def render_markdown(r: DesignReport) -> str:
     L += [f"  - proxy `{p['name']}`: {p['measures']}" for p in eth.get("proxies", [])]
     L += [f"- biased token distributions: {b}" for b in eth.get("biased_token_distributions", [])]
     L += [f"- mitigation: {m}" for m in eth.get("mitigations", [])]
+    L += [f"- data: {d}" for d in eth.get("data", [])]
+    L += [f"- baseline: {b}" for b in eth.get("baselines", [])]
+    rec = r.objective.recipe
+    if rec:
+        L += ["", f"Task recipe (**{rec['family']}**): {rec['objective']}; loss: {rec['loss']} "
+              f"({', '.join(rec['loss_sources'])})", ""]
+        L += [f"- metric: {m['name']} — {m['why']} ({', '.join(m['sources'])})" for m in rec.get("metrics", [])]
+        L += [f"- decoding: {d}" for d in rec.get("decoding_notes", [])]
     rb = r.resource_budget
     L += ["", "## Resource budget", "",
           f"- parameters: {_fmt(rb.get('params'))}",
           f"- training peak: {_fmt(rb.get('train_peak_vram_gib'))} GiB/GPU; inference peak: "
           f"{_fmt(rb.get('inference_peak_vram_gib'))} GiB"]
+    if rb.get("precision"):
+        L.append(f"- training precision: **{rb['precision']['dtype']}** ({rb['precision']['mode']}) — "
+                 f"{rb['precision']['reason']} ({', '.join(rb['precision']['sources'])})")
+    db = rb.get("data_budget")
+    if db:
+        L += [f"- data: {db['examples']:,} examples × {db['tokens_per_example']:,} tokens ({db['length_basis']}) = "
+              f"{db['tokens_per_epoch']:,.0f} tokens/epoch",
+              f"- batch: {db['global_batch']} sequences = micro {db['micro_batch']} × accumulation {db['grad_accum']} "
+              f"× {db['dp_gpus']} GPU(s) (recipe {db['recipe_batch']})",
+              f"- {db['epochs']} epochs ({db['epochs_source']}"
+              f"{': ' + db['epochs_note'] if db.get('epochs_note') else ''}) → {db['steps_per_epoch']:,} steps/epoch, "
+              f"**{db['steps']:,} steps**, warm-up {db['warmup_steps']:,} steps",
+              f"- compute: {db['train_flops']:.3g} FLOPs"
+              + (f"; ≥ {db['hours']:.2f} h on the stated GPUs (roofline bound at 40% MFU)" if db.get("hours") else ""),
+              f"- fit: {db['fit_note']}"]
+        L += [f"- note: {n}" for n in db.get("notes", [])]
     tc = r.training_config
     L += ["", "## Training config", ""]
     if tc.get("available"):
         L += ["```yaml", tc["yaml"].rstrip(), "```"]
+        L += [f"- {k2}: {v}" for k2, v in (tc.get("derived") or {}).items()]
     else:
         L.append(f"_{tc.get('reason', 'not available')}_")
+        if tc.get("hf_trainer_arguments"):
+            L += ["", "transformers `TrainingArguments` for the task head (the report's batch, steps and precision):",
+                  ""] + [f"- `{k2}`: {_fmt(v)}" for k2, v in tc["hf_trainer_arguments"].items()]
     if r.unavailable:
         L += ["", "## Tools not available in this run", ""] + [f"- {u}" for u in r.unavailable]
     return "\n".join(L).rstrip() + "\n"

@@ -104,6 +104,8 @@ class Objective(BaseModel):
     loss: str
     metrics: list[str]
     metrics_plan: list[dict[str, Any]] = Field(default_factory=list)
+    recipe: dict[str, Any] = Field(default_factory=dict, description="the task family's recipe: loss, metrics, "
+                                   "baselines, ethics, each with sources (qkv.tools.knowledge.recipes)")
     rationale: str
     provenance: dict[str, str] = Field(default_factory=dict)
 
@@ -121,6 +123,9 @@ class Architecture(BaseModel):
     rope_scaling: dict[str, Any] | None = None
     candidates: list[dict[str, Any]] = Field(default_factory=list, description="models considered and why")
     rationale: str
+    capabilities: dict[str, Any] | None = Field(
+        None, description="the chosen model's published languages, effective context, variant, licence (sourced)")
+    choice_notes: list[str] = Field(default_factory=list, description="capability gaps and relaxed filters")
     provenance: dict[str, str] = Field(default_factory=dict)
 
 
@@ -196,6 +201,9 @@ class Inference(BaseModel):
     departures: list[str] = Field(default_factory=list, description="stated settings the plan had to change")
     decode_tok_s_upper: float | None = None
     prefill_s_lower: float | None = None
+    beams: int = Field(1, description="beams per request: the KV cache holds concurrency × beams sequences")
+    serving: dict[str, Any] | None = Field(None, description="the serving engine's plan (qkv.tools.serve "
+                                                               "ServingPlan without its request)")
     alternatives: list[Alternative] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     provenance: dict[str, str] = Field(default_factory=dict)

@@ -39,6 +39,7 @@ def minimal_args(files: Path) -> dict[str, dict]:
         "vram": {"model": "llama-3.1-8b", "method": "qlora", "seq": 4096, "gpu": "rtx-4090"},
         "vram_why": {"model": "llama-3.1-8b", "method": "qlora", "seq": 8192, "gpu": "rtx-3060-12gb"},
         "vram_trace": {"model": "tiny-llama", "method": "lora", "seq": 64},
+        "serve_plan": {"model": "llama-3.1-8b", "gpu": "h100-sxm", "concurrency": 8, "context": 4096},
         "doctor": {},
         "profile": {"model": "gemma-3-270m"},
         "context": {"model": "llama-2-7b", "tokens": 16000},

@@ -51,7 +51,8 @@ async def test_whole_conversation_worked_example_followup_question_export(tmp_pa
         reply = await say(app, pilot, WORKED)
         report = app.report_dict
         eff = report["efficiency"]
-        assert eff["method"] == "lora" and eff["fits"] and eff["strategy"] == "LoRA + gradient checkpointing"
+        assert eff["method"] == "lora" and eff["fits"]
+        assert eff["strategy"].startswith("LoRA + ") and "checkpointing" in eff["strategy"]
         assert f"{eff['peak_vram_gib']} GiB" in reply  # the summary quotes the report's number
         assert app.steps.rows["efficiency"].status in ("done", "looped")
         assert app.steps.rows["report"].status == "done"

@@ -12,7 +12,6 @@ from textual.widgets import Input
 from qkv.tui.app import QkvApp
 
 WORKED = "fine-tune a 7B model for legal summarisation on one 24 GB GPU"
-SIZE = (140, 44)
 
 
 def make_app(tmp_path: Path) -> QkvApp:
@@ -40,26 +39,31 @@ async def _design(pilot) -> None:
     await pilot.pause()
 
 
-def test_start_screen(snap_compare, tmp_path):
-    assert snap_compare(make_app(tmp_path), run_before=_steady, terminal_size=SIZE)
+SMALL, MEDIUM, LARGE = (80, 24), (90, 30), (160, 48)
+
+
+@pytest.mark.parametrize("size", [SMALL, MEDIUM, LARGE], ids=["80x24", "90x30", "160x48"])
+def test_start_screen(snap_compare, tmp_path, size):
+    assert snap_compare(make_app(tmp_path), run_before=_steady, terminal_size=size)
 
 
 def test_help_screen(snap_compare, tmp_path):
-    assert snap_compare(make_app(tmp_path), press=["f1"], run_before=_steady, terminal_size=SIZE)
+    assert snap_compare(make_app(tmp_path), press=["f1"], run_before=_steady, terminal_size=SMALL)
 
 
 @pytest.mark.slow
 def test_report_tab_after_worked_example(snap_compare, tmp_path):
-    assert snap_compare(make_app(tmp_path), run_before=_design, terminal_size=SIZE)
+    assert snap_compare(make_app(tmp_path), run_before=_design, terminal_size=LARGE)
 
 
 @pytest.mark.slow
-def test_memory_tab_after_worked_example(snap_compare, tmp_path):
+@pytest.mark.parametrize("size", [SMALL, MEDIUM, LARGE], ids=["80x24", "90x30", "160x48"])
+def test_memory_tab_after_worked_example(snap_compare, tmp_path, size):
     async def run_before(pilot) -> None:
         await _design(pilot)
         await pilot.press("f3")
 
-    assert snap_compare(make_app(tmp_path), run_before=run_before, terminal_size=SIZE)
+    assert snap_compare(make_app(tmp_path), run_before=run_before, terminal_size=size)
 
 
 @pytest.mark.slow
@@ -68,4 +72,4 @@ def test_tokenizer_tab_after_worked_example(snap_compare, tmp_path):
         await _design(pilot)
         await pilot.press("f4")
 
-    assert snap_compare(make_app(tmp_path), run_before=run_before, terminal_size=SIZE)
+    assert snap_compare(make_app(tmp_path), run_before=run_before, terminal_size=MEDIUM)

@@ -75,3 +75,17 @@ def test_report_json_schema_has_the_stable_keys():
     props = DesignReport.model_json_schema()["properties"]
     assert {"task", "assumptions", "objective", "architecture", "efficiency", "tokenization", "inference",
             "resource_budget", "layer_profile", "ethics", "checks", "training_config"} <= set(props)
+
+
+def test_markdown_states_each_choice_with_its_reason():
+    """Issue 22: the candidate table says why each model lost; the recipe, precision, data budget and the
+    config's derivation appear with their sources."""
+    r = design(DesignRequest(task="a customer-support chatbot for English and Hindi on 2 A100s, 50k dialogues"))
+    md = r.to_markdown()
+    assert "| verdict |" in md and "**chosen**" in md and "does not cover hi" in md
+    assert "Task recipe (**chat**)" in md and "- baseline:" in md and "- data:" in md
+    assert "- training precision: **bf16**" in md
+    db = r.resource_budget["data_budget"]
+    assert f"**{db['steps']:,} steps**" in md
+    assert f"- steps: data budget: {db['steps']:,} steps" in md
+    assert f"max_steps: {db['steps']}" in r.training_config["yaml"]

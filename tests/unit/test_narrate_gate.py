@@ -10,25 +10,28 @@ from qkv.agent.graph.api import DesignRequest, design
 from qkv.agent.graph.narrate import BUNDLED_SOURCE, SECTIONS, facts, narrate, templates, wording_model
 from qkv.agent.graph.wording_gate import sentences, vet
 
-WORKED = "Fine-tune a 7B model for legal document summarisation on one consumer GPU with 24 GB of VRAM"
+# The worked example with its model named, so the facts these sentences quote stay fixed when the catalog's
+# model choice improves (issue 22 moved the unnamed worked example to Qwen2.5-7B).
+WORKED = "Fine-tune llama-2-7b for legal document summarisation on one consumer GPU with 24 GB of VRAM"
 
 # What a capable model should write: every number, name and decision of the template, in prose.
 FAITHFUL = {
     "objective": "Summarisation is a generation problem, so the design uses a decoder-only Transformer: a causal "
                  "decoder (GPT-style) generates the output token by token from the input and reuses its KV cache. "
-                 "Training minimises token-level cross-entropy (next-token prediction) with the loss masked to the "
-                 "target tokens, and quality is reported as rouge1, rouge2, rougeL, rougeLsum and perplexity.",
-    "architecture": "The base model is llama-2-7b with 6.74B parameters, the catalog decoder model within 1.5× of "
-                    "7B parameters whose window best covers 2,048 tokens. The task needs 2048 tokens and the window "
-                    "holds 4096, so the context plan is ok: 2,048 tokens fit the 4,096-token window.",
+                 "Training minimises token-level cross-entropy on the summary tokens only, with the document as "
+                 "context masked out of the loss, and quality is reported as rouge1, rouge2, rougeL, rougeLsum and "
+                 "perplexity.",
+    "architecture": "The base model is llama-2-7b with 6.74B parameters, named in the request. The task needs 2048 "
+                    "tokens and the window holds 4096, so the context plan is ok: 2,048 tokens fit the 4,096-token "
+                    "window.",
     "efficiency": "The method is lora: after trying 7 strategies in cost order, the plan is LoRA with gradient "
                   "checkpointing. Its peak is 17.508 GiB per GPU on 1 × rtx-4090, which fits the 24.0 GiB usable.",
     "tokenization": "The tokenizer is that of llama-2-7b (not shipped offline), and it is not audited yet. No corpus "
                     "sample was given, so audit it before training with the plan below, and keep the base tokenizer "
                     "unless the audit's rule says otherwise.",
-    "inference": "Serving uses bf16 weights (12.551 GiB) plus a 1.0 GiB KV cache, 14.943 GiB in all, with the "
+    "inference": "Serving uses bf16 weights (12.551 GiB) plus a 4.0 GiB KV cache, 18.737 GiB in all, with the "
                  "flash_attention_2 attention kernel. Decoding is beam search ×4 (length penalty 2) with at most 256 "
-                 "new tokens, and decode speed is bounded above by 69.3 tokens/s (memory-bandwidth roofline).",
+                 "new tokens, and decode speed is bounded above by 56.7 tokens/s (memory-bandwidth roofline).",
 }
 
 
@@ -117,7 +120,7 @@ def test_a_wording_that_drops_a_fact_is_rejected(worked):
     ("efficiency", "24.0 GiB usable", "24.0 GiB usable in half precision", "says fp16, which the facts do not"),
     ("architecture", "The base model is llama-2-7b", "The base model is mistral-7b, not llama-2-7b",
      "names 'mistral-7b', which the facts do not"),
-    ("architecture", "the catalog decoder model", "the catalog Qwen decoder model", "names 'qwen'"),
+    ("architecture", "named in the request", "named in the Qwen request", "names 'qwen'"),
     ("objective", "a decoder-only Transformer", "an encoder-only Transformer and a decoder-only Transformer",
      "says encoder-only, which the facts do not"),
     ("tokenization", "it is not audited yet", "it has been audited", "says it is audited; the facts say it is not"),

@@ -1,4 +1,5 @@
-"""The GPU catalog (`gpus.json`): memory, bandwidth, dense TFLOP/s and FP8 support, each with its source."""
+"""The GPU catalog (`gpus.json`): memory, bandwidth, dense TFLOP/s, FP8 support and the GPU-to-GPU
+interconnect, each with its source."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ class GpuSpec(BaseModel):
     tdp_w: float | None
     notes: str = ""
     source: str
+    interconnect: str | None = Field(None, description="GPU-to-GPU link: NVLink generation, or the PCIe slot")
+    interconnect_gb_s: float | None = Field(
+        None, description="GPU-to-GPU bandwidth, GB/s, both directions summed as vendors print it (None: unknown)")
+    interconnect_source: str = ""
 
     model_config = {"populate_by_name": True}
 
@@ -97,7 +102,8 @@ def _stated_spec(kind: str, memory_gib: float) -> GpuSpec:
         vendor="unspecified" if gpu else "cpu", gpu_class="stated" if gpu else "cpu", architecture="unspecified",
         memory_gib=memory_gib, memory_type="unspecified" if gpu else "system RAM", bandwidth_gb_s=None,
         bf16_dense_tflops=None, fp16_dense_tflops=None, fp8=False, fp8_dense_tflops=None, unified_memory=False,
-        tdp_w=None, notes="memory as stated by the user; bandwidth and compute unknown", source="stated by the user")
+        tdp_w=None, notes="memory as stated by the user; bandwidth and compute unknown", source="stated by the user",
+        interconnect_source="unknown: only the memory was stated")
 
 
 def get_gpu(name: str) -> GpuSpec:

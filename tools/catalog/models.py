@@ -1,16 +1,33 @@
 """The model catalog: one JSON file per model under `models/`, each a published HF `config.json`
-with the source it was taken from."""
+with the source it was taken from, and the model's capabilities (languages, effective context,
+instruct variant, licence, pretraining tokens), each with its own source."""
 
 from __future__ import annotations
 
 import json
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from qkv.tools.errors import UnknownName, closest
+
+
+class Capabilities(BaseModel):
+    """What a model can do, as published: the facts model choice filters on before size and window."""
+
+    languages: list[str] = Field(description="ISO 639-1 codes the pretraining data or model card names")
+    languages_source: str
+    variant: Literal["base", "instruct"] = Field(description="pretrained only, or instruction/chat tuned")
+    instruct_variant: str | None = Field(None, description="catalog name of this base model's instruct variant")
+    effective_context: int | None = Field(None, description="tokens where quality holds (RULER or model card)")
+    effective_context_source: str | None = None
+    licence: str
+    licence_source: str
+    pretraining_tokens: float | None = Field(None, description="tokens seen in pretraining, as published")
+    pretraining_tokens_source: str | None = None
+    specialisation: Literal["general", "code"] = "general"
 
 
 class CatalogModel(BaseModel):
@@ -23,6 +40,7 @@ class CatalogModel(BaseModel):
     published_params: str | None = None
     source: str
     config: dict[str, Any]
+    capabilities: Capabilities | None = None
 
 
 @cache

@@ -223,6 +223,26 @@ def _full(n: float, req: HparamRequest) -> dict[str, Figure]:
     }
 
 
+# Encoder families fine-tuned with BERT's recipe (Devlin et al. 2019, Appendix A.3).
+ENCODER_TYPES = ("bert", "roberta")
+
+
+def _full_encoder(n: float, req: HparamRequest) -> dict[str, Figure]:
+    """BERT fine-tuning (Devlin et al. 2019 A.3): batch {16, 32}, lr {5e-5, 3e-5, 2e-5}, 2-4 epochs,
+    linear decay after a 10% warm-up, weight decay 0.01, clipping 1.0."""
+    return {
+        "learning_rate": cited(2e-5, "devlin2019", note="grid 5e-5, 3e-5, 2e-5: pick on the dev set; 2e-5 is the "
+                                                         "stable end for 100k+ examples"),
+        "batch_sequences": cited(32, "devlin2019", unit="sequences", note="grid {16, 32}"),
+        "batch_tokens": analytic(32 * req.seq, "32 sequences × seq", "devlin2019", unit="tokens"),
+        "schedule": cited("linear decay", "devlin2019"),
+        "warmup": cited(0.1, "devlin2019", unit="fraction of steps", note="BERT's warmup_proportion 0.1"),
+        "weight_decay": cited(0.01, "devlin2019"),
+        "max_grad_norm": cited(1.0, "devlin2019"),
+        "optimizer": cited("AdamW", "devlin2019", "loshchilov2019"),
+    }
+
+
 def _adapter(n: float, req: HparamRequest, layout: LinearLayout | None, model_type: str | None,
              peft_targets: list[str] | None) -> tuple[dict[str, Figure], LoraPlan, list[str]]:
     notes: list[str] = []
@@ -324,6 +344,10 @@ def recommend_hparams(req: HparamRequest) -> HparamPlan:
         if 6e9 <= n <= 75e9:
             notes.append("Cross-check: Llama 2 pre-trained 7B/13B at 3e-4 and 34B/70B at 1.5e-4 with 4M-token batches "
                          "(Touvron et al. 2023, Table 1); GPT-3's rates are the conservative end.")
+    elif req.method == "full" and model_type in ENCODER_TYPES:
+        figs = _full_encoder(n, req)
+        notes.append("Encoder fine-tuning follows BERT's recipe (Devlin et al. 2019): 2–4 epochs, batch 16/32, "
+                     "lr 2e-5…5e-5; decoder recipes (Alpaca, Tulu) do not apply.")
     elif req.method == "full":
         figs = _full(n, req)
     else:

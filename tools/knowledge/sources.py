@@ -126,6 +126,61 @@ _ALL = [
     _s("hf-generate", "transformers GenerationConfig defaults (top_k 50, top_p 1.0, temperature 1.0)",
        "Hugging Face", 2024,
        "https://github.com/huggingface/transformers/blob/main/src/transformers/generation/configuration_utils.py"),
+    # Model choice, budgets, task recipes and precision (issue 22)
+    _s("hsieh2024", "RULER: What's the Real Context Size of Your Long-Context Language Models?",
+       "Hsieh, Sun, Kriman, et al.", 2024, "https://arxiv.org/abs/2404.06654", "COLM 2024"),
+    _s("muennighoff2023", "Scaling Data-Constrained Language Models", "Muennighoff, Rush, Barak, et al.", 2023,
+       "https://arxiv.org/abs/2305.16264", "NeurIPS 2023 (up to ~4 epochs of repeated data ≈ as good as unique)"),
+    _s("zhang2024tinyllama", "TinyLlama: An Open-Source Small Language Model (1.1B on 3T tokens)",
+       "Zhang, Zeng, Wang, Lu", 2024, "https://arxiv.org/abs/2401.02385"),
+    _s("bavarian2022", "Efficient Training of Language Models to Fill in the Middle", "Bavarian, Jun, Tezak, et al.",
+       2022, "https://arxiv.org/abs/2207.14255"),
+    _s("austin2021", "Program Synthesis with Large Language Models (MBPP)", "Austin, Odena, Nye, et al.", 2021,
+       "https://arxiv.org/abs/2108.07732"),
+    _s("cassano2023", "MultiPL-E: A Scalable and Polyglot Approach to Benchmarking Neural Code Generation",
+       "Cassano, Gouwar, Nguyen, et al.", 2023, "https://arxiv.org/abs/2208.08227", "IEEE TSE"),
+    _s("li2023starcoder", "StarCoder: may the source be with you! (licence filtering, PII redaction, decontamination)",
+       "Li, Allal, Zi, et al.", 2023, "https://arxiv.org/abs/2305.06161", "TMLR"),
+    _s("dixon2018", "Measuring and Mitigating Unintended Bias in Text Classification", "Dixon, Li, Sorensen, Thain, "
+       "Vasserman", 2018, "https://doi.org/10.1145/3278721.3278729", "AIES 2018"),
+    _s("borkan2019", "Nuanced Metrics for Measuring Unintended Bias with Real Data for Text Classification "
+       "(subgroup AUC, BPSN, BNSP)", "Borkan, Dixon, Sorensen, Thain, Vasserman", 2019,
+       "https://arxiv.org/abs/1903.04561", "WWW 2019 companion"),
+    _s("sap2019", "The Risk of Racial Bias in Hate Speech Detection", "Sap, Card, Gabriel, Choi, Smith", 2019,
+       "https://aclanthology.org/P19-1163/", "ACL 2019"),
+    _s("saito2015", "The Precision-Recall Plot Is More Informative than the ROC Plot When Evaluating Binary "
+       "Classifiers on Imbalanced Datasets", "Saito, Rehmsmeier", 2015,
+       "https://doi.org/10.1371/journal.pone.0118432", "PLOS ONE"),
+    _s("maynez2020", "On Faithfulness and Factuality in Abstractive Summarization", "Maynez, Narayan, Bohnet, "
+       "McDonald", 2020, "https://arxiv.org/abs/2005.00661", "ACL 2020"),
+    _s("lin2004", "ROUGE: A Package for Automatic Evaluation of Summaries", "Lin", 2004,
+       "https://aclanthology.org/W04-1013/"),
+    _s("see2017", "Get To The Point: Summarization with Pointer-Generator Networks (Lead-3 baseline)",
+       "See, Liu, Manning", 2017, "https://arxiv.org/abs/1704.04368", "ACL 2017"),
+    _s("rajpurkar2016", "SQuAD: 100,000+ Questions for Machine Comprehension of Text (EM and F1)",
+       "Rajpurkar, Zhang, Lopyrev, Liang", 2016, "https://arxiv.org/abs/1606.05250", "EMNLP 2016"),
+    _s("tjong2003", "Introduction to the CoNLL-2003 Shared Task: Language-Independent Named Entity Recognition "
+       "(entity-level F1)", "Tjong Kim Sang, De Meulder", 2003, "https://aclanthology.org/W03-0419/"),
+    _s("post2018", "A Call for Clarity in Reporting BLEU Scores (sacreBLEU)", "Post", 2018,
+       "https://arxiv.org/abs/1804.08771", "WMT 2018"),
+    _s("popovic2015", "chrF: character n-gram F-score for automatic MT evaluation", "Popović", 2015,
+       "https://aclanthology.org/W15-3049/", "WMT 2015"),
+    _s("rei2020", "COMET: A Neural Framework for MT Evaluation", "Rei, Stewart, Farinha, Lavie", 2020,
+       "https://arxiv.org/abs/2009.09025", "EMNLP 2020"),
+    _s("zheng2023", "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena", "Zheng, Chiang, Sheng, et al.", 2023,
+       "https://arxiv.org/abs/2306.05685", "NeurIPS 2023"),
+    _s("rust2021", "How Good is Your Tokenizer? On the Monolingual Performance of Multilingual Language Models "
+       "(fertility)", "Rust, Pfeiffer, Vulić, Ruder, Gurevych", 2021, "https://arxiv.org/abs/2012.15613", "ACL 2021"),
+    _s("petrov2023", "Language Model Tokenizers Introduce Unfairness Between Languages", "Petrov, La Malfa, Torr, "
+       "Bibi", 2023, "https://arxiv.org/abs/2305.15425", "NeurIPS 2023"),
+    _s("lukas2023", "Analyzing Leakage of Personally Identifiable Information in Language Models",
+       "Lukas, Salem, Sim, et al.", 2023, "https://arxiv.org/abs/2302.00539", "IEEE S&P 2023"),
+    _s("micikevicius2018", "Mixed Precision Training (fp16 with loss scaling, fp32 master weights)",
+       "Micikevicius, Narang, Alben, et al.", 2018, "https://arxiv.org/abs/1710.03740", "ICLR 2018"),
+    _s("zhou2023lima", "LIMA: Less Is More for Alignment (1,000 curated examples)", "Zhou, Liu, Xu, et al.", 2023,
+       "https://arxiv.org/abs/2305.11206", "NeurIPS 2023"),
+    _s("mosbach2021", "On the Stability of Fine-tuning BERT (small data: more steps, bias correction, restarts)",
+       "Mosbach, Andriushchenko, Klakow", 2021, "https://arxiv.org/abs/2006.04884", "ICLR 2021"),
 ]
 
 SOURCES: dict[str, Source] = {s.id: s for s in _ALL}

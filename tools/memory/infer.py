@@ -74,23 +74,76 @@ def weight_term(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedModel,
     raise ValueError(fmt)
 
 
+# Serving formats outside bitsandbytes (vLLM/SGLang kernels). FP8 W8A8 (llm-compressor / Meta's FP8
+# checkpoints): 1 byte per linear weight plus one fp32 scale per output channel. AWQ/GPTQ INT4 at group
+# size 128: 4 bits + one fp16 scale and one packed 4-bit zero point per 128 weights = 4 + 20/128 bits
+# (AutoAWQ / AutoGPTQ packing, run by vLLM's Marlin kernels). Embeddings, norms and lm_head stay 16-bit.
+SERVING_INT4_BITS = 4 + (16 + 4) / 128
+SERVING_QUANTISED_ROLES = ("attention", "mlp", "experts")
+
+
+def serving_weight_term(spec: ModelSpec, fmt: str, resolved: ResolvedModel) -> MemoryTerm:
+    """Weight bytes of a serving format: bf16/fp16/fp32 and GGUF types as `weight_term` computes them,
+    fp8 and awq-int4/gptq-int4 over the linear layers of the blocks (the layers those kernels replace)."""
+    if fmt in FLOAT_BYTES or is_gguf(fmt):
+        req = MemoryRequest(model=resolved.name or "inline", method="inference", weights=fmt)  # type: ignore[arg-type]
+        return weight_term(spec, req, resolved)
+    groups = inventory(spec)
+    total = sum(g.numel for g in groups)
+    linear = [g for g in groups if g.role in SERVING_QUANTISED_ROLES and len(g.shape) >= 2]
+    qn = sum(g.numel for g in linear)
+    if fmt == "fp8":
+        rows = sum(g.shape[-2] * (g.shape[0] if len(g.shape) == 3 else 1) * g.repeat for g in linear)
+        return MemoryTerm(name="weights", bytes=int(qn + rows * 4 + (total - qn) * 2),
+                          formula=f"{count(qn)} linear × 1 B (fp8) + {count(rows)} fp32 channel scales + "
+                                  f"{count(total - qn)} other × 2 B",
+                          note="FP8 W8A8 checkpoint (per-channel scales); embeddings, norms and lm_head bf16")
+    if fmt in ("awq-int4", "gptq-int4"):
+        return MemoryTerm(name="weights", bytes=int(qn * SERVING_INT4_BITS / 8 + (total - qn) * 2),
+                          formula=f"{count(qn)} linear × {SERVING_INT4_BITS:.4f} bits (int4, group 128) + "
+                                  f"{count(total - qn)} other × 2 B",
+                          note=f"{fmt.split('-')[0].upper()} INT4 packing; embeddings, norms and lm_head fp16")
+    raise ValueError(fmt)
+
+
+def kv_bytes_per_sequence(spec: ModelSpec, kv_dtype: str, seq: int) -> int:
+    """KV bytes one sequence of `seq` tokens holds on one (unsharded) model: 2 (K and V) × KV heads ×
+    head dim × bytes × (full layers × seq + sliding layers × min(seq, window)), plus cross-attention K/V
+    for an encoder-decoder. The one formula the estimator and the serving planner share."""
+    return int(_kv_bytes(spec, kv_dtype, seq))
+
+
+def _kv_bytes(spec: ModelSpec, kv_dtype: str, seq: int) -> float:
+    if spec.kind == "encoder":
+        return 0.0
+    full_layers = spec.layers - spec.sliding_layers
+    tokens = full_layers * seq + spec.sliding_layers * min(seq, spec.sliding_window or seq)
+    if spec.kind == "encoder-decoder":
+        tokens += spec.layers * seq  # cross-attention K/V over the encoder output (same length)
+    return 2 * spec.kv_dim * KV_BYTES[kv_dtype] * tokens
+
+
+def kv_shards(spec: ModelSpec, tensor_parallel: int) -> int:
+    """How many ways tensor parallelism splits the KV cache: by KV head, so at most `kv_heads` ways (with
+    fewer KV heads than GPUs each GPU keeps a replica of one head, as vLLM does)."""
+    return max(1, min(tensor_parallel, spec.kv_heads))
+
+
 def kv_cache_term(spec: ModelSpec, req: MemoryRequest) -> MemoryTerm | None:
     """2 (K and V) × layers × KV heads × head dim × bytes × tokens held × batch; sliding-window
     layers hold at most the window."""
     if spec.kind == "encoder":
         return None
     kvb = KV_BYTES[req.kv_dtype]
-    per_tok_layer = 2 * spec.kv_dim * kvb
     full_layers = spec.layers - spec.sliding_layers
     held_sliding = min(req.seq, spec.sliding_window or req.seq)
-    tokens = full_layers * req.seq + spec.sliding_layers * held_sliding
     formula = (f"2 × {spec.kv_heads} KV heads × {spec.head_dim} head dim × {kvb:g} B ({req.kv_dtype}) × "
                f"{req.batch} batch × ({full_layers} layers × {req.seq:,} tokens")
     formula += f" + {spec.sliding_layers} sliding layers × {held_sliding:,})" if spec.sliding_layers else ")"
     if spec.kind == "encoder-decoder":
-        tokens += spec.layers * req.seq  # cross-attention K/V over the encoder output (same length)
         formula += " + cross-attention K/V over the encoder output"
-    return MemoryTerm(name="KV cache", bytes=int(req.batch * per_tok_layer * tokens), formula=formula,
+    return MemoryTerm(name="KV cache", bytes=int(req.batch * _kv_bytes(spec, req.kv_dtype, req.seq)),
+                      formula=formula,
                       note=f"{spec.attention_type}: {spec.heads} query heads share {spec.kv_heads} KV heads")
 
 
@@ -130,7 +183,12 @@ def estimate_inference(spec: ModelSpec, req: MemoryRequest, resolved: ResolvedMo
         terms.append(dequantised_weight_term(apply_layout(groups, layout) if layout is not None else groups))
     if req.gpus > 1 and req.sharding != "ddp":
         for t in terms:
-            if t.name in ("weights", "KV cache"):
+            if t.name == "weights":
                 t.bytes = t.bytes // req.gpus
                 t.formula += f" / {req.gpus} GPUs (even tensor-parallel split)"
+            elif t.name == "KV cache":
+                # Tensor parallelism splits K/V by head: never more ways than there are KV heads.
+                ways = kv_shards(spec, req.gpus)
+                t.bytes = t.bytes // ways
+                t.formula += f" / {ways} (KV heads split over {req.gpus} GPUs)"
     return terms

@@ -16,28 +16,46 @@ KIND_OF_FAMILY = {"encoder-only": "encoder", "decoder-only": "decoder", "encoder
 RELATIVE_PRETRAIN_TOKENS = 512
 
 
-def _candidates(kind: str, budget: float | None, need: int, calls: Calls) -> tuple[str, list[dict[str, Any]]]:
-    """Pick a catalog model: right kind; within 1.5x of the budget; smallest window covering the need;
-    then nearest in size. Returns the name and the table of candidates considered."""
-    from qkv.tools.catalog.summary import summarize_models
+def _choice_request(task, obj: dict[str, Any], kind: str, budget: float | None, need: int):
+    """What the base model must do, from the task: languages, code or not, chat/serving or not."""
+    from qkv.tools.knowledge.model_choice import ChoiceRequest
 
-    rows = [r for r in calls("catalog.summarize_models", summarize_models) if _kind(r.model_type) == kind]
-    if budget:
-        near = [r for r in rows if 1 / 1.5 <= r.params / budget <= 1.5] or sorted(
-            rows, key=lambda r: abs(math.log(r.params / budget)))[:1]
-    else:
-        near = rows
-    window = {r.name: r.context if r.context else RELATIVE_PRETRAIN_TOKENS for r in near}
+    code = obj.get("task") == "code" or task.domain == "code"
+    instruct = obj.get("task") == "chat" or bool(task.deploy) or task.mode == "inference"
+    return ChoiceRequest(kind=kind, params=budget, need_tokens=need, languages=list(task.languages),
+                         instruct=instruct, code=code)
 
-    def key(r) -> tuple:
-        covers = window[r.name] >= need
-        size = abs(math.log(r.params / budget)) if budget else r.params
-        return (not covers, window[r.name] if covers else -window[r.name], size, r.name)
 
-    near.sort(key=key)
-    table = [{"model": r.name, "params": r.params, "context_window": r.context, "covers_need": window[r.name] >= need,
-              "source": r.source.split(";")[0]} for r in near]
-    return near[0].name, table
+def _candidates(task, obj, kind: str, budget: float | None, need: int, calls: Calls
+                ) -> tuple[str, list[dict[str, Any]], str, list[str]]:
+    """The capability-filtered choice (qkv.tools.knowledge.model_choice): the name, the table of candidates
+    with the reason each lost, the rationale and any relaxed filter."""
+    from qkv.tools.knowledge.model_choice import choose_model
+
+    choice = calls("knowledge.choose_model", choose_model, _choice_request(task, obj, kind, budget, need))
+    table = [{"model": c.model, "params": c.params, "context_window": c.context_window,
+              "effective_context": c.effective_context, "languages": c.languages, "variant": c.variant,
+              "licence": c.licence, "pretraining_tokens": c.pretraining_tokens,
+              "covers_need": (c.effective_context or c.context_window or RELATIVE_PRETRAIN_TOKENS) >= need,
+              "verdict": c.verdict, "lost_because": "; ".join(c.reasons), "source": c.source}
+             for c in choice.candidates]
+    return choice.chosen, table, choice.rationale, list(choice.warnings)
+
+
+def _capability_gaps(name: str, task, obj) -> list[str]:
+    """What the model lacks for this task (languages, instruct variant), from the catalog's capabilities."""
+    from qkv.tools.catalog.models import find_model
+
+    entry = find_model(name)
+    caps = entry.capabilities if entry else None
+    if caps is None:
+        return []
+    gaps = [f"does not cover {', '.join(lang for lang in task.languages if lang not in caps.languages)} "
+            f"({caps.languages_source.split(':')[0]})"] if any(
+        lang not in caps.languages for lang in task.languages) else []
+    if (obj.get("task") == "chat" or task.deploy) and caps.variant == "base" and caps.instruct_variant:
+        gaps.append(f"is a base model (its instruct variant {caps.instruct_variant} is the start for chat and serving)")
+    return gaps
 
 
 def _near_budget(kind: str, budget: float, calls: Calls) -> bool:
@@ -53,6 +71,14 @@ def _kind(model_type: str) -> str:
 
     fam = FAMILIES.get(model_type, "llama")
     return {"bert": "encoder", "t5": "encoder-decoder"}.get(fam, "decoder")
+
+
+def _capabilities_of(name: str) -> dict[str, Any] | None:
+    """The catalog's published capabilities of the chosen model (each with its source), if catalogued."""
+    from qkv.tools.catalog.models import find_model
+
+    entry = find_model(name)
+    return entry.capabilities.model_dump() if entry and entry.capabilities else None
 
 
 def layer_profile_of(spec, source: str) -> dict[str, Any]:
@@ -145,14 +171,25 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
         # No catalog model within 1.5x of the stated size: design one of that size rather than swap the size.
         resolved, _ = _pretrain_model(task.model_copy(update={"compute_flops": None, "data_tokens": None}), need,
                                       calls, missing)
+    notes: list[str] = []
     if resolved is None:
-        if task.base_model:
+        stated_model = any(s.field == "base_model" for s in task.stated)
+        gaps = _capability_gaps(task.base_model, task, obj) if task.base_model else []
+        if task.base_model and stated_model:
             name = task.base_model
             why = "named in the request"
+            notes += [f"{name} {g} — kept, because the request names it" for g in gaps]
+        elif task.base_model and not gaps:
+            name = task.base_model
+            why = "no model or size named: the intake's default model (see assumptions), which has what the task needs"
         else:
-            name, candidates = _candidates(kind, task.param_budget, need, calls)
-            why = (f"the catalog {kind} model " + (f"within 1.5× of {task.param_budget / 1e9:g}B parameters "
-                   if task.param_budget else "") + f"whose window best covers {need:,} tokens")
+            budget = task.param_budget
+            if task.base_model:  # an assumed default that lacks a capability: choose at its size instead
+                budget = float(calls("params.count_params", count_params,
+                                     resolve_model(task.base_model)).total)
+                notes.append(f"the default {task.base_model} " + " and ".join(gaps) + ": chosen by capability instead")
+            name, candidates, why, relaxed = _candidates(task, obj, kind, budget, need, calls)
+            notes += relaxed
         resolved = calls("modelref.resolve_model", resolve_model, name)
     elif task.mode == "pre-train":
         why = "proposed by the sizing tool for the compute-optimal parameter count"
@@ -171,8 +208,17 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
         action, detail = "long_context_model", (
             f"{need:,} tokens: chose {resolved.name} for its {window:,}-token window over shorter-window models "
             "of the same size")
+    caps = _capabilities_of(resolved.name) or {}
+    if action != "pending" and caps.get("effective_context") and need > caps["effective_context"]:
+        # A claimed window is not an effective one: past the measured length quality drops (RULER).
+        detail += (f"; beyond the published effective context of {caps['effective_context']:,} tokens "
+                   f"({caps['effective_context_source']}): measure long-context quality before trusting it")
     profile = layer_profile_of(spec, resolved.source)
     profile.update(_knowledge_profile(resolved, need, calls, missing))
+    if candidates:
+        provenance["base_model"] = ("rule: qkv.tools.knowledge.model_choice (languages, specialisation, size, "
+                                    "effective context, instruct variant, then pretraining tokens; sources in the "
+                                    "catalog's capabilities)")
     provenance.update({
         "params": f"analytic: qkv.tools.params closed-form count of {resolved.source}",
         "context_window": f"config: {resolved.source} (max_position_embeddings)",
@@ -183,6 +229,7 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
         "active_params": count.active, "context_window": window,
         "required_tokens": need, "train_seq": train_seq, "context_action": action, "context_detail": detail,
         "rope_scaling": rope, "candidates": candidates, "rationale": why, "provenance": provenance,
+        "capabilities": caps or None, "choice_notes": notes,
         "config": resolved.config if resolved.origin != "catalog" else None,
     }
     return {"architecture": arch, "layer_profile": profile, "pretraining": pretraining,
@@ -228,10 +275,39 @@ def _pretrain_model(task, need: int, calls: Calls, missing: list[str]):
         "provenance": "analytic: qkv.tools.knowledge.scaling (Hoffmann et al. 2022, Besiroglu et al. 2024) and "
                       "qkv.tools.knowledge.sizing",
     }
+    if task.param_budget and task.compute_flops and gpu and (task.gpu_hours or task.wall_hours):
+        pre.update(_fixed_size_budget(task, gpu, float(proposal.params), calls))
     name = f"proposed-{proposal.params / 1e9:.2f}B"
     resolved = ResolvedModel(name=name, origin="config.json", source="qkv.tools.knowledge.sizing",
                              config=proposal.config)
     return resolved, pre
+
+
+def _fixed_size_budget(task, gpu: str, params: float, calls: Calls) -> dict[str, Any]:
+    """The size is fixed and the hardware time is stated: spend the budget on tokens (budget tool)."""
+    from qkv.tools.knowledge.budget import ComputeBudgetRequest, compute_budget
+
+    gpus = task.gpus or 1
+    hours = task.wall_hours or (task.gpu_hours / gpus)
+    cb = calls("knowledge.compute_budget", compute_budget,
+               ComputeBudgetRequest(gpu=gpu, gpus=gpus, hours=hours, params=params, unique_tokens=task.data_tokens))
+    tokens = float(cb.planned_tokens.value)
+    from qkv.tools.knowledge.scaling import loss
+
+    return {
+        "loss": loss(params, tokens),
+        "basis": "fixed size, stated hardware time", "params": params, "tokens": tokens,
+        "flops": 6 * params * tokens, "tokens_per_param": float(cb.tokens_per_param.value),
+        "budget_flops": float(cb.flops.value), "chinchilla_tokens": float(cb.chinchilla_tokens.value),
+        "used_share": float(cb.used_share.value), "budget_reason": cb.reason,
+        "training_days": hours * float(cb.used_share.value) / 24,
+        "gpu_hours": hours * gpus * float(cb.used_share.value),
+        "notes": [cb.reason, *cb.notes],
+        "budget_provenance": {"flops": cb.flops.formula, "tokens": cb.planned_tokens.formula,
+                              "sources": ", ".join(cb.sources)},
+        "provenance": "analytic: qkv.tools.knowledge.budget.compute_budget (C = GPUs × hours × peak × MFU; D = C/6N; "
+                      "≤ 4 epochs of unique data, Muennighoff et al. 2023) and qkv.tools.knowledge.sizing",
+    }
 
 
 def _pick_option(plan, spec, *, fixed: bool):

@@ -64,6 +64,7 @@ def _sampling(task, obj: dict[str, Any], calls: Calls, missing: list[str]) -> tu
 def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     from qkv.tools.catalog.gpus import get_gpu
     from qkv.tools.memory.schema import MemoryRequest
+    from qkv.tools.serve.formats import has_bf16
 
     task = task_of(state)
     arch, obj = state["architecture"], state["objective"]
@@ -74,6 +75,8 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     concurrency = task.concurrency or 1
     context = arch["train_seq"] if arch["context_action"] != "chunking" else arch["context_window"]
     formats = APPLE_FORMATS if gpu.unified_memory else CUDA_FORMATS
+    if not gpu.unified_memory and not has_bf16(gpu):  # Turing/Volta compute in fp16: no bf16 arithmetic
+        formats = ("fp16", *formats[1:])
     if task.weights:  # the user's format is evaluated first, whatever the default list holds
         formats = (task.weights, *(f for f in formats if f != task.weights))
     usable = gpu.usable_bytes
@@ -85,10 +88,16 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     layouts = [1] + ([gpus] if gpus > 1 else [])
     if task.mode == "inference" and gpus > 1 and any(x.field == "gpus" for x in task.stated):
         layouts = [gpus]  # serving on the GPUs the user named: tensor-parallel over all of them
+    sampling, described, issues, s_prov, notes = _sampling(task, obj, calls, missing)
+    # Each beam is a sequence with its own KV cache: the cache holds concurrency × beams sequences.
+    stated = task.sampling or {}
+    greedy = stated.get("temperature") == 0 and "num_beams" not in stated  # the user's greedy is one beam
+    beams = 1 if obj["architecture"] == "encoder-only" or greedy else int(
+        stated.get("num_beams") or sampling.get("num_beams") or 1)
     for n in layouts:
         for fmt in formats:
             req = MemoryRequest(model=arch["base_model"] if not arch.get("config") else "inline",
-                                method="inference", weights=fmt, seq=context, batch=concurrency, gpu=task.gpu,
+                                method="inference", weights=fmt, seq=context, batch=concurrency * beams, gpu=task.gpu,
                                 gpus=n, sharding="fsdp" if n > 1 else "none", attention=attention,
                                 context_extension=ext, cuda_context_gib=0.0 if gpu.gpu_class == "cpu" else 0.5)
             row = _try(arch, req, gpu, usable, concurrency, n, calls)
@@ -107,7 +116,6 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     settled = chosen is not None
     chosen = chosen or tried[-1]
     est = chosen["est"]
-    sampling, described, issues, s_prov, notes = _sampling(task, obj, calls, missing)
     departs: list[str] = []
     if task.weights and chosen["name"] != task.weights:
         departs.append(f"weights: stated {task.weights}, planned {chosen['name']} ({task.weights} "
@@ -131,8 +139,7 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
             sampling = {**sampling, **keep, "preset": f"stated (over the {sampling.get('preset')} preset)"}
             described = policy.describe()
             s_prov = {**s_prov, **{f"sampling.{k}": f"stated: '{_words(task, 'sampling')}'" for k in keep}}
-    flops = (gpu.bf16_dense_tflops or 0) * 1e12 * gpus
-    prefill = 2 * arch["active_params"] * context / flops if flops else None
+    prefill, prefill_src = _prefill(arch, gpu, context, chosen["gpus"], calls)
     kernel = "flash_attention_2" if attention == "flash" else "sdpa"
     would: list[str] = []
     if not settled:
@@ -148,7 +155,7 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
         "context_tokens": context, "concurrency": concurrency, "attention_kernel": kernel,
         "sampling": sampling, "sampling_policy": described, "sampling_issues": issues, "departures": departs,
         "decode_tok_s_upper": chosen["decode_tok_s_upper"],
-        "prefill_s_lower": round(prefill, 4) if prefill else None,
+        "prefill_s_lower": round(prefill, 4) if prefill else None, "beams": beams,
         "alternatives": [{"name": r["label"], "total_gib": r["total_gib"], "fits": r["fits"], "tight": r["tight"],
                           "changes": {"weights": r["name"], "gpus": r["gpus"]}} for r in tried],
         "notes": [
@@ -163,13 +170,92 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
             "kv_cache_gib": "analytic: qkv.tools.memory (2 × layers × kv_heads × head_dim × tokens × bytes)",
             "peak_vram_gib": "analytic: qkv.tools.memory inference estimate",
             "decode_tok_s_upper": _decode_source(gpu, obj["architecture"]),
-            "prefill_s_lower": f"analytic: 2 × active params × {context:,} tokens ÷ {gpu.bf16_dense_tflops} dense "
-                               "bf16 TFLOP/s (GPU catalog) per GPU; a lower bound (100% utilisation)",
+            "prefill_s_lower": prefill_src,
             **s_prov,
             "attention_kernel": "cited: flash-attn README (Ampere/Ada/Hopper); PyTorch SDPA otherwise",
         },
     }
+    serving = _serving(task, arch, obj, gpu, context, sampling, calls, inf["notes"])
+    inf["serving"] = serving
+    # The engine's plan replaces the transformers rows only when it holds the load AND meets every stated
+    # target: a plan that fits memory at 14.6 ms/token does not meet "0.1 ms per token".
+    targets_met = bool(serving) and all(t.get("met", True) for t in serving.get("targets") or [])
+    if serving and not settled and serving["fits"] and targets_met and serving["weights"] in ("bf16", "fp16", "fp8"):
+        _engine_plan_of_record(inf, serving)
+    elif serving and serving["fits"] and inf["quantization"] in ("int8", "nf4"):
+        inf["notes"].append(f"bitsandbytes {inf['quantization']} is how transformers loads it here, not a serving "
+                            f"format: served with {serving['engine']}, {serving['weights']} weights hold the load "
+                            "(the serving plan above)")
     return {"inference": inf, "unavailable": unavailable(state, *missing), "calls": calls.items}
+
+
+def _serving(task, arch, obj, gpu, context: int, sampling: dict[str, Any], calls: Calls,
+             notes: list[str]) -> dict[str, Any] | None:
+    """The serving engine's plan (qkv.tools.serve): vLLM's paged pool and chunked prefill on CUDA GPUs,
+    llama.cpp on Apple silicon and CPUs; None (said in notes) for a model known only by its shapes."""
+    from qkv.tools.errors import QkvError
+    from qkv.tools.serve import ServingRequest, plan_serving
+
+    if arch.get("config"):
+        notes.append("serving plan: not computed for an architecture sized from scratch (no checkpoint to serve)")
+        return None
+    engine = "llama.cpp" if gpu.unified_memory or gpu.gpu_class == "cpu" else "vllm"
+    encoder = obj["architecture"] == "encoder-only"
+    output = 1 if encoder else min(int(sampling.get("max_new_tokens") or 256), max(1, context - 1))
+    try:
+        plan = calls("serve.plan_serving", plan_serving, ServingRequest(
+            model=arch["base_model"], gpu=task.gpu, gpus=task.gpus or 1, concurrency=task.concurrency or 1,
+            context=max(context, output + 1), output_tokens=output, engine=engine,
+            beams=1 if encoder else int(sampling.get("num_beams") or 1), tpot_ms=task.latency_ms))
+    except QkvError as err:
+        notes.append(f"serving plan: not computed ({err})")
+        return None
+    return plan.model_dump(mode="json", exclude={"request", "sources"})
+
+
+def _engine_plan_of_record(inf: dict[str, Any], sv: dict[str, Any]) -> None:
+    """When only a serving engine holds the load (its chunked prefill bounds the workspace and its paged
+    pool holds the KV), its plan is the plan; the transformers rows stay as the alternatives tried."""
+    items = {m["name"]: m for m in sv["per_gpu"]}
+    kv = sv.get("kv") or {}
+    lat = sv.get("latency") or {}
+    inf.update({
+        "quantization": sv["weights"], "gpus": sv["gpus_used"], "weights_gib": items["weights"]["gib"],
+        "kv_cache_gib": round(kv.get("tokens_needed", 0) * kv.get("bytes_per_token", 0) / 1024**3, 3),
+        "kv_dtype": sv["kv_dtype"], "peak_vram_gib": round(sum(m["gib"] for m in sv["per_gpu"]), 3), "fits": True,
+        "what_would_fit": [], "decode_tok_s_upper": lat.get("tokens_per_s"),
+        "prefill_s_lower": round(lat["ttft_ms"] / 1e3, 4) if lat.get("ttft_ms") is not None else None,
+        "breakdown": [{"name": m["name"], "gib": m["gib"], "formula": m["formula"]} for m in sv["per_gpu"]],
+    })
+    inf["notes"] = [n for n in inf["notes"] if not n.startswith("no weight format meets")] + [
+        f"planned with the {sv['engine']} profile: chunked prefill bounds the workspace to "
+        f"{sv['prefill_tokens_per_step']:,} tokens per step and the paged KV pool holds the load; transformers "
+        "generate (every prompt prefilled at once) does not fit — its rows are the alternatives"]
+    inf["provenance"].update({
+        "weights_gib": "analytic: qkv.tools.serve (weights from qkv.tools.memory.infer) per GPU",
+        "kv_cache_gib": "analytic: qkv.tools.serve KV held by the load per GPU (paged blocks)",
+        "peak_vram_gib": "analytic: qkv.tools.serve per-GPU sum (weights, KV pool, workspace, overheads)",
+        "decode_tok_s_upper": "analytic: qkv.tools.serve roofline (bytes per step ÷ bandwidth + TP all-reduce)",
+        "prefill_s_lower": "analytic: qkv.tools.serve roofline TTFT (matmul + attention FLOPs ÷ TP × peak)"})
+
+
+def _prefill(arch, gpu, context: int, gpus: int, calls: Calls) -> tuple[float | None, str]:
+    """The prompt's FLOPs (matmuls and causal attention, qkv.tools.serve.roofline) at the GPU's dense 16-bit
+    peak. transformers splits layers over GPUs (device_map), which run one after another: one GPU's FLOP/s."""
+    from qkv.agent.graph.nodes.efficiency import _resolved
+    from qkv.tools.arch import spec_from_config
+    from qkv.tools.serve.roofline import prefill_flops
+
+    peak = gpu.bf16_dense_tflops or gpu.fp16_dense_tflops
+    if not peak:
+        return None, "not computed: the GPU's dense 16-bit FLOP/s is not known"
+    spec = spec_from_config(_resolved(arch).config)
+    flops, attn = calls("serve.prefill_flops", prefill_flops, spec, arch["active_params"], context)
+    dtype = "bf16" if gpu.bf16_dense_tflops else "fp16"
+    return flops / (peak * 1e12), (
+        f"analytic: (2 × active params × {context:,} + 2 × layers × {context:,}² × q_dim) FLOPs "
+        f"(attention {attn / flops:.0%}) ÷ {peak:g} dense {dtype} TFLOP/s of one GPU (GPU catalog; the "
+        f"{gpus} GPU(s) of a layer split run in turn); a lower bound at 100% utilisation")
 
 
 def _decode_source(gpu, family: str) -> str:

@@ -40,6 +40,9 @@ WHY = {
 }
 
 
+# Families whose recipe states the loss for any architecture (the others depend on encoder vs decoder).
+RECIPE_LOSS = ("classification-multilabel", "code", "pretraining-code", "chat", "summarisation", "pretraining")
+
 ARTICLE = {"encoder-only": "an", "decoder-only": "a", "encoder-decoder": "an"}
 WHY_FOR = {
     "decoder-only": "the answer is generated token by token from the input (and retrieved passages, for questions "
@@ -72,7 +75,8 @@ def objective_node(state: dict[str, Any]) -> dict[str, Any]:
     why = WHY[kind]
     if task.mode == "pre-train":
         if kind != "translation":
-            kind, label = "generation", "language-modelling"
+            # A code corpus keeps its label: code metrics (pass@k) and code decoding follow from it.
+            kind, label = "generation", "code" if "code" in (task.objective, task.domain) else "language-modelling"
             why = WHY[kind]
     elif task.base_model:
         family = model_family(task.base_model)
@@ -101,8 +105,27 @@ def objective_node(state: dict[str, Any]) -> dict[str, Any]:
     else:
         missing.append("qkv.tools.evaluate.metrics.metric_plan")
         provenance["metrics"] = "convention (the evaluator's metric plan was not available)"
+    loss = LOSS[kind]
+    recipe: dict[str, Any] = {}
+    recipe_fn = optional("qkv.tools.knowledge.recipes", "recipe_for")
+    rec = None
+    if recipe_fn is None:
+        missing.append("qkv.tools.knowledge.recipes")
+    else:
+        rec = calls("knowledge.recipe_for", recipe_fn, label, task.domain, task.mode, task.text, task.languages)
+    if rec is not None:
+        recipe = rec.model_dump()
+        if rec.metric_ids:
+            metrics = list(rec.metric_ids)
+            # The evaluator's generic plan (accuracy for classification) gives way to the recipe's; its
+            # perplexity entry stays for generators.
+            plan = [item for item in plan if str(item.get("name", "")).lower().startswith("perplexity")]
+        if rec.family in RECIPE_LOSS:
+            loss = rec.loss
+            provenance["loss"] = f"cited: qkv.tools.knowledge.recipes '{rec.family}' ({', '.join(rec.loss_sources)})"
+        provenance["recipe"] = f"cited: qkv.tools.knowledge.recipes '{rec.family}' ({', '.join(rec.sources)})"
     update = {
-        "kind": kind, "architecture": FAMILY[kind], "task": label, "loss": LOSS[kind], "metrics": metrics,
-        "metrics_plan": plan, "rationale": why, "provenance": provenance,
+        "kind": kind, "architecture": FAMILY[kind], "task": label, "loss": loss, "metrics": metrics,
+        "metrics_plan": plan, "recipe": recipe, "rationale": why, "provenance": provenance,
     }
     return {"objective": update, "unavailable": unavailable(state, *missing), "calls": calls.items}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from qkv.agent.graph.nodes.common import Calls, optional, task_of, unavailable
+from qkv.agent.graph.nodes.training_plan import data_budget_of, precision_of, pretraining_of, training_config
 from qkv.agent.graph.schemas import DesignReport
 
 # The evaluator's faithfulness proxies (qkv.tools.evaluate.schema.FaithfulnessReport fields).
@@ -16,7 +17,12 @@ def _checks(task, arch, eff, inf, hidden: int | None = None) -> list[dict[str, s
     window = arch.get("context_window")
     need = arch["required_tokens"]
     action = arch["context_action"]
-    if action == "ok":
+    effective = (arch.get("capabilities") or {}).get("effective_context")
+    if action in ("ok", "long_context_model") and effective and need > effective:
+        rule1 = ("warn", f"{need:,} tokens fit the {window:,}-token window of {arch['base_model']} but exceed its "
+                 f"published effective context of {effective:,} tokens: measure long-context quality (RULER, "
+                 "Hsieh et al. 2024) before trusting it")
+    elif action == "ok":
         rule1 = ("pass", f"{need:,} tokens ≤ the {window:,}-token window of {arch['base_model']}"
                  if window else f"{arch['base_model']} has no hard window; {need:,} tokens planned")
     elif action == "long_context_model":
@@ -79,6 +85,23 @@ def stated_check(task, arch, eff, inf, hidden: int | None = None) -> dict[str, s
 
 
 def _ethics(task, obj, calls: Calls, missing: list[str]) -> dict[str, Any]:
+    recipe = obj.get("recipe") or {}
+    if recipe.get("family") in ("classification-multilabel", "classification", "ner", "code", "pretraining-code",
+                                "chat", "translation", "qa"):
+        # The task family's own plan: a classifier is not checked with a generator's hallucination proxies.
+        eth = recipe["ethics"]
+        evals = list(eth.get("evaluation", []))
+        generator = obj["architecture"] != "encoder-only"
+        return {"hallucination": evals[:1] if generator else [], "proxies": [],
+                "biased_token_distributions": evals[1:] if generator else evals,
+                "data": list(eth.get("data", [])), "mitigations": list(eth.get("mitigations", [])),
+                "baselines": [f"{b['name']}: {b['why']}" for b in recipe.get("baselines", [])],
+                "provenance": f"cited: qkv.tools.knowledge.recipes '{recipe['family']}' "
+                              f"({', '.join(recipe['sources'])})"}
+    return _generator_ethics(task, obj, calls, missing, recipe)
+
+
+def _generator_ethics(task, obj, calls: Calls, missing: list[str], recipe: dict[str, Any]) -> dict[str, Any]:
     schema = optional("qkv.tools.evaluate.schema", "FaithfulnessReport")
     proxies: list[dict[str, str]] = []
     if schema is None:
@@ -112,83 +135,13 @@ def _ethics(task, obj, calls: Calls, missing: list[str]) -> dict[str, Any]:
             "train on source-grounded targets only; drop training pairs whose targets state numbers or names "
             "absent from the source (the same proxy, applied to the data)",
             "bounded decoding (hard rule 3) and a length cap",
+            *(recipe.get("ethics") or {}).get("mitigations", []),
         ],
-        "provenance": "measures defined by qkv.tools.evaluate (schema field descriptions)",
+        "data": list((recipe.get("ethics") or {}).get("data", [])),
+        "baselines": [f"{b['name']}: {b['why']}" for b in recipe.get("baselines", [])],
+        "provenance": "measures defined by qkv.tools.evaluate (schema field descriptions)"
+                      + (f"; recipe: qkv.tools.knowledge.recipes '{recipe['family']}'" if recipe else ""),
     }
-
-
-def _warmup(hp: dict[str, Any]) -> dict[str, Any]:
-    """The hyperparameter tool's warm-up in the trainer's field of the same unit (a fraction of steps is
-    warmup_ratio, a step count warmup_steps): the report and the runnable config say the same thing."""
-    value, unit = hp.get("warmup"), (hp.get("units") or {}).get("warmup", "")
-    if value is None:
-        return {}
-    if "fraction" in unit:
-        return {"warmup_ratio": float(value)}
-    if unit == "steps":
-        return {"warmup_steps": int(value)}
-    return {}
-
-
-DATA_FORMAT = {"chat": "chat", "language-modelling": "text", "generation": "text", "code": "text"}
-
-
-def _training_config(task, arch, eff, obj, calls: Calls, missing: list[str]) -> dict[str, Any]:
-    if eff.get("method") in (None, "none") or task.mode == "pre-train":
-        return {"available": False, "reason": "no fine-tuning run (inference only or pre-training)"}
-    if obj["architecture"] != "decoder-only":
-        return {"available": False, "reason": f"qkv's trainer fine-tunes causal (decoder-only) LMs; an "
-                                              f"{obj['architecture']} model needs a task head (e.g. transformers "
-                                              "Trainer with AutoModelForSequenceClassification / Seq2SeqLM)"}
-    cfg_mod = optional("qkv.tools.train.config", "TrainConfig")
-    to_yaml = optional("qkv.tools.train.config", "to_yaml")
-    if cfg_mod is None or to_yaml is None:
-        missing.append("qkv.tools.train.config")
-        return {"available": False, "reason": "the trainer's config tool was not available"}
-    hp = eff.get("hyperparameters") or {}
-    req = eff.get("request") or {}
-    gpu_attention = "flash_attention_2" if req.get("attention") == "flash" else "sdpa"
-    targets = hp.get("lora_targets") or ["q_proj", "v_proj"]
-    optimizer = {"paged_adamw_32bit": "paged-adamw"}.get(str(hp.get("optimizer")), "adamw")
-    if req.get("optimizer") == "adamw-8bit":
-        optimizer = "adamw-8bit"  # the plan's lever (the memory it was sized with)
-    schedule = str(hp.get("schedule", "cosine"))
-    # The tool words schedules ("linear decay", "cosine decay to 10% of peak"); the trainer takes their name.
-    schedule = next((n for n in ("constant_with_warmup", "constant", "linear", "cosine") if schedule.startswith(n)),
-                    "cosine")
-    method = {"kind": eff["method"]}
-    if eff["method"] in ("lora", "qlora"):
-        method.update({"r": int(hp.get("lora_r", 8)), "alpha": int(hp.get("lora_alpha", 16)),
-                       "dropout": float(hp.get("lora_dropout", 0.0)),
-                       "target_modules": targets if isinstance(targets, list) else [targets],
-                       "double_quant": bool(eff.get("double_quant")), "compute_dtype": "bfloat16"})
-        if eff["method"] == "qlora" and req.get("kbit_fp32_upcast") is False:
-            method["upcast_non_quantised"] = False
-    raw = {
-        "model": {"name": arch["base_model"], "dtype": "bfloat16", "attention": gpu_attention},
-        "data": {"train": "data/train.jsonl", "eval": "data/eval.jsonl",
-                 "format": DATA_FORMAT.get(obj["task"], "prompt_response")},
-        "method": method,
-        "optim": {"optimizer": optimizer, "lr": float(hp.get("learning_rate", 2e-4)), "schedule": schedule,
-                  **_warmup(hp),
-                  "weight_decay": float(hp.get("weight_decay", 0.0)),
-                  "max_grad_norm": float(hp.get("max_grad_norm", 1.0))},
-        "train": {"micro_batch": int(eff.get("micro_batch", 1)), "grad_accum": int(eff.get("grad_accum", 1)),
-                  "seq_len": int(arch["train_seq"]), "grad_checkpointing": bool(eff.get("grad_checkpointing")),
-                  # The memory levers the plan was sized with, so the config runs in the memory the report states.
-                  **({"loss": "chunked", "loss_chunk_tokens": int(req["loss_chunk"])} if req.get("loss_chunk") else {}),
-                  **({"offload_activations": True} if req.get("offload_activations") else {})},
-        "run": {"output_dir": "runs/design", "gpu": task.gpu},
-    }
-    from qkv.tools.train.config import config_from_dict
-
-    config = calls("train.config_from_dict", config_from_dict, raw)
-    yaml = to_yaml(config, header=(
-        f"qkv train --config this.yaml\nwritten by qkv design for: {task.text[:90]}\n"
-        f"model.name is the catalog config of {arch['base_model']}: point it at the weights (a folder or .gguf); "
-        "data.train/eval at your files"))
-    return {"available": True, "config": config.model_dump(), "yaml": yaml,
-            "provenance": "the trainer's TrainConfig (qkv.tools.train.config), filled from the efficiency step"}
 
 
 def report_node(state: dict[str, Any]) -> dict[str, Any]:
@@ -208,21 +161,34 @@ def report_node(state: dict[str, Any]) -> dict[str, Any]:
                        "inference_peak_vram_gib": inf["provenance"]["peak_vram_gib"]},
     }
     if state.get("pretraining"):
-        resource["pretraining"] = state["pretraining"]
+        resource["pretraining"] = pretraining_of(state["pretraining"], eff, calls)
+    precision = precision_of(task, calls, missing) if eff.get("method") not in (None, "none") else None
+    budget = data_budget_of(task, arch, eff, obj, calls, missing)
+    if precision:
+        resource["precision"] = precision
+    if budget:
+        resource["data_budget"] = budget
     from qkv.agent.graph.schemas import Efficiency
 
     eff_out = {k: v for k, v in eff.items() if k in Efficiency.model_fields}  # the node's working keys stay behind
     eff_out.setdefault("gpu", task.gpu)
     eff_out.setdefault("gpus", task.gpus or 1)
-    eff_out["pretraining"] = state.get("pretraining")
+    eff_out["pretraining"] = resource.get("pretraining")
+    if budget:  # the report's batch is the config's: accumulation made up over the data-parallel GPUs
+        eff_out["grad_accum"] = budget["grad_accum"]
+        eff_out.setdefault("provenance", {})
+        eff_out["provenance"] = {**eff_out["provenance"], "grad_accum": budget["provenance"]["global_batch"]}
+    if precision and precision.get("departure"):
+        eff_out["departures"] = [*eff_out.get("departures", []), precision["departure"]]
     report = {
         "task": state["task"], "assumptions": state.get("assumptions", []), "objective": obj,
         "architecture": {k: v for k, v in arch.items() if k != "config"}, "efficiency": eff_out,
         "tokenization": state["tokenization"], "inference": {k: v for k, v in inf.items() if k != "breakdown"},
         "resource_budget": resource, "layer_profile": state.get("layer_profile") or {},
         "ethics": _ethics(task, obj, calls, missing),
-        "checks": _checks(task, arch, eff, inf, (state.get("layer_profile") or {}).get("hidden")),
-        "training_config": _training_config(task, arch, eff, obj, calls, missing),
+        "checks": _checks(task, arch, {**eff, "departures": eff_out.get("departures", [])}, inf,
+                          (state.get("layer_profile") or {}).get("hidden")),
+        "training_config": training_config(task, arch, eff, obj, calls, missing, budget, precision),
         "unavailable": unavailable(state, *missing),
     }
     report["resource_budget"]["inference_breakdown"] = inf.get("breakdown", [])

@@ -72,8 +72,10 @@ def tokenization_node(state: dict[str, Any]) -> dict[str, Any]:
             out["plan"].append(f"{base}'s own tokenizer is not available offline: audit it with "
                                f"`qkv audit path/to/tokenizer.json --corpus {' '.join(task.corpus)}`")
         return {"tokenization": out, "unavailable": unavailable(state, *missing), "calls": calls.items}
+    audit_ref = "path/to/your/tokenizer.json" if task.mode == "pre-train" else base
     plan = [
-        f"Sample 1-10 MB of in-domain text and run `qkv audit {base} --corpus SAMPLE"
+        ("Train the tokenizer first (below), then sample" if task.mode == "pre-train" else "Sample")
+        + f" 1-10 MB of in-domain text and run `qkv audit {audit_ref} --corpus SAMPLE"
         + (" --terms TERMS.txt`" if terms else "`"),
         "Measure fertility (tokens per word) and the proportion of continued words (Rust et al. 2021), "
         "chars/token, unknown and byte-fallback rates, and document lengths against the "
@@ -82,13 +84,27 @@ def tokenization_node(state: dict[str, Any]) -> dict[str, Any]:
     if terms:
         plan.append(f"Score the {task.domain} terms of art on their own ({len(terms)} listed below): the share "
                     "split into 3+ pieces shows whether the vocabulary knows the domain.")
+    method = (state.get("efficiency") or {}).get("method")
+    rule_fn = optional("qkv.tools.knowledge.recipes", "vocabulary_rule")
+    rule = rule_fn(method, task.mode, thresholds.get("extend_min_saving")) if rule_fn else None
+    recipe_tok = ((state.get("objective") or {}).get("recipe") or {}).get("tokenizer")
+    if recipe_tok:
+        langs = f" for each of {', '.join(task.languages)}" if len(task.languages) >= 2 else ""
+        plan.append(recipe_tok[0].upper() + recipe_tok[1:] + (f"; measure it{langs} on a sample of each" if langs
+                                                              else "") + ".")
+        out["provenance"]["recipe"] = "cited: qkv.tools.knowledge.recipes (Rust et al. 2021; Petrov et al. 2023)"
     if thresholds:
-        plan.append(f"Decision rule (the auditor's defaults): extend the vocabulary when that shortens the corpus "
+        plan.append(f"Decision rule: {rule}; recommend a domain adapter when fertility stays "
+                    f"≥ {thresholds['adapter_fertility']:g} (the auditor's defaults)." if rule else
+                    f"Decision rule (the auditor's defaults): extend the vocabulary when that shortens the corpus "
                     f"by ≥ {thresholds['extend_min_saving']:.0%}; recommend a domain adapter when fertility stays "
                     f"≥ {thresholds['adapter_fertility']:g}.")
         out["provenance"]["thresholds"] = "rule: qkv.tools.tokenizer.schema.AuditRequest defaults"
+    if rule:
+        out["provenance"]["vocabulary_rule"] = "rule: qkv.tools.knowledge.recipes.vocabulary_rule (method-dependent)"
     out["results"] = {"thresholds": thresholds} if thresholds else {}
     out["plan"] = plan
-    out["recommendation"] = ("no corpus sample given: audit before training (plan below); keep the base tokenizer "
+    out["recommendation"] = (f"no corpus sample given: {rule}" if rule and task.mode == "pre-train" else
+                             "no corpus sample given: audit before training (plan below); keep the base tokenizer "
                              "unless the audit's rule says otherwise")
     return {"tokenization": out, "unavailable": unavailable(state, *missing), "calls": calls.items}

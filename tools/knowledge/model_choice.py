@@ -1,0 +1,207 @@
+"""Base-model choice by capability: language coverage, specialisation, size, effective context and
+instruct variant filter the catalog before anything else, and every candidate that lost says why.
+
+Order of the filters (each a published fact of the model, from the catalog's `capabilities`):
+1. languages the request names must all be in the model's language table (a model trained on ~90%
+   English is not a Hindi/Arabic model, whatever its size);
+2. specialisation: code models for code tasks, general models otherwise;
+3. size within 1.5x of the budget;
+4. the effective context (RULER or the model card; the config's window when none is published)
+   covers the need;
+5. for chat and serving, an instruct variant where one survives;
+then the survivors rank by pretraining tokens at a similar size (more data lowers the loss at a fixed
+size: Hoffmann et al. 2022), then by closeness to the budget. A filter that would leave nothing is
+relaxed, and the report says so."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Kind = Literal["encoder", "decoder", "encoder-decoder"]
+SIZE_BAND = 1.5  # a model within 1.5x of the stated size counts as "that size"
+
+
+class ChoiceRequest(BaseModel):
+    """What the base model must do."""
+
+    kind: Kind
+    params: float | None = Field(None, description="size budget in parameters (None: any size)")
+    need_tokens: int = Field(2048, description="tokens the task needs in one sequence")
+    languages: list[str] = Field(default_factory=list, description="ISO 639-1 codes the model must cover")
+    instruct: bool = Field(False, description="chat or serving: prefer an instruct variant")
+    code: bool = Field(False, description="a code task: prefer code-specialised models")
+
+
+class Candidate(BaseModel):
+    model: str
+    params: int
+    context_window: int | None
+    effective_context: int | None
+    languages: list[str]
+    variant: str
+    licence: str
+    pretraining_tokens: float | None
+    verdict: Literal["chosen", "lost"]
+    reasons: list[str] = Field(default_factory=list, description="why it lost (empty for the chosen model)")
+    source: str
+
+
+class ModelChoice(BaseModel):
+    chosen: str
+    rationale: str
+    candidates: list[Candidate]
+    warnings: list[str] = Field(default_factory=list, description="filters relaxed because nothing passed")
+    sources: list[str] = Field(default_factory=list)
+
+
+def _kind(model_type: str) -> str:
+    from qkv.tools.arch import FAMILIES
+
+    fam = FAMILIES.get(model_type, "llama")
+    return {"bert": "encoder", "t5": "encoder-decoder"}.get(fam, "decoder")
+
+
+def _window(c: Candidate) -> int:
+    # T5 has relative positions and was pre-trained on 512-token inputs (Raffel et al. 2020).
+    return c.effective_context or c.context_window or 512
+
+
+def _rows(kind: str) -> list[Candidate]:
+    from qkv.tools.catalog.models import get_model
+    from qkv.tools.catalog.summary import summarize_models
+
+    out = []
+    for r in summarize_models():
+        if _kind(r.model_type) != kind:
+            continue
+        caps = get_model(r.name).capabilities
+        out.append(Candidate(
+            model=r.name, params=r.params, context_window=r.context,
+            effective_context=caps.effective_context if caps else None,
+            languages=list(caps.languages) if caps else [], variant=caps.variant if caps else "base",
+            licence=caps.licence if caps else "unknown", pretraining_tokens=caps.pretraining_tokens if caps else None,
+            verdict="lost", source=r.source.split(";")[0]))
+    return out
+
+
+def _spec(model: str) -> str:
+    from qkv.tools.catalog.models import get_model
+
+    caps = get_model(model).capabilities
+    return caps.specialisation if caps else "general"
+
+
+def _lang_source(model: str) -> str:
+    from qkv.tools.catalog.models import get_model
+
+    caps = get_model(model).capabilities
+    return caps.languages_source.split(":")[0] if caps else "no language table in the catalog"
+
+
+def _size(n: float) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+
+
+def _tokens(n: float | None) -> str:
+    return "unpublished" if not n else (f"{n / 1e12:g}T" if n >= 1e12 else f"{n / 1e9:g}B")
+
+
+def choose_model(req: ChoiceRequest) -> ModelChoice:
+    """The catalog model for a task's languages, domain, size, context need and use (chat/serving),
+    with every other candidate and the reason it lost."""
+    rows = _rows(req.kind)
+    warnings: list[str] = []
+    alive = list(rows)
+
+    def stage(name: str, keep, why) -> None:
+        nonlocal alive
+        passed = [c for c in alive if keep(c)]
+        if not passed:
+            warnings.append(f"no catalog {req.kind} model passes the {name} filter: it was relaxed")
+            return
+        for c in alive:
+            if not keep(c):
+                c.reasons.append(why(c))
+        alive = passed
+
+    if req.languages:
+        def missing(c: Candidate) -> list[str]:
+            return [lang for lang in req.languages if lang not in c.languages]
+        stage("language", lambda c: not missing(c),
+              lambda c: f"does not cover {', '.join(missing(c))} ({_lang_source(c.model)})")
+    if req.code:
+        stage("code-specialisation", lambda c: _spec(c.model) == "code",
+              lambda c: "a general model; a code-specialised model of the kind exists")
+    else:
+        stage("general-purpose", lambda c: _spec(c.model) != "code",
+              lambda c: "code-specialised; this is not a code task")
+    if req.params:
+        budget = req.params
+        within = [c for c in alive if 1 / SIZE_BAND <= c.params / budget <= SIZE_BAND]
+        if within:
+            for c in alive:
+                if c not in within:
+                    c.reasons.append(f"{_size(c.params)} is outside 1.5× of the {_size(budget)} size")
+            alive = within
+        else:
+            near = min(alive, key=lambda c: abs(math.log(c.params / budget)))
+            warnings.append(f"no capable model within 1.5× of {_size(budget)}: the nearest, {near.model} "
+                            f"({_size(near.params)}), is used")
+            for c in alive:
+                if c is not near:
+                    c.reasons.append(f"{_size(c.params)} is further from {_size(budget)} than {near.model}")
+            alive = [near]
+    covered = any(_window(c) >= req.need_tokens for c in alive)
+    stage("context", lambda c: _window(c) >= req.need_tokens,
+          lambda c: f"{'effective' if c.effective_context else 'claimed'} window {_window(c):,} < the "
+                    f"{req.need_tokens:,} tokens needed")
+    if req.instruct:
+        stage("instruct-variant", lambda c: c.variant == "instruct",
+              lambda c: "a base (pretrained-only) model; an instruct variant of the same size is the start "
+                        "for chat and serving")
+
+    def rank(c: Candidate) -> tuple:
+        size = abs(math.log(c.params / req.params)) if req.params else c.params
+        longest = 0 if covered else -_window(c)  # nothing covers the need: the longest window first
+        # Same data, base vs instruct: the base model is the start for task fine-tuning, the instruct one for chat.
+        variant = (c.variant == "instruct") != req.instruct
+        return (longest, -(c.pretraining_tokens or 0.0), variant, round(size, 1), c.model)
+
+    alive.sort(key=rank)
+    best = alive[0]
+    best.verdict = "chosen"
+    for c in alive[1:]:
+        if not covered and _window(c) < _window(best):
+            c.reasons.append(f"ranked below {best.model}: window {_window(c):,} < {_window(best):,}")
+        elif c.pretraining_tokens == best.pretraining_tokens and c.variant != best.variant:
+            c.reasons.append(f"same pretraining data as {best.model}; "
+                             + ("the instruct variant is the start for chat and serving" if req.instruct else
+                                "the base model is the start for task fine-tuning"))
+        elif c.pretraining_tokens == best.pretraining_tokens:
+            c.reasons.append(f"same pretraining data as {best.model}, which is "
+                             + ("closer to the size budget" if req.params else "smaller"))
+        elif best.pretraining_tokens:
+            c.reasons.append(f"ranked below {best.model}: {_tokens(c.pretraining_tokens)} pretraining tokens vs "
+                             f"{_tokens(best.pretraining_tokens)} (more data at a similar size lowers the loss; "
+                             "Hoffmann et al. 2022)")
+        else:
+            c.reasons.append(f"ranked below {best.model} by size and name")
+    parts = [f"the catalog {req.kind} model"]
+    if req.languages:
+        parts.append(f"covering {', '.join(req.languages)}")
+    if req.params:
+        parts.append(f"within 1.5× of {_size(req.params)}")
+    parts.append(f"whose {'effective ' if best.effective_context else ''}window covers {req.need_tokens:,} tokens"
+                 if _window(best) >= req.need_tokens else "(no model's window covers the need: the context step "
+                 "extends it)")
+    if req.instruct and best.variant == "instruct":
+        parts.append("instruction-tuned (chat/serving)")
+    if best.pretraining_tokens:
+        parts.append(f"with the most pretraining data among those left ({_tokens(best.pretraining_tokens)} tokens)")
+    order = {c.model: i for i, c in enumerate(alive)}
+    table = sorted(rows, key=lambda c: (c.verdict != "chosen", order.get(c.model, len(order)), c.model))
+    return ModelChoice(chosen=best.model, rationale=", ".join(parts), candidates=table, warnings=warnings,
+                       sources=["hoffmann2022", "hsieh2024"])
