@@ -95,7 +95,9 @@ def train(
         from qkv.tools.train.run import train as run_train
 
         summary = run_train(cfg, base_dir=base_dir, resume=resume, progress=progress)
-        if json:
+        if summary.rank:
+            pass  # under `accelerate launch` only rank 0 reports: one table (or one JSON document), not one per rank
+        elif json:
             emit_json(summary)
         else:
             _render(summary)

@@ -50,6 +50,8 @@ class MetricsCallback(TrainerCallback):
             self._t = time.perf_counter()  # eval time is not training throughput
         else:
             return
+        if not state.is_world_process_zero:  # every rank logs the same (already all-reduced) values: one row each
+            return
         with open(self.path, "a") as fh:
             fh.write(json.dumps(row) + "\n")
             fh.flush()

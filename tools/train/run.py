@@ -7,6 +7,7 @@ checkpoints, a completion marker, a preflight, measurements and the memory compa
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import statistics
@@ -41,6 +42,12 @@ def _trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             from qkv.tools.train.loss import offload_context
 
+            if not model.training:
+                # Eval: each rank's own token mean. transformers 5 counts the tokens of the whole eval batch across
+                # ranks and scales by the rank count, which the eval loop's removal of the duplicate rows that
+                # pad an uneven last batch then breaks (measured: eval loss 3.93 under 2 processes, 5.12 alone,
+                # on the same weights and rows). Alone the two are the same number.
+                num_items_in_batch = None
             target = model
             if self.chunked_loss is not None and "labels" in inputs:
                 if self.accelerator.unwrap_model(model) is not model:
@@ -58,14 +65,21 @@ def _trainer_class():
             run_dir = Path(self.args.output_dir)
             step = self.state.global_step
             staging = run_dir / f"{ckpt.STAGING_PREFIX}{step}"
-            shutil.rmtree(staging, ignore_errors=True)
+            main = self.is_world_process_zero()
+            if main:
+                shutil.rmtree(staging, ignore_errors=True)
+            self.accelerator.wait_for_everyone()  # no rank writes into staging before rank 0 has emptied it
             self.args.output_dir = str(staging)  # the Trainer writes checkpoint-N inside output_dir
             try:
-                super()._save_checkpoint(model, trial)
+                super()._save_checkpoint(model, trial)  # every rank: its RNG state (and, under FSDP, its shards)
             finally:
                 self.args.output_dir = str(run_dir)
-            ckpt.finalize(staging / f"checkpoint-{step}", run_dir / f"checkpoint-{step}", step)
-            ckpt.prune(run_dir, self.keep_checkpoints)
+            # Sealed only once every rank has written its part: a rank killed mid-save leaves a staging folder
+            # that --resume ignores, never a checkpoint-N missing rng_state_1.pth.
+            self.accelerator.wait_for_everyone()
+            if main:
+                ckpt.finalize(staging / f"checkpoint-{step}", run_dir / f"checkpoint-{step}", step)
+                ckpt.prune(run_dir, self.keep_checkpoints)
 
         def evaluate(self, *args, **kwargs):
             # an eval-mode no_grad forward would repack 4-bit weights on AVX512-BF16 CPUs (STACK-NOTES)
@@ -112,6 +126,20 @@ class StopOnSignal:
         print("\nqkv train: stop requested, saving a checkpoint after this step (Ctrl-C again to quit now)",
               file=sys.stderr, flush=True)
 
+    def agreed(self, device=None) -> bool:
+        """Whether any rank was asked to stop. Every rank must stop after the same step (a rank that steps on
+        alone blocks in the next all-reduce), and a signal may reach the ranks on either side of a step end."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self.requested
+        import torch
+
+        # on the Trainer's device: a CPU tensor for gloo, this rank's GPU for NCCL
+        flag = torch.tensor([1 if self.requested else 0], dtype=torch.int32, device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
     def callback(self):
         from transformers import TrainerCallback
 
@@ -119,7 +147,7 @@ class StopOnSignal:
 
         class _Cb(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
-                if outer.requested:
+                if outer.agreed(args.device):
                     control.should_save = True
                     control.should_training_stop = True
 
@@ -141,13 +169,39 @@ class PreparedRun:
     data_stats: dict[str, int]
     resume_from: Path | None
     notes: list[str] = field(default_factory=list)
+    processes: int = 1  # accelerate launch / torchrun world size
     heldout_text: str = ""
 
 
+def world() -> tuple[int, int]:
+    """(rank, number of processes) as `accelerate launch` / torchrun set them for this process; (0, 1) alone.
+    Read from the environment because the files below are touched before the process group exists."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_scale_out(cfg: TrainConfig, cuda: bool) -> None:
+    """Refuse, before the model loads, a multi-process launch that would not do what its config says."""
+    _, size = world()
+    if size == 1:
+        return
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not cuda:
+        import accelerate
+
+        # accelerate switches to FSDP only for accelerator device types (its MULTI_CPU state keeps the plugin
+        # unused), so the run would train as plain DDP while the config promised sharding
+        raise BadInput(f"FSDP on CPU: accelerate {accelerate.__version__} enables FSDP only on GPUs and would run "
+                       "this launch as plain DDP (every process holding the whole model)",
+                       expected="configs/accelerate-ddp-cpu.yaml on CPU (DDP over gloo), or FSDP on CUDA GPUs")
+    if cfg.train.loss == "chunked":
+        raise BadInput(f"train.loss chunked under {size} processes: the chunked loss runs the model's body itself "
+                       "and would bypass DDP's gradient sync", expected="train.loss: standard under DDP/FSDP")
+
+
 def resolve_resume(out: Path, resume: bool) -> tuple[Path | None, list[str]]:
-    """The checkpoint to resume from (latest complete), or refuse to overwrite a run without --resume."""
+    """The checkpoint to resume from (latest complete), or refuse to overwrite a run without --resume.
+    Under several processes only rank 0 deletes what a crash left; every rank picks the same checkpoint."""
     notes: list[str] = []
-    removed = ckpt.clean_incomplete(out)
+    removed = ckpt.clean_incomplete(out) if world()[0] == 0 else []
     if removed:
         notes.append("removed incomplete checkpoint(s) left by a crash: " + ", ".join(p.name for p in removed))
     latest = ckpt.latest_complete(out)
@@ -168,11 +222,16 @@ def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = Fa
     from qkv.tools.train.preflight import preflight
 
     rows = preflight(cfg, base_dir)
+    import torch
+
+    cuda = torch.cuda.is_available()
+    check_scale_out(cfg, cuda)
+    rank, processes = world()
+    main = rank == 0  # the one process that writes the run's shared files
     out = Path(cfg.run.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     resume_from, notes = resolve_resume(out, resume)
 
-    import torch
     from transformers import ProgressCallback, TrainingArguments
     from transformers.utils import logging as hf_logging
 
@@ -188,17 +247,17 @@ def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = Fa
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
-    ckpt.write_text_atomic(out / "config.yaml", to_yaml(cfg, header=f"qkv train {out / 'config.yaml'}\n"
-                                                      "resolved config of this run (written by qkv train)"))
+    if main:
+        ckpt.write_text_atomic(out / "config.yaml", to_yaml(cfg, header=f"qkv train {out / 'config.yaml'}\n"
+                                                          "resolved config of this run (written by qkv train)"))
     model, tok, info = load_for_training(cfg)
     train_ds, eval_ds, stats = build_datasets(rows, cfg.data, tok, cfg.train.seq_len, cfg.train.packing)
 
     metrics_path = out / "metrics.jsonl"
-    if resume_from is not None:
+    if main and resume_from is not None:
         truncate_after(metrics_path, ckpt.step_of(resume_from) or 0)
-    elif metrics_path.exists():
+    elif main and metrics_path.exists():
         metrics_path.unlink()
-    cuda = torch.cuda.is_available()
     args = TrainingArguments(
         output_dir=str(out),
         max_steps=cfg.train.max_steps if cfg.train.max_steps > 0 else -1,
@@ -227,6 +286,9 @@ def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = Fa
         use_cpu=not cuda,
         dataloader_pin_memory=cuda,
         dataloader_num_workers=0,
+        # LoRA and full fine-tuning use every trainable weight in each forward: DDP's extra search of the
+        # autograd graph for unused ones (transformers' default without checkpointing) is wasted time
+        ddp_find_unused_parameters=False,
         report_to="none",
         disable_tqdm=False,
     )
@@ -243,10 +305,23 @@ def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = Fa
     trainer.offload_activations = cfg.train.offload_activations
     notes += loss_notes
     trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(ProgressBar(metrics, enabled=progress))
+    trainer.add_callback(ProgressBar(metrics, enabled=progress and main))
+    if processes > 1:
+        notes.append(_scale_out_note(trainer, processes))
     return PreparedRun(cfg=cfg, out=out, model=model, tokenizer=tok, trainer=trainer, metrics=metrics,
                        stopper=stopper, info=info, data_stats=stats, resume_from=resume_from, notes=notes,
-                       heldout_text=heldout_text(rows.eval, cfg.data))
+                       heldout_text=heldout_text(rows.eval, cfg.data), processes=processes)
+
+
+def _scale_out_note(trainer, processes: int) -> str:
+    """What the launch became: the distributed type and backend accelerate set up, and the global batch."""
+    state = trainer.accelerator.state
+    kind = "FSDP" if trainer.is_fsdp_enabled else "DDP"
+    args = trainer.args
+    micro, accum = args.per_device_train_batch_size, args.gradient_accumulation_steps
+    return (f"scale-out: {processes} processes, {kind} over {state.backend} "
+            f"(accelerate {state.distributed_type.value}); global batch {micro * accum * processes} sequences = "
+            f"micro_batch {micro} x grad_accum {accum} x {processes}")
 
 
 def _loss_setup(cfg: TrainConfig, model, cuda: bool) -> tuple[tuple[int, str] | None, list[str]]:
@@ -285,8 +360,10 @@ def execute(run: PreparedRun) -> TrainSummary:
         run.stopper.restore()
     wall = time.perf_counter() - t0
     state = run.trainer.state
-    interrupted = run.stopper.requested
-    adapter_dir = None if interrupted else _save_weights(run)
+    interrupted = run.stopper.agreed(run.trainer.args.device) if run.processes > 1 else run.stopper.requested
+    main = run.trainer.is_world_process_zero()
+    # the adapter and the summary are the run's, written once (rank 0); under DDP every rank holds the same weights
+    adapter_dir = None if interrupted else (_save_weights(run) if main else run.out / _weights_name(run.cfg))
     measured, kind = peak_memory()
     latest = ckpt.latest_complete(run.out)
     summary = TrainSummary(
@@ -299,14 +376,20 @@ def execute(run: PreparedRun) -> TrainSummary:
         final_loss=run.metrics.last.get("loss"), eval_loss=run.metrics.last_eval,
         tokens_per_s=round(statistics.median(run.metrics.rates), 2) if run.metrics.rates else None,
         wall_s=round(wall, 2), adapter_dir=str(adapter_dir) if adapter_dir else None,
-        memory=memory_check(run.cfg, measured, kind), notes=run.notes)
-    ckpt.write_text_atomic(run.out / "summary.json", summary.model_dump_json(indent=2) + "\n")
+        memory=memory_check(run.cfg, measured, kind), processes=run.processes, rank=run.trainer.args.process_index,
+        notes=run.notes)
+    if main:
+        ckpt.write_text_atomic(run.out / "summary.json", summary.model_dump_json(indent=2) + "\n")
     return summary
+
+
+def _weights_name(cfg: TrainConfig) -> str:
+    return "model" if cfg.method.kind == "full" else "adapter"
 
 
 def _save_weights(run: PreparedRun) -> Path:
     """The adapter (LoRA/QLoRA) or the full model as safetensors, written to a tmp folder then renamed."""
-    name = "model" if run.cfg.method.kind == "full" else "adapter"
+    name = _weights_name(run.cfg)
     final = run.out / name
     tmp = run.out / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -47,6 +47,8 @@ class TrainSummary(BaseModel):
     wall_s: float = Field(description="seconds this process spent training (excludes model loading)")
     adapter_dir: str | None = Field(None, description="adapter (LoRA/QLoRA) or full weights, safetensors")
     memory: MemoryCheck | None = None
+    processes: int = Field(1, description="processes that trained together (accelerate launch / torchrun world size)")
+    rank: int = Field(0, description="this process's rank; rank 0 writes the run's files (summary.json, adapter)")
     notes: list[str] = Field(default_factory=list)
     provenance: Literal["measured"] = "measured"
 
