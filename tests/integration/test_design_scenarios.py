@@ -253,3 +253,16 @@ def test_latency_target_drives_weight_quantisation(run):
     assert r.task.latency_ms == 10.0 and i.quantization == "int8"
     assert [a.name for a in i.alternatives] == ["bf16", "int8"] and i.alternatives[0].fits
     assert 1000 / i.decode_tok_s_upper <= 10.0
+
+
+def test_data_parallel_batch_counts_every_gpu_and_sharding_never_drops_gpus(run):
+    """The recipe's batch is global: 64 data-parallel GPUs each add micro-batch x accumulation (accumulation
+    354 on 64 GPUs was a 64x batch). A 1B model pre-trains data-parallel (a replica fits: no sharding
+    traffic); a 7B one is sharded over the 8 GPUs stated, never over fewer."""
+    small = run("Pretrain a 1B code model; 64 H100s for 2 weeks").efficiency
+    assert small.sharding == "ddp" and small.gpus == 64 and small.fits
+    tool_batch = small.hyperparameters["batch_sequences"]
+    assert tool_batch <= small.micro_batch * small.grad_accum * 64 < tool_batch + small.micro_batch * 64
+    big = run("pretrain a 7B model on 8 H100s").efficiency
+    assert big.fits and big.gpus == 8 and big.sharding == "fsdp"
+    assert not any(a.changes.get("gpus", 8) < 8 for a in big.alternatives)

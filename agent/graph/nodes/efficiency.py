@@ -73,11 +73,13 @@ def _base_request(task, arch: dict[str, Any], hp: dict[str, Any] | None, method:
 
     gpus = task.gpus or 1
     small = arch["params"] < 1e9
-    batch = int(hp.get("batch_sequences", 1)) if hp and small else 1
-    accum = max(1, int(hp.get("batch_sequences", 1)) // batch) if hp else 1
+    # The recipe's batch is global: every data-parallel GPU (DDP or FSDP) adds micro-batch × accumulation.
+    per_gpu = -(-int(hp.get("batch_sequences", 1)) // gpus) if hp else 1
+    batch = per_gpu if hp and small else 1
+    accum = max(1, -(-per_gpu // batch)) if hp else 1
     if task.micro_batch:
         batch = task.micro_batch
-        accum = task.grad_accum or (max(1, int(hp.get("batch_sequences", batch)) // batch) if hp else 1)
+        accum = task.grad_accum or (max(1, -(-per_gpu // batch)) if hp else 1)
     elif task.grad_accum:
         accum = task.grad_accum
     lora: dict[str, Any] = {}
@@ -96,9 +98,19 @@ def _base_request(task, arch: dict[str, Any], hp: dict[str, Any] | None, method:
         model=arch["base_model"] if not arch.get("config") else "inline", method=method, batch=batch,
         seq=arch["train_seq"], grad_accum=accum, precision=TRAIN_PRECISION.get(task.precision or "bf16", "bf16"),
         attention=attention_for(task.gpu, family_of(arch)), gpu=task.gpu, gpus=gpus,
-        sharding=task.sharding or ("fsdp" if gpus > 1 else "none"), context_extension=ext,
+        sharding=task.sharding or _default_sharding(task, gpus), context_extension=ext,
         grad_checkpointing=bool(task.grad_checkpointing),
         cuda_context_gib=0.0 if device.gpu_class == "cpu" else 0.5, **lora)
+
+
+def _default_sharding(task, gpus: int) -> str:
+    """Several GPUs and no sharding stated. Pre-training: data parallel (a replica per GPU, the least
+    communication); its ladder adds FSDP rungs only when a replica does not fit. Fine-tuning: FSDP over the
+    user's GPUs, which keeps the stated method on the GPUs they have before any lever that changes it (the
+    fine-tuning ladder tries sharding last)."""
+    if gpus <= 1:
+        return "none"
+    return "ddp" if task.mode == "pre-train" else "fsdp"
 
 
 def pins(task) -> dict[str, Any]:
@@ -156,7 +168,9 @@ def _ladder(task, arch: dict[str, Any], base, calls: Calls) -> list[dict[str, An
         if (task.gpus or 1) == 1:
             rungs.append(("full + checkpointing + micro-batch 1",
                           {"method": "full", "grad_checkpointing": True, "batch": 1}))
-        for n in (2, 4, 8, 16, 32, 64, 128, 256, 512):
+        # Sharding over the GPUs the user has first, then more GPUs (what would fit); never fewer than they have.
+        for n in sorted({max(2, task.gpus or 1), *(c for c in (2, 4, 8, 16, 32, 64, 128, 256, 512)
+                                                   if c > (task.gpus or 1))}):
             rungs.append((f"full + checkpointing + FSDP over {n} GPUs",
                           {"method": "full", "grad_checkpointing": True, "gpus": n, "sharding": "fsdp"}))
         out = []
@@ -284,7 +298,8 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
     if hp and hp.get("batch_sequences") and not task.grad_accum and task.mode != "pre-train":
         # The effective batch is the recipe's for the method finally chosen (Alpaca's 128 for full fine-tuning,
         # QLoRA's 16): accumulation makes it up at the micro-batch that fits.
-        req = req.model_copy(update={"grad_accum": max(1, int(hp["batch_sequences"]) // req.batch)})
+        dp = req.gpus if req.sharding != "none" else 1  # data-parallel GPUs each add a micro-batch per step
+        req = req.model_copy(update={"grad_accum": max(1, -(-int(hp["batch_sequences"]) // (req.batch * dp)))})
     eff.update(_settle(task, arch, req, est, rung, prev["ladder"], usable, hp, comfortable, calls))
     return {"efficiency": eff, "rung": 0, "unavailable": unavailable(state, *missing), "calls": calls.items}
 
