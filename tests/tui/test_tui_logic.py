@@ -193,3 +193,23 @@ def test_latest_is_the_session_last_opened(tmp_path):
     store.add_message("b", "user", "written by another process after a was opened")
     assert store.latest().thread_id == "a" and store.list()[0].thread_id == "b"
     assert store.user_lines("b") == ["later message", "written by another process after a was opened"]
+
+
+def test_the_memory_tab_draws_the_serving_plan():
+    from rich.console import Console
+
+    from qkv.agent.graph.api import DesignRequest, design
+    from qkv.tui.widgets.memory import serving_view
+
+    r = design(DesignRequest(task="Serve Llama-3.1-70B for 50 concurrent users with 8,192 tokens of context on "
+                                  "4 H100s, p50 under 50 ms per token", llm="none"))
+    plan = r.inference.serving
+    console = Console(width=70, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(serving_view(plan))
+    text = console.export_text()
+    assert "vllm on 4 × h100-sxm · TP 4" in text and "fits" in text
+    for item in plan["per_gpu"]:  # every per-GPU figure, on its own bar
+        assert f"{item['gib']:,.3f} GiB" in text
+    at_8k = next(p for p in plan["frontier"] if p["context"] == 8192)
+    assert "8,192 tokens" in text and f"{at_8k['max_concurrency']} users" in text
+    assert serving_view(None) == ""

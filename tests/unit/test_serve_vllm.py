@@ -50,3 +50,21 @@ def test_a100_llama3_8b_budget_equation(llama8b):
     assert pool / GIB == pytest.approx(11.12, rel=0.03)
     blocks = kv_blocks(int(pool), token_bytes(spec, "bf16", tp=1, pp=1), 16)
     assert blocks == pytest.approx(5691, rel=0.03)
+
+
+def test_h100_llama3_8b_kv_pool_from_the_planner_alone():
+    """vLLM PR #10511 (https://github.com/vllm-project/vllm/pull/10511), a maintainer's sanity check on an
+    H100 80GB, `vllm serve meta-llama/Meta-Llama-3-8B` (Llama-3.1-8B's tensor shapes), V0 engine:
+        total_gpu_memory 79.22GiB · gpu_memory_utilization 0.90 · the current vLLM instance can use 71.29GiB
+        model weights take 14.96GiB · non_torch_memory 1.79GiB · PyTorch activation peak memory 1.26GiB
+        available_kv_cache_memory 53.29GiB
+    Here nothing of vLLM's is plugged in: the planner's own driver-visible memory (0.99 × 80 GiB), weights,
+    workspace at 8,192 batched tokens and assumed non-torch allowance give the pool."""
+    from qkv.tools.serve import ServingRequest, plan_serving
+
+    plan = plan_serving(ServingRequest(model="llama-3.1-8b", gpu="h100-sxm", context=8192))
+    items = {m.name: m.bytes / GIB for m in plan.per_gpu}
+    assert items["weights"] == pytest.approx(14.96, abs=0.01)
+    assert items["activation workspace"] == pytest.approx(1.26, rel=0.15)  # ours 1.09: no per-kernel scratch
+    assert plan.usable_bytes / GIB == pytest.approx(79.22, rel=0.002)
+    assert items["KV pool"] == pytest.approx(53.29, rel=0.03)  # +2.7%: non-torch assumed 0.5 GiB, logged 1.79

@@ -16,8 +16,9 @@ class Bars:
     `marker` draws a `│` at that value (e.g. the GPU's usable memory) when it is inside the scale."""
 
     def __init__(self, items: list[tuple[str, float]], *, unit: str = "", marker: float | None = None,
-                 label_width: int = 24) -> None:
+                 label_width: int = 24, digits: int = 3) -> None:
         self.items = items
+        self.digits = digits
         self.unit = unit
         self.marker = marker
         self.label_width = label_width
@@ -38,7 +39,7 @@ class Bars:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
-        values = [f"{v:,.3f} {self.unit}".rstrip() for _, v in self.items]
+        values = [f"{v:,.{self.digits}f} {self.unit}".rstrip() for _, v in self.items]
         labels = [n for n, _ in self.items]
         # the bars keep at least 10 cells; the labels get the rest, up to label_width
         lw = min(max((len(x) for x in labels), default=0), self.label_width, max(8, width - 10 - 2 - max(

@@ -19,11 +19,12 @@ class MemoryPane(VerticalScroll):
         yield Static(EMPTY, id="memory-summary", markup=False)
         yield Static("", id="memory-plot")
         yield Static("", id="memory-alternatives")
+        yield Static("", id="memory-serving")
 
     def clear(self) -> None:
         self.query_one("#memory-summary", Static).update(EMPTY)
-        self.query_one("#memory-plot", Static).update("")
-        self.query_one("#memory-alternatives", Static).update("")
+        for part in ("#memory-plot", "#memory-alternatives", "#memory-serving"):
+            self.query_one(part, Static).update("")
 
     def show(self, report: dict) -> None:
         eff = report.get("efficiency") or {}
@@ -50,9 +51,31 @@ class MemoryPane(VerticalScroll):
             self.query_one("#memory-alternatives", Static).update(table)
         else:
             self.query_one("#memory-alternatives", Static).update("")
+        self.query_one("#memory-serving", Static).update(serving_view((report.get("inference") or {}).get("serving")))
 
 
 def _stack(*renderables):
     from rich.console import Group
 
     return Group(*(r for r in renderables if r != ""))
+
+
+def serving_view(plan: dict | None):
+    """The serving plan (qkv.tools.serve) as one GPU's memory bars and the concurrency × context frontier."""
+    if not plan:
+        return ""
+    head = Text(f"\nserving: {plan['engine']} on {plan['gpus_used']} × {plan['gpu']} · TP {plan['tensor_parallel']}"
+                f"{' · PP ' + str(plan['pipeline_parallel']) if plan['pipeline_parallel'] > 1 else ''} · "
+                f"{plan['weights']} weights · {plan['kv_dtype']} KV — {'fits' if plan['fits'] else 'does NOT fit'}",
+                style="bold")
+    items = [(m["name"], float(m["gib"])) for m in plan.get("per_gpu") or [] if m.get("gib")]
+    bars = Bars(items, unit="GiB", marker=float(plan["usable_gib"]) if plan.get("usable_gib") else None)
+    frontier = [(f"{p['context']:,} tokens", float(p["max_concurrency"])) for p in plan.get("frontier") or []]
+    parts = [head, Text("one GPU, GiB (analytic)", style="dim"), bars]
+    if frontier:
+        parts += [Text("largest concurrency at each context", style="dim"), Bars(frontier, unit="users", digits=0)]
+    lat = plan.get("latency") or {}
+    if lat.get("tpot_ms"):
+        parts.append(Text(f"time per output token ≥ {lat['tpot_ms']:.1f} ms · TTFT ≥ {lat.get('ttft_ms') or 0:.0f} ms "
+                          "(roofline bounds)", style="dim"))
+    return _stack(*parts)
