@@ -3,7 +3,6 @@ recommended step, the export text, and the atomic file write. No Textual here (u
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +88,7 @@ def export_text(report: Any, fmt: str) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename: a crash never leaves half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write via a temporary file and a rename (qkv.tools.atomic): a crash never leaves half a report."""
+    from qkv.tools.atomic import write_text
+
+    write_text(path, text)

@@ -15,15 +15,10 @@ SCHEMAS["design-request"] = "qkv.agent.graph.api:DesignRequest"
 
 
 def _write(path: Path, text: str) -> None:
-    """Atomic write: a report the user keeps is never left half-written."""
-    import os
-    import tempfile
+    """A report the user keeps is never left half-written."""
+    from qkv.tools.atomic import write_text
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 @app.command()

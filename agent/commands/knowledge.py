@@ -179,14 +179,12 @@ def size(
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Atomic write: a temporary file beside the target, then os.replace."""
+    """Atomic write (qkv.tools.atomic)."""
     import json as _json
-    import os
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(_json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    from qkv.tools.atomic import write_text
+
+    write_text(path, _json.dumps(data, indent=2) + "\n")
 
 
 @app.command()

@@ -4,7 +4,6 @@ call these. Heavy libraries load inside the backends, never at import."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -135,11 +134,8 @@ def _text_of(path: str, field: str) -> str:
 
 def _write_predictions(path: str, items, outputs: list[str], refs: list[list[str]]) -> str:
     """jsonl with source, prediction and reference(s): the input format of evaluate_predictions."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    from qkv.tools.atomic import write_text
+
     lines = [json.dumps({"source": it.get("source", ""), "prediction": o, "reference": r}, ensure_ascii=False)
              for it, o, r in zip(items, outputs, refs, strict=True)]
-    tmp = p.with_name(p.name + f".tmp{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, p)
-    return str(p)
+    return str(write_text(path, "\n".join(lines) + "\n"))

@@ -9,11 +9,11 @@ from __future__ import annotations
 import csv
 import html
 import io
-import os
 import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from qkv.tools.atomic import write_text
 from qkv.tools.errors import BadInput
 from qkv.tools.evaluate.schema import ReviewSheet, ReviewSummary, SystemReview
 
@@ -53,9 +53,9 @@ def make_review_sheet(
                            "output": outputs[name][i], "faithfulness_1to5": "", "quality_1to5": "", "comment": ""})
         key_rows.append({"row": r, "item": i + 1, "system": name})
     sheet_csv, sheet_html, key_csv = out / "review_sheet.csv", out / "review_sheet.html", out / "review_key.csv"
-    _atomic_write(sheet_csv, _csv_text(SHEET_COLUMNS, sheet_rows))
-    _atomic_write(key_csv, _csv_text(KEY_COLUMNS, key_rows))
-    _atomic_write(sheet_html, _html(sheet_rows, seed=seed))
+    write_text(sheet_csv, _csv_text(SHEET_COLUMNS, sheet_rows))
+    write_text(key_csv, _csv_text(KEY_COLUMNS, key_rows))
+    write_text(sheet_html, _html(sheet_rows, seed=seed))
     return ReviewSheet(sheet_csv=str(sheet_csv), sheet_html=str(sheet_html), key_file=str(key_csv),
                        items=len(items), systems=sorted(outputs), seed=seed)
 
@@ -124,12 +124,6 @@ def _csv_text(columns: list[str], rows: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _html(rows: list[dict], *, seed: int) -> str:

@@ -14,6 +14,8 @@ import shutil
 import time
 from pathlib import Path
 
+from qkv.tools.atomic import write_text
+
 MARKER = "qkv-complete.json"
 STAGING_PREFIX = ".staging-"
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
@@ -37,12 +39,7 @@ def fsync_tree(folder: Path) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write tmp, fsync, rename: readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_text(path, text, fsync=True)
 
 
 def finalize(staged: Path, final: Path, step: int) -> Path:
