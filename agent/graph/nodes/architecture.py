@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from qkv.agent.graph.nodes.common import Calls, optional, task_of, unavailable
+from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
 
 KIND_OF_FAMILY = {"encoder-only": "encoder", "decoder-only": "decoder", "encoder-decoder": "encoder-decoder"}
 # T5 has relative positions and no hard window; it was pre-trained on 512-token inputs (Raffel et al. 2020).
@@ -105,10 +105,7 @@ def layer_profile_of(spec, source: str) -> dict[str, Any]:
 
 def _knowledge_profile(resolved, seq: int, calls: Calls, missing: list[str]) -> dict[str, Any]:
     """Parameter shares, the layer pattern and the quadratic share at the task's length (knowledge tool)."""
-    fn = optional("qkv.tools.knowledge.layer_profile", "layer_profile")
-    if fn is None:
-        missing.append("qkv.tools.knowledge.layer_profile")
-        return {}
+    from qkv.tools.knowledge.layer_profile import layer_profile as fn
     if resolved.origin != "catalog":
         return {}  # the tool resolves by reference; a proposed config has no reference to give it
     from qkv.tools.knowledge.layer_profile import ProfileRequest
@@ -238,14 +235,11 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
 
 def _pretrain_model(task, need: int, calls: Calls, missing: list[str]):
     """Compute-optimal size (scaling tool) and a shape for it (sizing tool), as a resolved model."""
-    scale_mod = optional("qkv.tools.knowledge.scaling", "scale")
-    size_fn = optional("qkv.tools.knowledge.sizing", "size_architecture")
-    if scale_mod is None or size_fn is None:
-        missing.append("qkv.tools.knowledge.scaling/sizing")
-        return None, None
     from qkv.tools.catalog.gpus import get_gpu
     from qkv.tools.knowledge.scaling import ScaleRequest
+    from qkv.tools.knowledge.scaling import scale as scale_mod
     from qkv.tools.knowledge.sizing import SizeRequest
+    from qkv.tools.knowledge.sizing import size_architecture as size_fn
     from qkv.tools.modelref import ResolvedModel
 
     device = get_gpu(task.gpu)
@@ -355,10 +349,9 @@ def context_node(state: dict[str, Any]) -> dict[str, Any]:
     spec = calls("arch.spec_from_config", spec_of, arch)
     need = arch["required_tokens"]
     missing: list[str] = []
-    rules_fn = optional("qkv.tools.knowledge.context_rules", "context_plan")
-    if rules_fn is None or arch.get("config"):
-        if rules_fn is None:
-            missing.append("qkv.tools.knowledge.context_rules")
+    from qkv.tools.knowledge.context_rules import context_plan as rules_fn
+
+    if arch.get("config"):  # an architecture sized from scratch has no catalog name for the context tool
         action, detail, train_seq, rope = context_plan(spec, need)
         source = "analytic: qkv design's fallback context rule (window, position encoding)"
     else:

@@ -1,9 +1,8 @@
-"""What every node shares: timed tool calls (durations go to the event stream, never the report) and
-optional tools (modules other engineers are still landing: missing → stated, never invented)."""
+"""What every node shares: timed tool calls (durations go to the event stream, never the report), the task,
+the list of unavailable tools, and GiB rounding."""
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -50,14 +49,6 @@ def summarize(result: Any, width: int = 110) -> str:
         text = str(result)
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def optional(module: str, attr: str) -> Callable[..., Any] | None:
-    """`module.attr` when that tool is installed and importable, else None."""
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return None
 
 
 def task_of(state: dict[str, Any]) -> TaskSpec:

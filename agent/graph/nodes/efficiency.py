@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qkv.agent.graph.nodes.common import Calls, gib, optional, task_of, unavailable
+from qkv.agent.graph.nodes.common import Calls, gib, task_of, unavailable
 
 # Ampere and later run FlashAttention-2 (Dao 2023; flash-attn README: Ampere, Ada, Hopper GPUs).
 FLASH_ARCHS = ("Ampere", "Ada", "Hopper", "Blackwell")
@@ -31,11 +31,8 @@ def family_of(arch: dict[str, Any]) -> str:
 
 
 def _hparams(arch: dict[str, Any], method: str, seq: int, calls: Calls, missing: list[str]) -> dict[str, Any] | None:
-    fn = optional("qkv.tools.knowledge.hparams", "recommend_hparams")
-    if fn is None:
-        missing.append("qkv.tools.knowledge.hparams")
-        return None
     from qkv.tools.knowledge.hparams import HparamRequest
+    from qkv.tools.knowledge.hparams import recommend_hparams as fn
 
     ref = {"params": float(arch["params"])} if arch.get("config") else {"model": arch["base_model"]}
     plan = calls("knowledge.recommend_hparams", fn, HparamRequest(**ref, method=method, seq=seq))

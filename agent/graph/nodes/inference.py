@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qkv.agent.graph.nodes.common import Calls, gib, optional, task_of, unavailable
+from qkv.agent.graph.nodes.common import Calls, gib, task_of, unavailable
 from qkv.agent.graph.nodes.efficiency import _estimate, attention_for, family_of
 
 CUDA_FORMATS = ("bf16", "int8", "nf4")
@@ -23,37 +23,27 @@ def _words(task, field: str) -> str:
 
 def _sampling(task, obj: dict[str, Any], calls: Calls, missing: list[str]) -> tuple[dict, str, list, dict, list]:
     """(recommended policy, description, issues of the user's stated policy, provenance, notes)."""
+    from qkv.tools.errors import UnknownName
+    from qkv.tools.knowledge.sampling_rules import check_sampling, recommend_sampling
     from qkv.tools.sampling import SamplingPolicy
 
-    rec_fn = optional("qkv.tools.knowledge.sampling_rules", "recommend_sampling")
-    check_fn = optional("qkv.tools.knowledge.sampling_rules", "check_sampling")
     name = SAMPLING_TASK.get(obj["task"], obj["task"])
     notes: list[str] = []
     provenance: dict[str, str] = {}
-    if rec_fn is not None:
-        from qkv.tools.errors import UnknownName
-
-        try:
-            rec = calls("knowledge.recommend_sampling", rec_fn, name)
-        except UnknownName:
-            name = "chat"
-            rec = calls("knowledge.recommend_sampling", rec_fn, name)
-        policy = rec.policy
-        notes += list(rec.notes)
-        for field, fig in rec.settings.items():
-            provenance[f"sampling.{field}"] = f"{fig.provenance}: " + ", ".join(fig.sources or [fig.formula or ""])
-    else:
-        missing.append("qkv.tools.knowledge.sampling_rules")
-        policy = SamplingPolicy()
-        provenance["sampling"] = "qkv.tools.sampling.SamplingPolicy defaults (the sampling-rules tool was absent)"
+    try:
+        rec = calls("knowledge.recommend_sampling", recommend_sampling, name)
+    except UnknownName:
+        name = "chat"
+        rec = calls("knowledge.recommend_sampling", recommend_sampling, name)
+    policy = rec.policy
+    notes += list(rec.notes)
+    for field, fig in rec.settings.items():
+        provenance[f"sampling.{field}"] = f"{fig.provenance}: " + ", ".join(fig.sources or [fig.formula or ""])
     issues: list[dict[str, Any]] = []
     if task.sampling:
         stated = SamplingPolicy(**{**SamplingPolicy().model_dump(), **task.sampling})
-        if check_fn is not None:
-            check = calls("knowledge.check_sampling", check_fn, stated, name)
-            issues = [i.model_dump() for i in check.issues]
-        else:
-            issues = [i.model_dump() for i in calls("sampling.issues", stated.issues)]
+        check = calls("knowledge.check_sampling", check_sampling, stated, name)
+        issues = [i.model_dump() for i in check.issues]
         provenance["sampling_issues"] = "rule: hard rule 3 (qkv.tools.sampling / knowledge.check_sampling)"
     sampling = {"temperature": policy.temperature, "top_p": policy.top_p, "top_k": policy.top_k,
                 "max_new_tokens": policy.max_new_tokens, "repetition_penalty": policy.repetition_penalty,

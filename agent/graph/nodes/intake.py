@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from qkv.agent.graph.intake import apply_answer, apply_defaults, decisive_gaps, parse_task
-from qkv.agent.graph.nodes.common import Calls, optional
+from qkv.agent.graph.nodes.common import Calls
 
 
 def intake_node(state: dict[str, Any]) -> dict[str, Any]:
@@ -48,13 +48,10 @@ def intake_node(state: dict[str, Any]) -> dict[str, Any]:
 def _llm_fill(task, llm: str, calls: Calls, missing: list[str], llm_model: str | None = None):
     """Ask a language model for the missing fields only (schema-constrained JSON), then validate them
     with the same rules; anything the rules reject is dropped."""
-    extract = optional("qkv.tools.llm.extract", "extract")
-    if extract is None:
-        missing.append("qkv.tools.llm.extract")
-        return task
     from pydantic import BaseModel, Field
 
     from qkv.agent.graph.intake import parse_fields
+    from qkv.tools.llm.extract import extract
 
     class Gaps(BaseModel):
         gpu: str = Field("", max_length=40, description="the GPU named in the text, copied from it, or empty")

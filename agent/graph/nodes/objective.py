@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from qkv.agent.graph.intake import objective_kind
-from qkv.agent.graph.nodes.common import Calls, optional, task_of, unavailable
+from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
 
 FAMILY = {"understanding": "encoder-only", "generation": "decoder-only", "translation": "encoder-decoder"}
 # Task label → the evaluator's task kind.
@@ -89,30 +89,23 @@ def objective_node(state: dict[str, Any]) -> dict[str, Any]:
         kind = "generation"
         why = (f"a {task.param_budget / 1e9:g}B model is a decoder (no encoder of that size is in use): the "
                f"{label} task is done generatively, the answer or label written as text")
+    from qkv.tools.evaluate.metrics import metric_plan
+    from qkv.tools.knowledge.recipes import recipe_for
+
     missing: list[str] = []
-    plan_fn = optional("qkv.tools.evaluate.metrics", "metric_plan")
     eval_task = EVAL_TASK.get(label, "language-modelling")
     plan: list[dict[str, Any]] = []
     provenance: dict[str, str] = {}
     metrics = list(METRIC_IDS.get(label, []))
     if kind != "understanding" and "perplexity" not in metrics:
         metrics.append("perplexity")  # a generator's language-modelling quality, always reported
-    if plan_fn is not None:
-        result = calls("evaluate.metric_plan", plan_fn, eval_task)
-        plan = [item.model_dump() for item in result.metrics
-                if kind != "understanding" or not item.name.startswith("perplexity")]
-        provenance["metrics"] = f"cited: qkv.tools.evaluate.metrics.metric_plan('{eval_task}')"
-    else:
-        missing.append("qkv.tools.evaluate.metrics.metric_plan")
-        provenance["metrics"] = "convention (the evaluator's metric plan was not available)"
+    result = calls("evaluate.metric_plan", metric_plan, eval_task)
+    plan = [item.model_dump() for item in result.metrics
+            if kind != "understanding" or not item.name.startswith("perplexity")]
+    provenance["metrics"] = f"cited: qkv.tools.evaluate.metrics.metric_plan('{eval_task}')"
     loss = LOSS[kind]
     recipe: dict[str, Any] = {}
-    recipe_fn = optional("qkv.tools.knowledge.recipes", "recipe_for")
-    rec = None
-    if recipe_fn is None:
-        missing.append("qkv.tools.knowledge.recipes")
-    else:
-        rec = calls("knowledge.recipe_for", recipe_fn, label, task.domain, task.mode, task.text, task.languages)
+    rec = calls("knowledge.recipe_for", recipe_for, label, task.domain, task.mode, task.text, task.languages)
     if rec is not None:
         recipe = rec.model_dump()
         if rec.metric_ids:

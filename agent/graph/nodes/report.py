@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qkv.agent.graph.nodes.common import Calls, optional, task_of, unavailable
+from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
 from qkv.agent.graph.nodes.training_plan import data_budget_of, precision_of, pretraining_of, training_config
 from qkv.agent.graph.schemas import DesignReport
 
@@ -102,27 +102,20 @@ def _ethics(task, obj, calls: Calls, missing: list[str]) -> dict[str, Any]:
 
 
 def _generator_ethics(task, obj, calls: Calls, missing: list[str], recipe: dict[str, Any]) -> dict[str, Any]:
-    schema = optional("qkv.tools.evaluate.schema", "FaithfulnessReport")
-    proxies: list[dict[str, str]] = []
-    if schema is None:
-        missing.append("qkv.tools.evaluate.schema")
-    else:
-        for name in FAITHFULNESS_FIELDS:
-            proxies.append({"name": name, "measures": schema.model_fields[name].description or name})
-    counter = optional("qkv.tools.evaluate.schema", "CounterfactualReport")
-    bias = []
-    if counter is not None:
-        bias.append({"name": "counterfactual pairs",
-                     "measures": (counter.__doc__ or "").strip().splitlines()[0] if counter.__doc__ else
-                     "score change when a demographic term is swapped"})
-    review = optional("qkv.tools.evaluate.schema", "ReviewSheet")
+    from qkv.tools.evaluate.schema import CounterfactualReport, FaithfulnessReport
+
+    proxies = [{"name": name, "measures": FaithfulnessReport.model_fields[name].description or name}
+               for name in FAITHFULNESS_FIELDS]
+    doc = (CounterfactualReport.__doc__ or "").strip()
+    bias = [{"name": "counterfactual pairs",
+             "measures": doc.splitlines()[0] if doc else "score change when a demographic term is swapped"}]
     hallucination = [
         "faithfulness proxies on every evaluation output against its source (the evaluator's numbers; they flag "
         "where to look, they do not judge)",
     ]
     if task.domain:
         hallucination.append(f"a blind review by {task.domain} experts of the first 50 outputs"
-                             + (" (the evaluator writes the review sheet)" if review is not None else "")
+                             + " (the evaluator writes the review sheet)"
                              + ": every material fact must be traceable to the source")
     return {
         "hallucination": hallucination,

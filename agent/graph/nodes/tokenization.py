@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from qkv.agent.graph.domain_terms import TERMS
-from qkv.agent.graph.nodes.common import Calls, optional, task_of, unavailable
+from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
 
 # Comparison tokenizers qkv ships offline (used when the base model's own tokenizer is not available).
 COMPARE = ("gpt2", "qwen2.5-0.5b", "bert-base-uncased")
@@ -17,24 +17,20 @@ def tokenization_node(state: dict[str, Any]) -> dict[str, Any]:
     arch = state["architecture"]
     calls = Calls()
     missing: list[str] = []
-    audit_fn = optional("qkv.tools.tokenizer.audit", "audit")
-    shipped_fn = optional("qkv.tools.tokenizer.load", "shipped_names")
-    base = arch["base_model"]
-    shipped = set(shipped_fn()) if shipped_fn else set()
-    has_base = base in shipped
-    terms = list(TERMS.get(task.domain or "", ()))
-    thresholds: dict[str, Any] = {}
-    if audit_fn is None:
-        missing.append("qkv.tools.tokenizer.audit")
-    else:
-        from qkv.tools.tokenizer.schema import AuditRequest
+    from qkv.tools.knowledge.recipes import vocabulary_rule
+    from qkv.tools.tokenizer.audit import audit as audit_fn
+    from qkv.tools.tokenizer.load import shipped_names
+    from qkv.tools.tokenizer.schema import AuditRequest
 
-        fields = AuditRequest.model_fields
-        thresholds = {k: fields[k].default for k in ("adapter_fertility", "extend_min_saving", "min_count")}
+    base = arch["base_model"]
+    has_base = base in set(shipped_names())
+    terms = list(TERMS.get(task.domain or "", ()))
+    fields = AuditRequest.model_fields
+    thresholds = {k: fields[k].default for k in ("adapter_fertility", "extend_min_saving", "min_count")}
     out: dict[str, Any] = {"tokenizer": base + ("" if has_base else " (not shipped offline)"), "audited": False,
                            "corpus": list(task.corpus), "results": {}, "plan": [], "domain_terms": terms,
                            "provenance": {}}
-    if task.corpus and audit_fn is not None:
+    if task.corpus:
         import tempfile
         from pathlib import Path
 
@@ -85,8 +81,7 @@ def tokenization_node(state: dict[str, Any]) -> dict[str, Any]:
         plan.append(f"Score the {task.domain} terms of art on their own ({len(terms)} listed below): the share "
                     "split into 3+ pieces shows whether the vocabulary knows the domain.")
     method = (state.get("efficiency") or {}).get("method")
-    rule_fn = optional("qkv.tools.knowledge.recipes", "vocabulary_rule")
-    rule = rule_fn(method, task.mode, thresholds.get("extend_min_saving")) if rule_fn else None
+    rule = vocabulary_rule(method, task.mode, thresholds.get("extend_min_saving"))
     recipe_tok = ((state.get("objective") or {}).get("recipe") or {}).get("tokenizer")
     if recipe_tok:
         langs = f" for each of {', '.join(task.languages)}" if len(task.languages) >= 2 else ""

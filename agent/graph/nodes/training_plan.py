@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qkv.agent.graph.nodes.common import Calls, optional
+from qkv.agent.graph.nodes.common import Calls
 
 
 def _warmup(hp: dict[str, Any]) -> dict[str, Any]:
@@ -38,10 +38,7 @@ def pretraining_of(pre: dict[str, Any], eff: dict[str, Any], calls: Calls) -> di
 
 
 def precision_of(task, calls: Calls, missing: list[str]) -> dict[str, Any] | None:
-    fn = optional("qkv.tools.knowledge.precision", "training_precision")
-    if fn is None:
-        missing.append("qkv.tools.knowledge.precision")
-        return None
+    from qkv.tools.knowledge.precision import training_precision as fn
     return calls("knowledge.training_precision", fn, task.gpu, task.precision).model_dump()
 
 
@@ -55,11 +52,8 @@ def data_budget_of(task, arch, eff, obj, calls: Calls, missing: list[str]) -> di
 
     if not task.data_examples or task.mode != "fine-tune" or eff.get("method") in (None, "none"):
         return None
-    fn = optional("qkv.tools.knowledge.budget", "data_budget")
-    if fn is None:
-        missing.append("qkv.tools.knowledge.budget")
-        return None
     from qkv.tools.knowledge.budget import DataBudgetRequest, epochs_for
+    from qkv.tools.knowledge.budget import data_budget as fn
     from qkv.tools.knowledge.schema import analytic
 
     hp = eff.get("hyperparameters") or {}
@@ -165,11 +159,8 @@ def training_config(task, arch, eff, obj, calls: Calls, missing: list[str], budg
             out["provenance"] = ("transformers TrainingArguments from the hyperparameter tool, the data budget "
                                  "(qkv.tools.knowledge.budget) and the precision rule (qkv.tools.knowledge.precision)")
         return out
-    cfg_mod = optional("qkv.tools.train.config", "TrainConfig")
-    to_yaml = optional("qkv.tools.train.config", "to_yaml")
-    if cfg_mod is None or to_yaml is None:
-        missing.append("qkv.tools.train.config")
-        return {"available": False, "reason": "the trainer's config tool was not available"}
+    from qkv.tools.train.config import to_yaml
+
     hp = eff.get("hyperparameters") or {}
     req = eff.get("request") or {}
     gpu_attention = "flash_attention_2" if req.get("attention") == "flash" else "sdpa"
