@@ -293,10 +293,9 @@ def run_app(*, llm: str = "local", model: str | None = None, resume: str | None 
             task: str | None = None, gpu: str | None = None, gpus: int | None = None,
             base_model: str | None = None, corpus: list[str] | None = None) -> None:
     """Open the TUI. `resume`: a thread id, or "latest" for the most recent session."""
-    if VoiceConfig(llm=llm).kind not in ("none", "local", "openai"):
-        from qkv.tools.errors import BadInput
+    from qkv.tools.llm.setting import llm_kind
 
-        raise BadInput(f"--llm {llm!r}", expected="none, local, or an http(s):// URL of an OpenAI-compatible server")
+    llm_kind(llm)  # BadInput naming the valid forms
     store_path = db_path
     thread_id = None
     if resume:

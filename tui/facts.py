@@ -218,20 +218,16 @@ def answer_from_report(report: dict, question: str, limit: int = 8) -> tuple[str
     return f"From the report:\n{lines}", facts
 
 
-NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
-
-
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "").rstrip(".").rstrip("0").rstrip(".") or "0" for n in NUMBER.findall(text)}
-
-
 def invented_numbers(text: str, facts: Iterable[Fact], question: str = "") -> set[str]:
     """Numbers in `text` that appear neither in the given facts nor in the question: a model's wording
-    that states such a number is discarded in favour of the template (words may vary, numbers may not)."""
-    allowed = _numbers(question)
+    that states such a number is discarded in favour of the template (words may vary, numbers may not).
+    The numbers are read by the report wording gate's own reader (digits and number words)."""
+    from qkv.agent.graph.wording_gate import numbers_in
+
+    allowed = numbers_in(question)
     for f in facts:
-        allowed |= _numbers(f.value) | _numbers(f.path)
-    return {n for n in _numbers(text) if n not in allowed and n not in {"1", "0"}}
+        allowed |= numbers_in(f.value) | numbers_in(f.path)
+    return {n for n in numbers_in(text) if n not in allowed and n not in {"1", "0"}}
 
 
 class Change(BaseModel):

@@ -25,9 +25,10 @@ class VoiceConfig(BaseModel):
 
     @property
     def kind(self) -> str:
-        if self.llm.startswith(("http://", "https://")):
-            return "openai"
-        return self.llm
+        """'none' | 'local' | 'openai', or 'invalid' (the app says what is expected)."""
+        from qkv.tools.llm.setting import is_llm_setting, llm_kind
+
+        return llm_kind(self.llm) if is_llm_setting(self.llm) else "invalid"
 
     def describe(self) -> str:
         if self.kind == "none":
@@ -53,10 +54,9 @@ class Voice:
     def backend(self):
         with self._lock:
             if self._backend is None:
-                from qkv.tools.llm.base import open_backend
+                from qkv.tools.llm.setting import open_setting
 
-                url = self.config.llm if self.config.kind == "openai" else None
-                self._backend = open_backend(self.config.kind, model=self.config.model, url=url)
+                self._backend = open_setting(self.config.llm, model=self.config.model)
             return self._backend
 
     def close(self) -> None:

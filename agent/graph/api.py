@@ -50,10 +50,10 @@ class DesignRequest(BaseModel):
     @field_validator("llm")
     @classmethod
     def _llm(cls, value: str) -> str:
+        from qkv.tools.llm.setting import llm_kind
+
         value = (value or "none").strip()
-        if value not in ("none", "local") and not value.startswith(("http://", "https://")):
-            raise BadInput(f"--llm {value!r}", expected="none, local, or an http(s):// URL of an "
-                                                        "OpenAI-compatible server")
+        llm_kind(value)  # BadInput naming the valid forms
         return value
 
     @field_validator("llm_model")
@@ -193,9 +193,9 @@ def resume_design(thread_id: str, answer: str | None = None, *,
                 check_answer(str(value["field"]), answer)
             yield from _events(graph, Command(resume=answer or ""), config)
         elif snapshot.next or snapshot.tasks:
-            # A crash can land after a step's writes were saved but before the checkpoint that follows them
-            # (checkpoints are written in the background): `next` is then empty while `tasks` still holds the
-            # finished step; streaming from None applies its saved writes and goes on without re-running it.
+            # A crash can land after a step's writes were saved but before the checkpoint that follows them:
+            # `next` is then empty while `tasks` still holds the finished step; streaming from None applies its
+            # saved writes and goes on without re-running it.
             yield from _events(graph, None, config)
         # else: finished — nothing to resume.
 

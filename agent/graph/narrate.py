@@ -102,11 +102,10 @@ def narrate(report: DesignReport, llm: str = "none",
     model = wording_model(llm, llm_model)
     if model is None:
         return base, {k: BUNDLED_SOURCE for k in base}
-    from qkv.tools.llm.base import open_backend
+    from qkv.tools.llm.setting import open_setting
     from qkv.tools.sampling import SamplingPolicy
 
-    kind, url = ("local", None) if llm == "local" else ("openai", llm)
-    backend = open_backend(kind, model=model or None, url=url)
+    backend = open_setting(llm, model=model or None)
     who = f"llm:{llm}" + (f" ({_label(llm, model)})" if model else "")
     persona = load_prompt("persona.md")
     step = load_prompt("narrate_section.md")

@@ -19,9 +19,6 @@ EfficiencyMethod = Literal["full", "lora", "qlora", "none"]
 CheckStatus = Literal["pass", "warn", "fail", "n/a"]
 Mode = Literal["fine-tune", "pre-train", "inference"]
 
-STEPS: tuple[str, ...] = ("intake", "objective", "architecture", "context", "efficiency", "tokenization",
-                          "inference", "report")
-
 
 class Stated(BaseModel):
     """One constraint the request states: the field it binds, the value, and the user's own words."""

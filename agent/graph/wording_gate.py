@@ -91,7 +91,7 @@ def _num(n: str) -> str:
     return n.rstrip("0").rstrip(".") if "." in n else n
 
 
-def _numbers(text: str) -> set[str]:
+def numbers_in(text: str) -> set[str]:
     """Every number a text states: digits (thousands separators and trailing zeros dropped) and number words."""
     found = {_num(n) for n in NUMBER.findall(text)}
     return found | {WORD_NUMBERS[w] for w in re.findall(r"[a-z]+", text.lower()) if w in WORD_NUMBERS}
@@ -307,7 +307,7 @@ def vet(text: str, allowed_text: str, keep: str = "") -> str | None:
         return f"echoed the instructions ('{m.group(0)}')"
     if m := PERSON.search(text):
         return f"speaks in the first or second person ('{m.group(0)}')"
-    invented = sorted(_numbers(text) - _numbers(allowed_text))
+    invented = sorted(numbers_in(text) - numbers_in(allowed_text))
     if invented:
         return "number not in the facts: " + ", ".join(invented[:3])
     words = text.lower().split()
@@ -327,7 +327,7 @@ def vet(text: str, allowed_text: str, keep: str = "") -> str | None:
 
 def _lost(text: str, keep: str) -> str | None:
     """What of the template's facts a wording dropped: a number, a name, a decision (None: nothing)."""
-    dropped = sorted(_numbers(keep) - _numbers(text), key=lambda n: keep.find(n))
+    dropped = sorted(numbers_in(keep) - numbers_in(text), key=lambda n: keep.find(n))
     if dropped:
         return "dropped the template's number(s): " + ", ".join(dropped[:3])
     flat = _flat(text)

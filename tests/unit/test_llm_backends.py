@@ -159,3 +159,15 @@ def test_cli_schema_and_bad_option():
     out = _qkv("generate", "hi", "--context", "middle-out")
     assert out.returncode == 2 and "unknown --context strategy 'middle-out'" in out.stderr
     assert "head_tail" in out.stderr
+
+
+def test_the_one_reader_of_the_llm_setting():
+    from qkv.tools.errors import BadInput
+    from qkv.tools.llm.setting import is_llm_setting, llm_kind
+
+    assert [llm_kind(s) for s in ("none", " local ", "http://127.0.0.1:8080/v1", "HTTPS://x", None)] == [
+        "none", "local", "openai", "openai", "none"]
+    for bad in ("gpt-17", "ftp://x", "Local"):
+        assert not is_llm_setting(bad)
+        with pytest.raises(BadInput, match="an http"):
+            llm_kind(bad)

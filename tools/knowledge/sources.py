@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from qkv.tools.errors import UnknownName, closest
-
 
 class Source(BaseModel):
     """A paper, model card, config file or released script."""
@@ -184,15 +182,6 @@ _ALL = [
 ]
 
 SOURCES: dict[str, Source] = {s.id: s for s in _ALL}
-
-
-def get_source(source_id: str) -> Source:
-    """The registry entry for an id; UnknownName with the closest ids otherwise."""
-    try:
-        return SOURCES[source_id]
-    except KeyError:
-        raise UnknownName(f"unknown source '{source_id}'", expected="a source id of qkv.tools.knowledge.sources",
-                          choices=closest(source_id, SOURCES)) from None
 
 
 def bibliography(ids: list[str] | set[str]) -> list[Source]:

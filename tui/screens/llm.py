@@ -43,7 +43,7 @@ class LLMScreen(ModalScreen[VoiceConfig | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         url = event.value.strip()
-        if url.startswith(("http://", "https://")):
+        if VoiceConfig(llm=url).kind == "openai":
             self.dismiss(VoiceConfig(llm=url))
         else:
             self.notify("a URL starts with http:// or https://", severity="warning")

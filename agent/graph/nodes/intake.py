@@ -64,10 +64,9 @@ def _llm_fill(task, llm: str, calls: Calls, missing: list[str], llm_model: str |
         return {"gpu": found.get("gpu"), "model": model}
 
     try:
-        from qkv.tools.llm.base import open_backend
+        from qkv.tools.llm.setting import open_setting
 
-        kind, url = ("local", None) if llm == "local" else ("openai", llm)
-        backend = open_backend(kind, model=llm_model, url=url)
+        backend = open_setting(llm, model=llm_model)
         try:
             got = calls("llm.extract", extract, backend, task.text, Gaps, rules)
         finally:
