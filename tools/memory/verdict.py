@@ -68,10 +68,26 @@ def _largest(fits: Callable[[int], bool], hi_limit: int) -> int:
     return lo
 
 
-def _option(name: str, changes: dict[str, object], total: int, usable: int) -> StrategyOption:
+def fit_state(total: int | float, usable: int | float) -> tuple[bool, bool]:
+    """(fits, tight): a job fits when its total is within the usable memory, and is tight when it fills
+    more than 1 - SAFETY_MARGIN of it (fits, but is not recommended). The one place this rule is written."""
     fits = total <= usable
-    return StrategyOption(name=name, changes=changes, total_bytes=total, fits=fits,
-                          tight=fits and total > usable * (1 - SAFETY_MARGIN))
+    return fits, fits and total > usable * (1 - SAFETY_MARGIN)
+
+
+def smallest_gpu_holding(total: int | float):
+    """The catalog GPU with the least memory that holds `total` bytes with the safety margin (discrete
+    GPUs only: a unified-memory machine shares it with the OS); None when none does."""
+    from qkv.tools.catalog.gpus import list_gpus
+
+    pool = sorted((g for g in list_gpus() if g.usable_bytes * (1 - SAFETY_MARGIN) >= total and not g.unified_memory),
+                  key=lambda g: (g.memory_gib, g.name))
+    return pool[0] if pool else None
+
+
+def _option(name: str, changes: dict[str, object], total: int, usable: int) -> StrategyOption:
+    fits, tight = fit_state(total, usable)
+    return StrategyOption(name=name, changes=changes, total_bytes=total, fits=fits, tight=tight)
 
 
 LADDER_CHUNK = 1024  # tokens per cross-entropy chunk on the ladder's chunked-loss rungs

@@ -65,3 +65,20 @@ def ttft_seconds(spec: ModelSpec, gpu: GpuSpec, *, active_params: int, prompt: i
     comp = flops / tp / (peak_tflops * 1e12)
     mem = weights_gpu / (gpu.bandwidth_gb_s * 1e9) if gpu.bandwidth_gb_s else 0.0
     return max(comp, mem) + allreduce_seconds(spec, gpu, tp, prompt), flops, attn / flops
+
+
+def decode_upper_tok_s(bandwidth_gb_s: float | None, step_bytes: int, sequences: int) -> float | None:
+    """Tokens/s upper bound of memory-bound decoding: every step reads `step_bytes` (weights + KV cache, one
+    GPU's share; GPUs read their shards in parallel) and yields one token per sequence. None without a
+    bandwidth figure (a GPU known only by its memory)."""
+    if not step_bytes or not bandwidth_gb_s:
+        return None
+    return bandwidth_gb_s * 1e9 / step_bytes * sequences
+
+
+def prefill_lower_s(spec: ModelSpec, gpu: GpuSpec, active_params: int, prompt: int) -> tuple[float, float, float]:
+    """(seconds, FLOPs, attention FLOPs) of one prompt at one GPU's dense 16-bit peak, a lower bound at full
+    utilisation. The caller checks the GPU has a 16-bit figure (bf16, else fp16)."""
+    peak = gpu.bf16_dense_tflops or gpu.fp16_dense_tflops
+    flops, attn = prefill_flops(spec, active_params, prompt)
+    return flops / (peak * 1e12), flops, attn

@@ -156,7 +156,7 @@ def _estimate(arch: dict[str, Any], req, calls: Calls):
 def _ladder(task, arch: dict[str, Any], base, calls: Calls) -> list[dict[str, Any]]:
     """The rungs to try, in cost order, from the memory tool (pre-training: full-parameter rungs)."""
     from qkv.tools.catalog.gpus import get_gpu
-    from qkv.tools.memory.verdict import SAFETY_MARGIN, fit_report
+    from qkv.tools.memory.verdict import fit_report, fit_state
 
     if task.mode == "pre-train" or arch.get("config"):
         usable = get_gpu(task.gpu).usable_bytes
@@ -173,9 +173,8 @@ def _ladder(task, arch: dict[str, Any], base, calls: Calls) -> list[dict[str, An
         out = []
         for name, changes in rungs:
             total = _estimate(arch, base.model_copy(update=changes), calls).total_bytes
-            fits = total <= usable
-            out.append({"name": name, "changes": changes, "total_bytes": total, "fits": fits,
-                        "tight": fits and total > usable * (1 - SAFETY_MARGIN)})
+            fits, tight = fit_state(total, usable)
+            out.append({"name": name, "changes": changes, "total_bytes": total, "fits": fits, "tight": tight})
             if fits and not out[-1]["tight"] and changes.get("gpus", 0) >= (task.gpus or 1):
                 break
         return out
@@ -197,7 +196,7 @@ def _honouring(task, arch, base, tool: list[tuple[str, dict[str, Any]]], calls: 
     batch) and every stated setting pinned; then the memory tool's ladder with the pins kept where they can
     be; then its rungs that must change a stated setting, each marked with its departures."""
     from qkv.tools.catalog.gpus import get_gpu
-    from qkv.tools.memory.verdict import SAFETY_MARGIN
+    from qkv.tools.memory.verdict import fit_state
 
     pinned = pins(task)
     effective = base.batch * base.grad_accum
@@ -225,9 +224,9 @@ def _honouring(task, arch, base, tool: list[tuple[str, dict[str, Any]]], calls: 
             continue
         seen.add(key)
         total = _estimate(arch, base.model_copy(update=final), calls).total_bytes
-        fits = total <= usable
-        row = {"name": name, "changes": final, "total_bytes": total, "fits": fits,
-               "tight": fits and total > usable * (1 - SAFETY_MARGIN), "departs": departures(task, final)}
+        fits, tight = fit_state(total, usable)
+        row = {"name": name, "changes": final, "total_bytes": total, "fits": fits, "tight": tight,
+               "departs": departures(task, final)}
         (depart if row["departs"] else keep).append(row)
     return keep + depart
 
@@ -408,8 +407,7 @@ def _weigh(task, arch, req, rung, calls: Calls) -> dict[str, Any]:
 def what_would_fit(task, arch, req, est, ladder, calls: Calls, diagnosis: dict[str, Any] | None = None) -> list[str]:
     """When nothing fits, ranked by how little each changes the plan: the diagnosis's chain of techniques, the
     longest sequence at this batch, more GPUs (the ladder's sharding rungs), a bigger GPU, a smaller model."""
-    from qkv.tools.catalog.gpus import list_gpus
-    from qkv.tools.memory.verdict import SAFETY_MARGIN, fit_report
+    from qkv.tools.memory.verdict import fit_report, smallest_gpu_holding
 
     out: list[str] = []
     if diagnosis and diagnosis.get("plan_fits") and diagnosis.get("plan"):
@@ -425,10 +423,8 @@ def what_would_fit(task, arch, req, est, ladder, calls: Calls, diagnosis: dict[s
             out.append(f"{r['name']} × {task.gpu}: {gib(r['total_bytes'])} GiB per GPU (fits)")
             break
     need = est.total_bytes
-    bigger = sorted((g for g in list_gpus() if g.usable_bytes * (1 - SAFETY_MARGIN) >= need and not g.unified_memory),
-                    key=lambda g: (g.memory_gib, g.name))
-    if bigger:
-        g = bigger[0]
+    g = smallest_gpu_holding(need)
+    if g is not None:
         out.append(f"one {g.display_name} ({g.memory_gib:g} GB): {req.method} at {gib(need)} GiB fits")
     smaller = _largest_fitting_model(task, arch, req, calls)
     if smaller:

@@ -234,15 +234,15 @@ def _prefill(arch, gpu, context: int, gpus: int, calls: Calls) -> tuple[float | 
     peak. transformers splits layers over GPUs (device_map), which run one after another: one GPU's FLOP/s."""
     from qkv.agent.graph.nodes.efficiency import _resolved
     from qkv.tools.arch import spec_from_config
-    from qkv.tools.serve.roofline import prefill_flops
+    from qkv.tools.serve.roofline import prefill_lower_s
 
     peak = gpu.bf16_dense_tflops or gpu.fp16_dense_tflops
     if not peak:
         return None, "not computed: the GPU's dense 16-bit FLOP/s is not known"
     spec = spec_from_config(_resolved(arch).config)
-    flops, attn = calls("serve.prefill_flops", prefill_flops, spec, arch["active_params"], context)
+    seconds, flops, attn = calls("serve.prefill_lower_s", prefill_lower_s, spec, gpu, arch["active_params"], context)
     dtype = "bf16" if gpu.bf16_dense_tflops else "fp16"
-    return flops / (peak * 1e12), (
+    return seconds, (
         f"analytic: (2 × active params × {context:,} + 2 × layers × {context:,}² × q_dim) FLOPs "
         f"(attention {attn / flops:.0%}) ÷ {peak:g} dense {dtype} TFLOP/s of one GPU (GPU catalog; the "
         f"{gpus} GPU(s) of a layer split run in turn); a lower bound at 100% utilisation")
@@ -260,17 +260,15 @@ def _decode_source(gpu, family: str) -> str:
 
 def _try(arch, req, gpu, usable: int, concurrency: int, n: int, calls: Calls) -> dict[str, Any]:
     """One weights format on n GPUs: totals, fit, and the decode roofline."""
-    from qkv.tools.memory.verdict import SAFETY_MARGIN
+    from qkv.tools.memory.verdict import fit_state
+    from qkv.tools.serve.roofline import decode_upper_tok_s
 
     est = _estimate(arch, req, calls)
-    fits = est.total_bytes <= usable
-    tight = fits and est.total_bytes > usable * (1 - SAFETY_MARGIN)
+    fits, tight = fit_state(est.total_bytes, usable)
     weights = next((t.bytes for t in est.terms if t.name == "weights"), 0)
     kv = next((t.bytes for t in est.terms if t.name == "KV cache"), 0)
-    # Decoding reads every weight and the whole KV cache once per step: a memory-bandwidth roofline
-    # (the terms are per GPU; n GPUs read their shards in parallel).
-    step_bytes = weights + kv
-    decode = gpu.bandwidth_gb_s * 1e9 / step_bytes * concurrency if step_bytes and gpu.bandwidth_gb_s else None
+    # Decoding reads every weight and the whole KV cache once per step (qkv.tools.serve.roofline).
+    decode = calls("serve.decode_upper_tok_s", decode_upper_tok_s, gpu.bandwidth_gb_s, weights + kv, concurrency)
     return {"name": req.weights, "label": req.weights + (f" over {n} GPUs" if n > 1 else ""), "gpus": n,
             "total_gib": est.total_gib, "fits": fits, "tight": tight, "weights_gib": gib(weights),
             "kv_cache_gib": gib(kv), "decode_tok_s_upper": round(decode, 1) if decode else None, "est": est}
@@ -279,8 +277,7 @@ def _try(arch, req, gpu, usable: int, concurrency: int, n: int, calls: Calls) ->
 def _inference_would_fit(arch, req, gpu, calls: Calls) -> list[str]:
     """When no format fits: the most concurrent sequences and the longest context that do (memory tool's
     searches), and the smallest catalog GPU that holds the request as asked."""
-    from qkv.tools.catalog.gpus import list_gpus
-    from qkv.tools.memory.verdict import SAFETY_MARGIN, fit_report
+    from qkv.tools.memory.verdict import fit_report, smallest_gpu_holding
 
     out: list[str] = []
     if not arch.get("config"):
@@ -290,9 +287,7 @@ def _inference_would_fit(arch, req, gpu, calls: Calls) -> list[str]:
         if rep.max_seq and rep.max_seq < req.seq:
             out.append(f"{req.batch} sequences fit up to {rep.max_seq:,} tokens each with {req.weights} weights")
     total = _estimate(arch, req.model_copy(update={"gpus": 1, "sharding": "none"}), calls).total_bytes
-    bigger = sorted((g for g in list_gpus() if g.usable_bytes * (1 - SAFETY_MARGIN) >= total and not g.unified_memory),
-                    key=lambda g: (g.memory_gib, g.name))
-    if bigger:
-        out.append(f"one {bigger[0].display_name} ({bigger[0].memory_gib:g} GB) holds {gib(total)} GiB "
-                   f"with {req.weights} weights")
+    g = smallest_gpu_holding(total)
+    if g is not None:
+        out.append(f"one {g.display_name} ({g.memory_gib:g} GB) holds {gib(total)} GiB with {req.weights} weights")
     return out
