@@ -93,11 +93,35 @@ def _base_request(task, arch: dict[str, Any], hp: dict[str, Any] | None, method:
     device = get_gpu(task.gpu)
     return MemoryRequest(
         model=arch["base_model"] if not arch.get("config") else "inline", method=method, batch=batch,
-        seq=arch["train_seq"], grad_accum=accum, precision=TRAIN_PRECISION.get(task.precision or "bf16", "bf16"),
+        seq=arch["train_seq"], grad_accum=accum, precision=_precision(task, device),
         attention=attention_for(task.gpu, family_of(arch)), gpu=task.gpu, gpus=gpus,
         sharding=task.sharding or _default_sharding(task, gpus), context_extension=ext,
         grad_checkpointing=bool(task.grad_checkpointing),
         cuda_context_gib=0.0 if device.gpu_class == "cpu" else 0.5, **lora)
+
+
+PRECISION_WHY = {
+    "bf16-mixed": "rule: pre-training keeps fp32 master weights and AdamW states (Megatron-LM, torchtitan; "
+                  "Micikevicius et al. 2018): pure 16-bit states lose small updates over a long run",
+    "fp16-mixed": "rule: no bf16 on this GPU, so fp16 AMP with fp32 master weights and loss scaling "
+                  "(Micikevicius et al. 2018)",
+    "bf16": "rule: fine-tuning in pure bf16 as qkv's trainer runs it (weights loaded in bf16, AdamW states in "
+            "the parameters' dtype; torchtune's recipes do the same)",
+}
+
+
+def _precision(task, device) -> str:
+    """The memory tool's precision for the plan. Stated: as stated. Pre-training: mixed precision with fp32
+    master weights and optimizer states (Megatron-LM, torchtitan; Micikevicius et al. 2018), 16 B per
+    parameter with AdamW — pure 16-bit states lose small updates over a long run. Fine-tuning: pure bf16, as
+    qkv's trainer runs it (weights loaded in bf16, AdamW states in the parameters' dtype; torchtune's recipes
+    do the same). A GPU without bf16 (Turing, Volta) trains in fp16 AMP, which keeps fp32 master weights."""
+    if task.precision:
+        return TRAIN_PRECISION.get(task.precision, "bf16")
+    no_bf16 = device.gpu_class not in ("cpu", "apple", "stated") and not device.bf16_dense_tflops
+    if no_bf16:
+        return "fp16-mixed"
+    return "bf16-mixed" if task.mode == "pre-train" else "bf16"
 
 
 def _default_sharding(task, gpus: int) -> str:
@@ -341,6 +365,7 @@ def _settle(task, arch, req, est, rung, ladder, usable, hp, comfortable, calls) 
             "peak_vram_gib": "analytic: qkv.tools.memory estimate (allocated + allocator reserve + CUDA context)",
             "alternatives": "analytic: qkv.tools.memory.verdict strategy ladder",
             "usable_gib": "cited: GPU catalog (qkv.tools.catalog.gpus)",
+            "request.precision": PRECISION_WHY.get(req.precision, "stated") if not task.precision else "stated",
             **({f"hyperparameters.{k}": v for k, v in (hp or {}).get("provenance", {}).items()}),
         },
     }
