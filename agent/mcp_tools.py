@@ -236,31 +236,6 @@ RESOURCES: tuple[ResourceSpec, ...] = (
                  by_alias=True, cli="qkv gpus --json"),
 )
 
-# The persona itself comes from qkv.prompts/persona.md (the agent's own); this stands in when it is absent.
-PERSONA_FALLBACK = """\
-You are a principal Transformer researcher: precise, quantitative and sceptical of cost. Attention is \
-quadratic in sequence length unless a kernel or a window says otherwise; memory decides the method. Never \
-extend a model past its context window without naming the extension, never claim one set of \
-hyperparameters suits every model size, and never recommend generating text without a length cap and \
-top-p or top-k bounds.
-"""
-
-# How a calling agent should use qkv's tools with that persona (MCP-specific, so it lives here).
-TOOL_GUIDE = """\
-Work through five steps, in order, calling qkv's tools for every number:
-1. Objective: encoder, decoder or encoder-decoder; the metrics (perplexity plus the task metric).
-2. Architecture: `profile` (layers, heads, KV heads, attention type, windows), `params`, and `context` \
-when the task's tokens may exceed the window; `scale` / `size` for a model trained from scratch.
-3. Efficiency: `vram` for full fine-tuning, LoRA and QLoRA on the target GPU (its ladder names the \
-cheapest strategy that fits); `vram_trace` to confirm a close call; `hparams` for the chosen method.
-4. Tokenization: `audit` the tokenizer on a sample of the domain corpus.
-5. Inference: `vram` with method inference (quantized weights, KV cache), then `sampling` and \
-`sampling_check` for a bounded decoding policy.
-Or call `design` for the whole report at once. Quote each figure with its provenance (analytic, traced, \
-measured, or cited with its source); never estimate a number yourself.
-"""
-
-
 @dataclass(frozen=True)
 class BoundTool:
     """A ToolSpec whose function is imported, with the pydantic model its arguments validate against.
@@ -353,12 +328,8 @@ def read_catalog(spec: ResourceSpec) -> str:
 
 def persona_prompt(task: Annotated[str, Field(description=(
         "the design task in words, e.g. 'fine-tune a 7B model for legal summarisation on one 24 GB GPU'"))]) -> str:
-    """The researcher persona for a task: the agent's persona (qkv.prompts/persona.md when installed),
-    how to use qkv's tools step by step, then the task."""
-    from importlib.resources import files
+    """The researcher persona for a task: the agent's persona (prompts/persona.md), how to use qkv's tools
+    step by step (prompts/mcp_tool_guide.md), then the task."""
+    from qkv.prompts import load
 
-    try:
-        persona = files("qkv.prompts").joinpath("persona.md").read_text(encoding="utf-8")
-    except (FileNotFoundError, ModuleNotFoundError, OSError):
-        persona = PERSONA_FALLBACK
-    return f"{persona.rstrip()}\n\n{TOOL_GUIDE}\nTask: {task}\n"
+    return f"{load('persona.md').rstrip()}\n\n{load('mcp_tool_guide.md')}\nTask: {task}\n"

@@ -12,10 +12,6 @@ from pydantic import BaseModel
 
 from qkv.tui.facts import Fact, invented_numbers
 
-SYSTEM = ("You are qkv, a principal Transformer researcher. Answer the user's question in two or three "
-          "sentences using ONLY the facts given. Quote numbers exactly as written. If the facts do not answer "
-          "the question, say so.")
-
 
 class VoiceConfig(BaseModel):
     """The LLM setting shown in the header and chosen with /llm: 'none', 'local', or an http(s) URL."""
@@ -74,7 +70,7 @@ class Voice:
         from qkv.tools.sampling import SamplingPolicy
 
         facts_text = "\n".join(f"- {f.line()}" for f in facts)
-        messages = [{"role": "system", "content": SYSTEM},
+        messages = [{"role": "system", "content": _system()},
                     {"role": "user", "content": f"Facts from the design report:\n{facts_text}\n\nQuestion: {question}"}]
         policy = SamplingPolicy(temperature=0.2, top_p=0.9, top_k=40, max_new_tokens=120, seed=0)
         text = ""
@@ -108,3 +104,10 @@ def repeats(text: str) -> bool:
     words = text.lower().split()
     grams = Counter(zip(words, words[1:], words[2:], strict=False))
     return bool(grams) and max(grams.values()) >= 3
+
+
+def _system() -> str:
+    """The chat's system prompt (prompts/chat_answer_system.md)."""
+    from qkv.prompts import load
+
+    return load("chat_answer_system.md").strip()

@@ -55,9 +55,9 @@ def facts(report: DesignReport) -> dict[str, dict[str, Any]]:
 
 def load_prompt(name: str) -> str:
     """A prompt template from the `prompts/` package (text with {named} slots, no logic)."""
-    from importlib.resources import files
+    from qkv.prompts import load
 
-    return files("qkv.prompts").joinpath(name).read_text(encoding="utf-8")
+    return load(name)
 
 
 def templates(report: DesignReport) -> dict[str, str]:

@@ -20,8 +20,6 @@ from qkv.tools.sampling import SamplingPolicy
 
 MAX_STRING_CHARS = 80  # a bound on every string the grammar lets the model write (no runaway strings)
 
-SYSTEM = ("You extract facts from the user's text into JSON. Fill each field only if the text states it; "
-          "otherwise use null. Never invent values.")
 
 
 class Extraction(BaseModel):
@@ -79,7 +77,7 @@ def extract_with_provenance(backend, text: str, schema: type[BaseModel], rule_pa
         fmt_schema = missing_schema(schema, missing)
         if max_string_chars != MAX_STRING_CHARS:
             fmt_schema = bound_strings(fmt_schema, max_string_chars)
-        messages = [{"role": "system", "content": SYSTEM},
+        messages = [{"role": "system", "content": _system()},
                     {"role": "user", "content": f"Text:\n{text}\n\nFields:\n{_field_prompt(schema, missing)}"}]
         # Greedy (deterministic) and bounded: each field needs at most ~max_string_chars/3 tokens plus keys.
         policy = SamplingPolicy.greedy(max_new_tokens=min(1024, 32 + len(missing) * (8 + max_string_chars // 2)))
@@ -129,3 +127,10 @@ def extract(backend, text: str, schema: type[BaseModel], rule_parser: Callable[[
     (not `none`), the model fills only the fields the rules missed, under a JSON-schema grammar
     (llama.cpp) or `response_format` (OpenAI-compatible). Always pydantic-validated."""
     return extract_with_provenance(backend, text, schema, rule_parser).value
+
+
+def _system() -> str:
+    """The extractor's system prompt (prompts/extract_system.md)."""
+    from qkv.prompts import load
+
+    return load("extract_system.md").strip()
