@@ -78,8 +78,8 @@ def _serving_lines(sv: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def render_markdown(r: DesignReport) -> str:
-    t, o, a, e, k, i = r.task, r.objective, r.architecture, r.efficiency, r.tokenization, r.inference
+def _summary(r: DesignReport) -> list[str]:
+    t, o, a, e, i = r.task, r.objective, r.architecture, r.efficiency, r.inference
     L: list[str] = [f"# Design report: {t.text}", "", "## Summary", ""]
     method = e.method + (f" ({e.quantization}{' + double quantisation' if e.double_quant else ''})"
                          if e.quantization else "")
@@ -90,6 +90,12 @@ def render_markdown(r: DesignReport) -> str:
           f"- serving: {i.quantization} weights, KV cache {_fmt(i.kv_cache_gib)} GiB, peak {_fmt(i.peak_vram_gib)} GiB "
           f"— {'fits' if i.fits else 'does not fit'}; {i.attention_kernel}; {i.sampling_policy}",
           "- checks: " + ", ".join(f"{c.rule} {STATUS[c.status]}" for c in r.checks), ""]
+    return L
+
+
+def _task(r: DesignReport) -> list[str]:
+    t = r.task
+    L: list[str] = []
     L += ["## Task and assumptions", "",
           f"- objective: **{t.objective}**" + (f", domain **{t.domain}**" if t.domain else "") + f", mode {t.mode}",
           f"- hardware: {t.gpus} × {t.gpu}",
@@ -103,16 +109,33 @@ def render_markdown(r: DesignReport) -> str:
     for c in t.constraints:
         L.append(f"- note: {c}")
     L += _wording_note(r)
+    return L
+
+
+def _checks(r: DesignReport) -> list[str]:
+    L: list[str] = []
     L += ["", "## Checks (the three hard rules, and the stated constraints)", "", "| rule | status | detail |",
           "|---|---|---|"]
     for c in r.checks:
         L.append(f"| {c.rule} | **{STATUS[c.status]}** | {c.detail} |")
+    return L
+
+
+def _objective(r: DesignReport) -> list[str]:
+    o = r.objective
+    L: list[str] = []
     L += ["", "## 1. Objective", "", _said(r, "objective"), "",
           f"- kind: **{o.kind}** → **{o.architecture}**", f"- loss: {o.loss}",
           f"- metrics: {', '.join(o.metrics)}"]
     for m in o.metrics_plan:
         L.append(f"  - {m.get('name')}: {m.get('why', '')} ({m.get('library', '')}; {m.get('source', '')})")
     _prov(L, o.provenance)
+    return L
+
+
+def _architecture(r: DesignReport) -> list[str]:
+    a = r.architecture
+    L: list[str] = []
     L += ["", "## 2. Architecture", "", _said(r, "architecture"), "",
           f"- base model: **{a.base_model}** ({a.model_source})",
           f"- parameters: {_fmt(a.params)} (active per token {_fmt(a.active_params)})",
@@ -154,6 +177,12 @@ def render_markdown(r: DesignReport) -> str:
                      f"{_fmt(lp.get('share_embeddings'))}")
         extra = "; " + lp["profile_provenance"] if lp.get("profile_provenance") else ""
         L.append(f"<sub>{lp.get('provenance', '')}{extra}</sub>")
+    return L
+
+
+def _efficiency(r: DesignReport) -> list[str]:
+    o, e = r.objective, r.efficiency
+    L: list[str] = []
     L += ["", "## 3. Efficiency", "", _said(r, "efficiency"), "",
           f"- method: **{e.method}**" + (f" (weights {e.quantization}, double quantisation "
                                          f"{'yes' if e.double_quant else 'no'})" if e.quantization else ""),
@@ -211,6 +240,12 @@ def render_markdown(r: DesignReport) -> str:
     for w in e.warnings:
         L.append(f"- warning: {w}")
     _prov(L, e.provenance)
+    return L
+
+
+def _tokenization(r: DesignReport) -> list[str]:
+    k = r.tokenization
+    L: list[str] = []
     L += ["", "## 4. Tokenization", "", _said(r, "tokenization"), "", f"- tokenizer: {k.tokenizer}"]
     if k.audited:
         res = k.results
@@ -223,6 +258,12 @@ def render_markdown(r: DesignReport) -> str:
         L.append(f"- terms to score: {', '.join(k.domain_terms)}")
     L.append(f"- recommendation: {k.recommendation}")
     _prov(L, k.provenance)
+    return L
+
+
+def _inference(r: DesignReport) -> list[str]:
+    i = r.inference
+    L: list[str] = []
     L += ["", "## 5. Inference", "", _said(r, "inference"), "",
           f"- weights: **{i.quantization}** ({_fmt(i.weights_gib)} GiB) on {i.gpus} GPU(s); KV cache "
           f"**{_fmt(i.kv_cache_gib)} GiB** ({i.kv_dtype}, {_fmt(i.context_tokens)} tokens × {i.concurrency} "
@@ -239,6 +280,11 @@ def render_markdown(r: DesignReport) -> str:
     for s in i.sampling_issues:
         L.append(f"- sampling issue ({s['level']}): {s['message']}")
     _prov(L, i.provenance)
+    return L
+
+
+def _ethics(r: DesignReport) -> list[str]:
+    L: list[str] = []
     eth = r.ethics
     L += ["", "## Ethical evaluation", ""]
     L += [f"- hallucination: {h}" for h in eth.get("hallucination", [])]
@@ -253,6 +299,11 @@ def render_markdown(r: DesignReport) -> str:
               f"({', '.join(rec['loss_sources'])})", ""]
         L += [f"- metric: {m['name']} — {m['why']} ({', '.join(m['sources'])})" for m in rec.get("metrics", [])]
         L += [f"- decoding: {d}" for d in rec.get("decoding_notes", [])]
+    return L
+
+
+def _budget(r: DesignReport) -> list[str]:
+    L: list[str] = []
     rb = r.resource_budget
     L += ["", "## Resource budget", "",
           f"- parameters: {_fmt(rb.get('params'))}",
@@ -274,6 +325,11 @@ def render_markdown(r: DesignReport) -> str:
               + (f"; ≥ {db['hours']:.2f} h on the stated GPUs (roofline bound at 40% MFU)" if db.get("hours") else ""),
               f"- fit: {db['fit_note']}"]
         L += [f"- note: {n}" for n in db.get("notes", [])]
+    return L
+
+
+def _config(r: DesignReport) -> list[str]:
+    L: list[str] = []
     tc = r.training_config
     L += ["", "## Training config", ""]
     if tc.get("available"):
@@ -286,4 +342,16 @@ def render_markdown(r: DesignReport) -> str:
                   ""] + [f"- `{k2}`: {_fmt(v)}" for k2, v in tc["hf_trainer_arguments"].items()]
     if r.unavailable:
         L += ["", "## Tools not available in this run", ""] + [f"- {u}" for u in r.unavailable]
+    return L
+
+
+SECTIONS_MD = (_summary, _task, _checks, _objective, _architecture, _efficiency, _tokenization, _inference,
+               _ethics, _budget, _config)  # the report's order
+
+
+def render_markdown(r: DesignReport) -> str:
+    """The report as Markdown: one function per section, in the report's order."""
+    L: list[str] = []
+    for section in SECTIONS_MD:
+        L += section(r)
     return "\n".join(L).rstrip() + "\n"
