@@ -35,10 +35,15 @@ class ChatView(VerticalScroll):
 
     can_focus = True  # Tab reaches the history; the arrow keys and PgUp/PgDn scroll it
 
+    def on_mount(self) -> None:
+        # Anchored: the view stays at the newest line while replies grow, however late the layout of the
+        # last piece lands (a scroll_end issued before it would stop short); scrolling up releases it.
+        self.anchor()
+
     def add(self, role: str, text: str = "") -> ChatMessage:
         msg = ChatMessage(role, text)
         self.mount(msg)
-        self.scroll_end(animate=False)
+        self.anchor()  # a new message brings the view back to the end
         return msg
 
     def messages(self) -> list[ChatMessage]:
