@@ -82,3 +82,15 @@ def test_zero3_beats_ddp_per_gpu_for_full_fine_tuning():
     ddp = estimate_memory(MemoryRequest(sharding="ddp", **kw)).allocated_bytes
     zero3 = estimate_memory(MemoryRequest(sharding="zero3", **kw)).allocated_bytes
     assert zero3 < ddp / 3
+
+
+def test_the_full_parameter_ladder_never_shards_over_fewer_gpus_than_stated():
+    from qkv.tools.memory.verdict import full_parameter_rungs
+
+    one = [name for name, _ in full_parameter_rungs(1)]
+    assert one[:3] == ["full-parameter training", "full + gradient checkpointing",
+                       "full + checkpointing + micro-batch 1"] and one[3].endswith("FSDP over 2 GPUs")
+    eight = full_parameter_rungs(8)
+    shards = [c["gpus"] for _, c in eight if "gpus" in c]
+    assert shards[0] == 8 and min(shards) == 8 and shards == sorted(shards)  # the user's 8 first, then more
+    assert not any("micro-batch 1" in name for name, _ in eight)  # several GPUs: the batch is the recipe's

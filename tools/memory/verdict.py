@@ -169,6 +169,25 @@ class MethodOption(BaseModel):
     quality_risk: str = Field(description="quality risk, cited")
 
 
+SHARD_COUNTS = (2, 4, 8, 16, 32, 64, 128, 256, 512)  # FSDP degrees the full-parameter ladder tries
+
+
+def full_parameter_rungs(gpus: int) -> list[tuple[str, dict[str, object]]]:
+    """The ladder for full-parameter training (pre-training, or an architecture sized from scratch), in cost
+    order: plain, gradient checkpointing, micro-batch 1 on a single GPU, then FSDP over the GPUs the user
+    has and over more (what would fit) — never over fewer than they have."""
+    rungs: list[tuple[str, dict[str, object]]] = [
+        ("full-parameter training", {"method": "full"}),
+        ("full + gradient checkpointing", {"method": "full", "grad_checkpointing": True})]
+    if gpus == 1:
+        rungs.append(("full + checkpointing + micro-batch 1",
+                      {"method": "full", "grad_checkpointing": True, "batch": 1}))
+    for n in sorted({max(2, gpus), *(c for c in SHARD_COUNTS if c > gpus)}):
+        rungs.append((f"full + checkpointing + FSDP over {n} GPUs",
+                      {"method": "full", "grad_checkpointing": True, "gpus": n, "sharding": "fsdp"}))
+    return rungs
+
+
 def weigh_methods(req: MemoryRequest, options: list[tuple[str, dict[str, object]]]) -> list[MethodOption]:
     """Each option (name, changes) re-estimated on `req.gpu`: its peak, whether it fits, the longest sequence
     it allows at this micro-batch, and its cited costs."""

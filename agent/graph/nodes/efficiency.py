@@ -181,22 +181,12 @@ def _estimate(arch: dict[str, Any], req, calls: Calls):
 def _ladder(task, arch: dict[str, Any], base, calls: Calls) -> list[dict[str, Any]]:
     """The rungs to try, in cost order, from the memory tool (pre-training: full-parameter rungs)."""
     from qkv.tools.catalog.gpus import get_gpu
-    from qkv.tools.memory.verdict import fit_report, fit_state
+    from qkv.tools.memory.verdict import fit_report, fit_state, full_parameter_rungs
 
     if task.mode == "pre-train" or arch.get("config"):
         usable = get_gpu(task.gpu).usable_bytes
-        rungs = [("full-parameter training", {"method": "full"}),
-                 ("full + gradient checkpointing", {"method": "full", "grad_checkpointing": True})]
-        if (task.gpus or 1) == 1:
-            rungs.append(("full + checkpointing + micro-batch 1",
-                          {"method": "full", "grad_checkpointing": True, "batch": 1}))
-        # Sharding over the GPUs the user has first, then more GPUs (what would fit); never fewer than they have.
-        for n in sorted({max(2, task.gpus or 1), *(c for c in (2, 4, 8, 16, 32, 64, 128, 256, 512)
-                                                   if c > (task.gpus or 1))}):
-            rungs.append((f"full + checkpointing + FSDP over {n} GPUs",
-                          {"method": "full", "grad_checkpointing": True, "gpus": n, "sharding": "fsdp"}))
         out = []
-        for name, changes in rungs:
+        for name, changes in calls("memory.full_parameter_rungs", full_parameter_rungs, task.gpus or 1):
             total = _estimate(arch, base.model_copy(update=changes), calls).total_bytes
             fits, tight = fit_state(total, usable)
             out.append({"name": name, "changes": changes, "total_bytes": total, "fits": fits, "tight": tight})
