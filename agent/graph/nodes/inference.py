@@ -17,6 +17,46 @@ SAMPLING_TASK = {"ner": "extraction", "retrieval": "extraction", "generation": "
 NOT_DECODING = "not applicable: an encoder-only model emits labels or spans, with no decoding to bound"
 
 
+def _formats(task, gpu) -> tuple[str, ...]:
+    """Weight formats to try, best first: the stated one first; fp16 where the GPU has no bf16 arithmetic."""
+    from qkv.tools.serve.formats import has_bf16
+
+    formats = APPLE_FORMATS if gpu.unified_memory else CUDA_FORMATS
+    if not gpu.unified_memory and not has_bf16(gpu):  # Turing/Volta compute in fp16: no bf16 arithmetic
+        formats = ("fp16", *formats[1:])
+    if task.weights:  # the user's format is evaluated first, whatever the default list holds
+        formats = (task.weights, *(f for f in formats if f != task.weights))
+    return formats
+
+
+def _search(task, arch, gpu, formats, layouts, context: int, sequences: int, attention: str,
+            calls: Calls) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """(the first layout × format that fits with the margin and meets the stated targets, or None; every row
+    tried). `sequences` = concurrency × beams: each holds its own KV cache."""
+    from qkv.tools.memory.schema import MemoryRequest
+
+    concurrency = task.concurrency or 1
+    ext = {"rope_scaling": "yarn", "sliding_window": "sliding"}.get(arch["context_action"])
+    tried: list[dict[str, Any]] = []
+    for n in layouts:
+        for fmt in formats:
+            req = MemoryRequest(model=arch["base_model"] if not arch.get("config") else "inline",
+                                method="inference", weights=fmt, seq=context, batch=sequences, gpu=task.gpu,
+                                gpus=n, sharding="fsdp" if n > 1 else "none", attention=attention,
+                                context_extension=ext, cuda_context_gib=0.0 if gpu.gpu_class == "cpu" else 0.5)
+            row = _try(arch, req, gpu, gpu.usable_bytes, concurrency, n, calls)
+            tried.append(row)
+            per_stream = row["decode_tok_s_upper"] / concurrency if row["decode_tok_s_upper"] else None
+            # Without a bandwidth figure (a GPU known only by its memory) a speed target cannot be checked.
+            unknown = gpu.bandwidth_gb_s is None
+            latency_ok = task.latency_ms is None or unknown or bool(per_stream and 1000 / per_stream <= task.latency_ms)
+            throughput_ok = task.throughput_tok_s is None or unknown or bool(
+                row["decode_tok_s_upper"] and row["decode_tok_s_upper"] >= task.throughput_tok_s)
+            if row["fits"] and not row["tight"] and latency_ok and throughput_ok:
+                return row, tried
+    return None, tried
+
+
 def _words(task, field: str) -> str:
     return next((s.text for s in task.stated if s.field == field), field)
 
@@ -53,8 +93,6 @@ def _sampling(task, obj: dict[str, Any], calls: Calls, missing: list[str]) -> tu
 
 def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     from qkv.tools.catalog.gpus import get_gpu
-    from qkv.tools.memory.schema import MemoryRequest
-    from qkv.tools.serve.formats import has_bf16
 
     task = task_of(state)
     arch, obj = state["architecture"], state["objective"]
@@ -64,15 +102,7 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     gpus = task.gpus or 1
     concurrency = task.concurrency or 1
     context = arch["train_seq"] if arch["context_action"] != "chunking" else arch["context_window"]
-    formats = APPLE_FORMATS if gpu.unified_memory else CUDA_FORMATS
-    if not gpu.unified_memory and not has_bf16(gpu):  # Turing/Volta compute in fp16: no bf16 arithmetic
-        formats = ("fp16", *formats[1:])
-    if task.weights:  # the user's format is evaluated first, whatever the default list holds
-        formats = (task.weights, *(f for f in formats if f != task.weights))
-    usable = gpu.usable_bytes
-    tried: list[dict[str, Any]] = []
-    chosen = None
-    ext = {"rope_scaling": "yarn", "sliding_window": "sliding"}.get(arch["context_action"])
+    formats = _formats(task, gpu)
     attention = attention_for(task.gpu, family_of(arch))
     # One GPU first (no interconnect traffic); the user's other GPUs only when one cannot hold the model.
     layouts = [1] + ([gpus] if gpus > 1 else [])
@@ -84,25 +114,7 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     greedy = stated.get("temperature") == 0 and "num_beams" not in stated  # the user's greedy is one beam
     beams = 1 if obj["architecture"] == "encoder-only" or greedy else int(
         stated.get("num_beams") or sampling.get("num_beams") or 1)
-    for n in layouts:
-        for fmt in formats:
-            req = MemoryRequest(model=arch["base_model"] if not arch.get("config") else "inline",
-                                method="inference", weights=fmt, seq=context, batch=concurrency * beams, gpu=task.gpu,
-                                gpus=n, sharding="fsdp" if n > 1 else "none", attention=attention,
-                                context_extension=ext, cuda_context_gib=0.0 if gpu.gpu_class == "cpu" else 0.5)
-            row = _try(arch, req, gpu, usable, concurrency, n, calls)
-            tried.append(row)
-            per_stream = row["decode_tok_s_upper"] / concurrency if row["decode_tok_s_upper"] else None
-            # Without a bandwidth figure (a GPU known only by its memory) a speed target cannot be checked.
-            unknown = gpu.bandwidth_gb_s is None
-            latency_ok = task.latency_ms is None or unknown or bool(per_stream and 1000 / per_stream <= task.latency_ms)
-            throughput_ok = task.throughput_tok_s is None or unknown or bool(
-                row["decode_tok_s_upper"] and row["decode_tok_s_upper"] >= task.throughput_tok_s)
-            if row["fits"] and not row["tight"] and latency_ok and throughput_ok:
-                chosen = row
-                break
-        if chosen:
-            break
+    chosen, tried = _search(task, arch, gpu, formats, layouts, context, concurrency * beams, attention, calls)
     settled = chosen is not None
     chosen = chosen or tried[-1]
     est = chosen["est"]
