@@ -7,7 +7,6 @@ checkpoints, a completion marker, a preflight, measurements and the memory compa
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import statistics
@@ -20,6 +19,7 @@ from typing import Any
 from qkv.tools.errors import BadInput
 from qkv.tools.train import checkpoints as ckpt
 from qkv.tools.train.config import TrainConfig, to_yaml
+from qkv.tools.train.distributed import check_scale_out, scale_out_note, world
 from qkv.tools.train.schema import TrainSummary
 
 _OPTIM = {"adamw": "adamw_torch", "adamw-8bit": "adamw_bnb_8bit", "paged-adamw": "paged_adamw_32bit",
@@ -173,30 +173,6 @@ class PreparedRun:
     heldout_text: str = ""
 
 
-def world() -> tuple[int, int]:
-    """(rank, number of processes) as `accelerate launch` / torchrun set them for this process; (0, 1) alone.
-    Read from the environment because the files below are touched before the process group exists."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def check_scale_out(cfg: TrainConfig, cuda: bool) -> None:
-    """Refuse, before the model loads, a multi-process launch that would not do what its config says."""
-    _, size = world()
-    if size == 1:
-        return
-    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not cuda:
-        import accelerate
-
-        # accelerate switches to FSDP only for accelerator device types (its MULTI_CPU state keeps the plugin
-        # unused), so the run would train as plain DDP while the config promised sharding
-        raise BadInput(f"FSDP on CPU: accelerate {accelerate.__version__} enables FSDP only on GPUs and would run "
-                       "this launch as plain DDP (every process holding the whole model)",
-                       expected="configs/accelerate-ddp-cpu.yaml on CPU (DDP over gloo), or FSDP on CUDA GPUs")
-    if cfg.train.loss == "chunked":
-        raise BadInput(f"train.loss chunked under {size} processes: the chunked loss runs the model's body itself "
-                       "and would bypass DDP's gradient sync", expected="train.loss: standard under DDP/FSDP")
-
-
 def resolve_resume(out: Path, resume: bool) -> tuple[Path | None, list[str]]:
     """The checkpoint to resume from (latest complete), or refuse to overwrite a run without --resume.
     Under several processes only rank 0 deletes what a crash left; every rank picks the same checkpoint."""
@@ -307,21 +283,10 @@ def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = Fa
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ProgressBar(metrics, enabled=progress and main))
     if processes > 1:
-        notes.append(_scale_out_note(trainer, processes))
+        notes.append(scale_out_note(trainer, processes))
     return PreparedRun(cfg=cfg, out=out, model=model, tokenizer=tok, trainer=trainer, metrics=metrics,
                        stopper=stopper, info=info, data_stats=stats, resume_from=resume_from, notes=notes,
                        heldout_text=heldout_text(rows.eval, cfg.data), processes=processes)
-
-
-def _scale_out_note(trainer, processes: int) -> str:
-    """What the launch became: the distributed type and backend accelerate set up, and the global batch."""
-    state = trainer.accelerator.state
-    kind = "FSDP" if trainer.is_fsdp_enabled else "DDP"
-    args = trainer.args
-    micro, accum = args.per_device_train_batch_size, args.gradient_accumulation_steps
-    return (f"scale-out: {processes} processes, {kind} over {state.backend} "
-            f"(accelerate {state.distributed_type.value}); global batch {micro * accum * processes} sequences = "
-            f"micro_batch {micro} x grad_accum {accum} x {processes}")
 
 
 def _loss_setup(cfg: TrainConfig, model, cuda: bool) -> tuple[tuple[int, str] | None, list[str]]:
