@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from qkv.tools.tokenizer.words import ALNUM_KEPT, MARKS, chunked, space_marks, split_at_starts
 
 if TYPE_CHECKING:
-    from qkv.tools.tokenizer.load import Tok
+    from qkv.tools.tokenizer.tok import Tok
 
 
 class HFCodec:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from qkv.tools.tokenizer.words import chunked
 
 if TYPE_CHECKING:
-    from qkv.tools.tokenizer.load import Tok
+    from qkv.tools.tokenizer.tok import Tok
 
 
 class SentencePieceCodec:

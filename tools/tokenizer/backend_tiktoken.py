@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from qkv.tools.tokenizer.words import chunked, cpu_cores, split_at_starts
 
 if TYPE_CHECKING:
-    from qkv.tools.tokenizer.load import Tok
+    from qkv.tools.tokenizer.tok import Tok
 
 _POOL: Any = None  # one thread per core, shared by every tiktoken batch
 _PARALLEL_CHARS = 1 << 16  # below this a batch is encoded in the calling thread

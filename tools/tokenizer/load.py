@@ -12,19 +12,16 @@ import hashlib
 import os
 import re
 import shutil
-import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from qkv.tools.errors import BadInput, UnknownName, closest
+from qkv.tools.tokenizer.tok import Kind, Tok, codec
 from qkv.tools.tokenizer.words import cpu_cores, space_marks
 
-__all__ = ["Tok", "codec", "cpu_cores", "load_tokenizer", "shipped_names"]
-
-Kind = Literal["hf-tokenizers", "tiktoken", "sentencepiece"]
+__all__ = ["Kind", "Tok", "codec", "cpu_cores", "load_tokenizer", "shipped_names"]
 
 # tiktoken's r50k/gpt2 pre-tokenizer (tiktoken_ext/openai_public.py r50k_pat_str).
 GPT2_PAT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -37,88 +34,6 @@ QWEN25_SPECIALS = (
     "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
     "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
     "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>")
-
-
-class Codec(Protocol):
-    """One tokenizer backend's native calls, on the `Tok` that holds it."""
-
-    kind: str
-
-    @staticmethod
-    def encode_batch(tok: Tok, texts: list[str]) -> list[list[int]]: ...
-
-    @staticmethod
-    def count_words(tok: Tok, words: list[str], pmap: Callable) -> list[int]: ...
-
-    @staticmethod
-    def pieces(tok: Tok, ids: Sequence[int]) -> list[str]: ...
-
-
-def codec(kind: Kind) -> type[Codec]:
-    """The backend class for a `Tok.kind`."""
-    if kind == "hf-tokenizers":
-        from qkv.tools.tokenizer.backend_hf import HFCodec
-
-        return HFCodec
-    if kind == "tiktoken":
-        from qkv.tools.tokenizer.backend_tiktoken import TiktokenCodec
-
-        return TiktokenCodec
-    from qkv.tools.tokenizer.backend_sp import SentencePieceCodec
-
-    return SentencePieceCodec
-
-
-@dataclass
-class Tok:
-    """A loaded tokenizer. `encode_batch` returns token ids without special tokens (BOS/CLS/SEP are not
-    part of the text, and counting them would bias short documents)."""
-
-    name: str
-    kind: Kind
-    algorithm: str
-    source: str
-    backend: Any
-    vocab_size: int
-    unk_id: int | None = None
-    fallback_ids: frozenset[int] = frozenset()  # ids that stand for raw bytes of a split character
-    nfc: bool = False  # Qwen normalises text to NFC before encoding
-    context_window: int | None = None
-    context_source: str | None = None
-    hidden_size: int | None = None
-    tied_embeddings: bool | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # what the backend was built from (ranks, regex, proto)
-    # facts derived from the backend (vocabulary masks); never carried over to another backend
-    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        if self.nfc:
-            texts = [t if t.isascii() else unicodedata.normalize("NFC", t) for t in texts]
-        return codec(self.kind).encode_batch(self, list(texts))
-
-    def count_words(self, words: Sequence[str], pmap: Callable = map) -> list[int]:
-        """Pieces per word, each word given as ' word' (the space it has in running text). The words go to
-        the encoder in chunks; `pmap` maps over them (an executor's map runs them in parallel: the encoders
-        release the GIL)."""
-        return codec(self.kind).count_words(self, list(words), pmap)
-
-    @property
-    def unsafe_ascii(self) -> str:
-        """The ASCII characters that encode to a byte-fallback id (e.g. control characters missing from a
-        SentencePiece vocabulary); computed once and cached."""
-        if "unsafe_ascii" not in self.cache:
-            chars = [chr(c) for c in range(128)]
-            self.cache["unsafe_ascii"] = "".join(
-                c for c, ids in zip(chars, self.encode_batch(chars), strict=True) if set(ids) & self.fallback_ids)
-        return self.cache["unsafe_ascii"]
-
-    def pieces(self, ids: Sequence[int]) -> list[str]:
-        """Readable pieces in the tokenizer's own notation (Ġ/▁ for a leading space, <0xNN> for bytes)."""
-        return codec(self.kind).pieces(self, ids)
-
-    def with_backend(self, backend: Any, **changes: Any) -> Tok:
-        changes.setdefault("extra", dict(self.extra))
-        return replace(self, backend=backend, cache={}, **changes)
 
 
 # ---- catalog names with a tokenizer that ships offline -------------------------------------------------------
