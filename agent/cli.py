@@ -237,7 +237,7 @@ def doctor(json: JsonOpt = False) -> None:
 
 # Capability commands: each module registers its commands on `app` when imported (typer and pydantic
 # only at import time; the heavy libraries load inside the commands).
-from qkv.agent.commands import audit, design, evaluate, generate, knowledge, mcp, serve, train, tui  # noqa: E402, F401
+from qkv.agent.commands import audit, design, evaluate, generate, knowledge, knowledge_model, mcp, serve, train, tui  # noqa: E402, F401
 
 
 def chat_args(argv: list[str]) -> list[str]:
