@@ -253,7 +253,7 @@ async def client_roots(context: Context) -> list[Path] | InputRequiredResult | N
 
 
 # ------------------------------------------------------------------------------------- the worker process
-WORKER_CODE = "import sys; from qkv.agent.mcp_safety import serve_worker; serve_worker(int(sys.argv[1]), " \
+WORKER_CODE = "import sys; from qkv.agent.mcp_worker import serve_worker; serve_worker(int(sys.argv[1]), " \
               "int(sys.argv[2]))"
 POLL_S = 0.05  # how often the server looks for the worker's messages while a call runs
 _LIVE_WORKERS: weakref.WeakSet[Worker] = weakref.WeakSet()
@@ -268,7 +268,7 @@ class WorkerDied(Exception):
 
 
 class Worker:
-    """One child process (`serve_worker` in mcp_safety) that runs worker tools, kept warm between calls
+    """One child process (`serve_worker` in mcp_worker) that runs worker tools, kept warm between calls
     (torch and the tool modules stay imported) and killed — with its whole process group — when a call is
     cancelled or runs past its time limit; the next call starts a fresh one.
 
