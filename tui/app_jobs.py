@@ -12,7 +12,8 @@ from textual import work
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from qkv.tui.summary import NotTraceable, atomic_write, memory_request
+from qkv.tools.atomic import write_text
+from qkv.tui.summary import NotTraceable, memory_request
 
 
 class JobsMixin:
@@ -96,7 +97,7 @@ class JobsMixin:
                 import yaml
 
                 text = yaml.safe_dump(tc.get("config", tc), sort_keys=False)
-            atomic_write(config, text)
+            write_text(config, text)
         self.on_tabs(lambda t: t.follow(run_dir))
         self.action_tab("training")
         self.reply(f"Training with {config.resolve()} in a child process; the loss curve follows "

@@ -10,9 +10,10 @@ from collections.abc import Iterable
 from textual.app import SystemCommand
 from textual.screen import Screen
 
+from qkv.tools.atomic import write_text
 from qkv.tui import driver
 from qkv.tui.sessions import new_thread_id
-from qkv.tui.summary import atomic_write, export_text
+from qkv.tui.summary import export_text
 from qkv.tui.voice import Voice, VoiceConfig
 
 TAB_TITLES = {"report": "Report", "memory": "Memory", "tokenizer": "Tokenizer", "training": "Training",
@@ -59,7 +60,7 @@ class SessionMixin:
         for f in fmts:
             path = out / f"report.{f}"
             try:
-                atomic_write(path, export_text(self.report, f))
+                write_text(path, export_text(self.report, f))
             except Exception as exc:
                 self.reply(f"Could not write {path}: {exc}")
                 return

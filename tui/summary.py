@@ -3,17 +3,12 @@ recommended step, the export text, and the atomic file write. No Textual here (u
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
-
-
-def a_or_an(word: str) -> str:
-    """The word with its indefinite article ('an encoder-only', 'a decoder-only')."""
-    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
 
 
 def summary_text(r: dict) -> str:
     """The reply after a design: the decisions with their numbers, quoted from the report."""
+    from qkv.agent.graph.narrate import with_article
     arch, eff, inf = r.get("architecture", {}), r.get("efficiency", {}), r.get("inference", {})
     obj = r.get("objective", {})
     lines = [f"Base model: {arch.get('base_model')} ({arch.get('params', 0) / 1e9:.2f}B parameters, "
@@ -23,7 +18,7 @@ def summary_text(r: dict) -> str:
         lines.append(f"Training: {eff.get('strategy')} — peak {eff.get('peak_vram_gib')} GiB per GPU on "
                      f"{eff.get('gpus')}× {eff.get('gpu')} (usable {eff.get('usable_gib')} GiB): {verdict}.")
     if obj:
-        lines.append(f"Objective: {obj.get('kind')} with {a_or_an(str(obj.get('architecture')))} model; metrics: "
+        lines.append(f"Objective: {obj.get('kind')} with {with_article(str(obj.get('architecture')))} model; metrics: "
                      f"{', '.join(obj.get('metrics') or [])}.")
     if inf:
         kv = inf.get("kv_cache_gib")
@@ -85,10 +80,3 @@ def export_text(report: Any, fmt: str) -> str:
     if fmt == "html":
         return report.to_html()
     return report.model_dump_json(indent=2) + "\n"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and a rename (qkv.tools.atomic): a crash never leaves half a report."""
-    from qkv.tools.atomic import write_text
-
-    write_text(path, text)

@@ -20,7 +20,7 @@ from qkv.agent.graph.wording_gate import vet
 SECTIONS = ("objective", "architecture", "efficiency", "tokenization", "inference")
 
 
-def _a(word: str) -> str:
+def with_article(word: str) -> str:
     """The word with its indefinite article ('an encoder-only', 'a decoder-only')."""
     return ("an " if word[:1].lower() in "aeiou" else "a ") + word
 
@@ -28,7 +28,7 @@ def _a(word: str) -> str:
 def facts(report: DesignReport) -> dict[str, dict[str, Any]]:
     """The named slots each section's prompt/template is filled with (phrases, so templates need no logic)."""
     o, a, e, t, i = report.objective, report.architecture, report.efficiency, report.tokenization, report.inference
-    task_line = f"The task is {o.task}" + ("" if o.task == o.kind else f", {_a(o.kind)} problem")
+    task_line = f"The task is {o.task}" + ("" if o.task == o.kind else f", {with_article(o.kind)} problem")
     decode_line = ("An encoder-only model answers in one forward pass; there is no decode loop to bound."
                    if o.architecture == "encoder-only" else
                    f"Decode speed is bounded above by {i.decode_tok_s_upper} tokens/s (memory-bandwidth roofline)."
@@ -37,7 +37,8 @@ def facts(report: DesignReport) -> dict[str, dict[str, Any]]:
     rec = t.recommendation[:1].upper() + t.recommendation[1:]
     return {
         "objective": {"task": o.task, "kind": o.kind, "family": o.architecture, "metrics": ", ".join(o.metrics),
-                      "loss": o.loss, "why": o.rationale, "task_line": task_line, "a_family": _a(o.architecture)},
+                      "loss": o.loss, "why": o.rationale, "task_line": task_line,
+                      "a_family": with_article(o.architecture)},
         "architecture": {"model": a.base_model, "params_b": f"{a.params / 1e9:.2f}", "window": a.context_window,
                          "need": a.required_tokens, "action": a.context_action, "detail": a.context_detail,
                          "why": a.rationale},

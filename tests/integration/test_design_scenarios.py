@@ -5,25 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from qkv.agent.graph.api import DesignRequest, design
 from qkv.agent.graph.schemas import DesignReport
 
 WORKED = "Fine-tune a 7B parameter Transformer for legal document summarization on a consumer GPU with 24GB VRAM"
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """design() with a module-local SQLite file; reports are cached by request."""
-    db = tmp_path_factory.mktemp("design") / "sessions.sqlite"
-    cache: dict[str, DesignReport] = {}
-
-    def _run(task: str, **kw) -> DesignReport:
-        key = task + repr(sorted(kw.items()))
-        if key not in cache:
-            cache[key] = design(DesignRequest(task=task, **kw), db_path=db)
-        return cache[key]
-
-    return _run
 
 
 def check(report: DesignReport, rule: str):

@@ -7,26 +7,12 @@ import re
 
 import pytest
 
-from qkv.agent.graph.api import DesignRequest, design
 from qkv.agent.graph.intake import apply_answer, parse_task
 from qkv.agent.graph.revise import merge_change
 from qkv.agent.graph.schemas import DesignReport
 from qkv.tools.errors import BadInput
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    db = tmp_path_factory.mktemp("listen") / "s.sqlite"
-    cache: dict[str, DesignReport] = {}
-
-    def _run(task: str) -> DesignReport:
-        if task not in cache:
-            cache[task] = design(DesignRequest(task=task, llm="none"), db_path=db)
-        return cache[task]
-
-    return _run
 
 
 def stated(report_or_task, field: str):

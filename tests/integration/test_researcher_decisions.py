@@ -5,29 +5,12 @@ from __future__ import annotations
 
 import math
 
-import pytest
-
-from qkv.agent.graph.api import DesignRequest, design
-from qkv.agent.graph.schemas import DesignReport
 from qkv.tools.catalog.models import get_model
 
 CHATBOT = "a multilingual customer-support chatbot for English, Hindi and Arabic on 4 A100s, 200k dialogues"
 CODE = "Pretrain a 1B code model; 64 H100s for 2 weeks"
 TOXICITY = "fine-tune bert-base for toxicity classification of 100k labelled comments on a T4"
 LEGAL = "fine-tune a 7B model for legal summarisation on one 24 GB consumer GPU"
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    db = tmp_path_factory.mktemp("decisions") / "sessions.sqlite"
-    cache: dict[str, DesignReport] = {}
-
-    def _run(task: str) -> DesignReport:
-        if task not in cache:
-            cache[task] = design(DesignRequest(task=task, llm="none"), db_path=db)
-        return cache[task]
-
-    return _run
 
 
 def test_multilingual_chatbot_gets_a_language_covering_instruct_model(run):

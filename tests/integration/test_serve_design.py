@@ -11,20 +11,6 @@ from qkv.agent.graph.report_md import render_markdown
 ACCEPT = ("Serve Llama-3.1-70B for 50 concurrent users with 8k context on 4 H100s, p50 under 50 ms per token")
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    db = tmp_path_factory.mktemp("serve-design") / "sessions.sqlite"
-    cache = {}
-
-    def _run(task: str, **kw):
-        key = task + repr(sorted(kw.items()))
-        if key not in cache:
-            cache[key] = design(DesignRequest(task=task, **kw), db_path=db)
-        return cache[key]
-
-    return _run
-
-
 def test_acceptance_sentence_plans_tp4_and_checks_the_latency(run):
     r = run(ACCEPT)
     t = r.task
