@@ -6,12 +6,59 @@ Heavy libraries load inside the commands that need them: `qkv vram` never import
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from qkv.agent.cli_app import SCHEMAS, JsonOpt, app, console, emit_json, validated
 from qkv.tools.errors import QkvError
+
+if TYPE_CHECKING:
+    from qkv.tools.memory.schema import MemoryRequest
+
+
+# The options of `qkv vram` whose definitions run over several lines.
+_OptimizerOpt = Annotated[str, typer.Option(
+    help="adamw | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | adafactor. paged-* (bitsandbytes) keep "
+         "the state of tensors of 100k+ elements in CUDA unified memory, evicted to host RAM under pressure and "
+         "paged back one tensor at a time for its update: the GPU needs the small tensors' state plus the "
+         "largest tensor's; the rest is host RAM, costing PCIe traffic only when memory is short")]
+_CheckpointingOpt = Annotated[bool | None, typer.Option(
+    "--checkpointing/--no-checkpointing",
+    help="gradient checkpointing (default: on for qlora, as peft's prepare_model_for_kbit_training turns it "
+         "on; off otherwise)")]
+_LoraTargetsOpt = Annotated[str | None, typer.Option(
+    help="comma-separated module names or all-linear (default: PEFT's per-model default)")]
+_WeightsOpt = Annotated[str | None, typer.Option(
+    help="inference weights: fp32 bf16 fp16 int8 nf4 fp4 Q4_0 Q4_K_M Q5_K_M Q6_K Q8_0")]
+_ShardingOpt = Annotated[str, typer.Option(
+    help="none | ddp | zero1 | zero2 | zero3 | fsdp | fsdp2. fsdp = FSDP1 (flat parameters, one layer "
+         "gathered at a time); fsdp2 = torch fully_shard (each parameter split on dim 0, padded to ceil(rows/N); "
+         "the current and the prefetched layer gathered, one reduce-scatter in flight)")]
+_Zero2AccountingOpt = Annotated[str, typer.Option(
+    help="ZeRO-2 under bf16/fp16-mixed: deepspeed = DeepSpeed's own estimator, 2P + 18P/N (it also keeps an "
+         "fp32 gradient partition); paper = the ZeRO paper's (2 + 14/N)P, K = 12. deepspeed is the default: it "
+         "is what DeepSpeed allocates")]
+_ContextExtensionOpt = Annotated[str | None, typer.Option(
+    help="stated method to go past the window: linear dynamic yarn longrope llama3 sliding alibi")]
+_LossChunkOpt = Annotated[int | None, typer.Option(
+    help="chunked cross-entropy, tokens per chunk (qkv's trainer, Liger, Cut Cross-Entropy): the loss never "
+         "holds the full tokens × vocab fp32 log-probs and gradients (12 B per entry), only one chunk's "
+         "(8 B, 12 with a 16-bit head); e.g. 1024")]
+_OffloadActivationsOpt = Annotated[bool, typer.Option(
+    "--offload-activations",
+    help="torch save_on_cpu: every tensor saved for backward is copied to host RAM in forward and back for its "
+         "own backward node; the GPU keeps none in between (the loss buffers still peak at backward's start); "
+         "host RAM holds them plus the weights matmuls save; costs PCIe traffic each step")]
+_OptimizerInBwdOpt = Annotated[bool, typer.Option(
+    "--optimizer-in-bwd", help="optimizer step fused into backward (torchtune): gradients never all live")]
+_QloraFp32UpcastOpt = Annotated[bool, typer.Option(
+    "--qlora-fp32-upcast/--qlora-bf16-embeddings",
+    help="QLoRA: peft's fp32 upcast of embeddings/LM head, or keep them bf16 (torchao/torchtune)")]
+_WhyOpt = Annotated[bool, typer.Option(
+    "--why", help="diagnose: the dominant terms, each targeted fix with its re-estimated saving, a plan")]
+_TraceOpt = Annotated[bool, typer.Option(
+    "--trace", help="also trace one real step on fake tensors (exact; imports torch, seconds)")]
 
 
 @app.command()
@@ -23,56 +70,28 @@ def vram(
     seq: Annotated[int, typer.Option("--seq", "-s", help="tokens per sequence / in the KV cache")] = 2048,
     grad_accum: Annotated[int, typer.Option(help="gradient-accumulation steps")] = 1,
     precision: Annotated[str, typer.Option(help="fp32 | bf16-mixed | fp16-mixed | bf16 | fp16")] = "bf16",
-    optimizer: Annotated[str, typer.Option(
-        help="adamw | adamw-8bit | paged-adamw | paged-adamw-8bit | sgd | adafactor. paged-* (bitsandbytes) keep "
-             "the state of tensors of 100k+ elements in CUDA unified memory, evicted to host RAM under pressure and "
-             "paged back one tensor at a time for its update: the GPU needs the small tensors' state plus the "
-             "largest tensor's; the rest is host RAM, costing PCIe traffic only when memory is short")] = "adamw",
-    checkpointing: Annotated[bool | None, typer.Option(
-        "--checkpointing/--no-checkpointing",
-        help="gradient checkpointing (default: on for qlora, as peft's prepare_model_for_kbit_training turns it "
-             "on; off otherwise)")] = None,
+    optimizer: _OptimizerOpt = "adamw",
+    checkpointing: _CheckpointingOpt = None,
     attention: Annotated[str, typer.Option(help="sdpa | flash | eager")] = "sdpa",
     lora_r: Annotated[int, typer.Option(help="LoRA rank")] = 8,
-    lora_targets: Annotated[str | None, typer.Option(
-        help="comma-separated module names or all-linear (default: PEFT's per-model default)")] = None,
+    lora_targets: _LoraTargetsOpt = None,
     lora_dropout: Annotated[float, typer.Option(help="LoRA dropout")] = 0.0,
     double_quant: Annotated[bool, typer.Option("--double-quant/--no-double-quant", help="QLoRA DQ")] = True,
-    weights: Annotated[str | None, typer.Option(
-        help="inference weights: fp32 bf16 fp16 int8 nf4 fp4 Q4_0 Q4_K_M Q5_K_M Q6_K Q8_0")] = None,
+    weights: _WeightsOpt = None,
     kv_dtype: Annotated[str, typer.Option(help="KV cache: bf16 fp16 fp32 fp8 q8_0 q4_0")] = "bf16",
     gpus: Annotated[int, typer.Option(help="number of GPUs")] = 1,
-    sharding: Annotated[str, typer.Option(
-        help="none | ddp | zero1 | zero2 | zero3 | fsdp | fsdp2. fsdp = FSDP1 (flat parameters, one layer "
-             "gathered at a time); fsdp2 = torch fully_shard (each parameter split on dim 0, padded to ceil(rows/N); "
-             "the current and the prefetched layer gathered, one reduce-scatter in flight)")] = "none",
-    zero2_accounting: Annotated[str, typer.Option(
-        help="ZeRO-2 under bf16/fp16-mixed: deepspeed = DeepSpeed's own estimator, 2P + 18P/N (it also keeps an "
-             "fp32 gradient partition); paper = the ZeRO paper's (2 + 14/N)P, K = 12. deepspeed is the default: it "
-             "is what DeepSpeed allocates")] = "deepspeed",
+    sharding: _ShardingOpt = "none",
+    zero2_accounting: _Zero2AccountingOpt = "deepspeed",
     offload: Annotated[str, typer.Option(help="none | optimizer | optimizer+params (ZeRO)")] = "none",
-    context_extension: Annotated[str | None, typer.Option(
-        help="stated method to go past the window: linear dynamic yarn longrope llama3 sliding alibi")] = None,
+    context_extension: _ContextExtensionOpt = None,
     cuda_context_gib: Annotated[float, typer.Option(help="CUDA context allowance, GiB")] = 0.5,
-    loss_chunk: Annotated[int | None, typer.Option(
-        help="chunked cross-entropy, tokens per chunk (qkv's trainer, Liger, Cut Cross-Entropy): the loss never "
-             "holds the full tokens × vocab fp32 log-probs and gradients (12 B per entry), only one chunk's "
-             "(8 B, 12 with a 16-bit head); e.g. 1024")] = None,
-    offload_activations: Annotated[bool, typer.Option(
-        "--offload-activations",
-        help="torch save_on_cpu: every tensor saved for backward is copied to host RAM in forward and back for its "
-             "own backward node; the GPU keeps none in between (the loss buffers still peak at backward's start); "
-             "host RAM holds them plus the weights matmuls save; costs PCIe traffic each step")] = False,
-    optimizer_in_bwd: Annotated[bool, typer.Option(
-        "--optimizer-in-bwd", help="optimizer step fused into backward (torchtune): gradients never all live")] = False,
-    qlora_fp32_upcast: Annotated[bool, typer.Option(
-        "--qlora-fp32-upcast/--qlora-bf16-embeddings",
-        help="QLoRA: peft's fp32 upcast of embeddings/LM head, or keep them bf16 (torchao/torchtune)")] = True,
-    why: Annotated[bool, typer.Option(
-        "--why", help="diagnose: the dominant terms, each targeted fix with its re-estimated saving, a plan")] = False,
+    loss_chunk: _LossChunkOpt = None,
+    offload_activations: _OffloadActivationsOpt = False,
+    optimizer_in_bwd: _OptimizerInBwdOpt = False,
+    qlora_fp32_upcast: _QloraFp32UpcastOpt = True,
+    why: _WhyOpt = False,
     online: Annotated[bool, typer.Option(help="allow fetching a hub config.json")] = False,
-    trace: Annotated[bool, typer.Option(
-        "--trace", help="also trace one real step on fake tensors (exact; imports torch, seconds)")] = False,
+    trace: _TraceOpt = False,
     json: JsonOpt = False,
 ) -> None:
     """Peak GPU memory of a training or inference job, with a named breakdown and a fit verdict.
@@ -82,7 +101,6 @@ def vram(
     shown beside the estimate, per category.
     """
     from qkv.tools.memory.schema import MemoryRequest
-    from qkv.tools.memory.verdict import fit_report
 
     if checkpointing is None:
         checkpointing = method == "qlora"  # peft's prepare_model_for_kbit_training turns it on by default
@@ -95,38 +113,37 @@ def vram(
         cuda_context_gib=cuda_context_gib, online=online, loss_chunk=loss_chunk,
         offload_activations=offload_activations, optimizer_in_bwd=optimizer_in_bwd,
         kbit_fp32_upcast=qlora_fp32_upcast)
+    _vram_report(req, why=why, trace=trace, json=json)
+
+
+def _vram_report(req: MemoryRequest, *, why: bool, trace: bool, json: bool) -> None:
+    """The estimate with its fit verdict; with --why the diagnosis after it (the dominant terms, each targeted
+    fix), with --trace one real step traced on fake tensors beside it. --json prints the one result."""
+    from qkv.tools.memory.verdict import fit_report
+
     if why:
         from qkv.tools.memory.diagnose import diagnose
 
-        diagnosis = diagnose(req)
-        if json:
-            emit_json(diagnosis)
-            return
-        from qkv.agent.render import render_diagnosis, render_fit
-        from qkv.tools.memory.verdict import fit_report
-
-        render_fit(fit_report(req), console())
-        render_diagnosis(diagnosis, console())
-        return
-    if trace:
+        result = diagnose(req)
+    elif trace:
         from qkv.tools.trace.compare import compare_trace
 
-        comparison = compare_trace(req)
-        if json:
-            emit_json(comparison)
-            return
-        from qkv.agent.render import render_comparison, render_fit
-
-        render_fit(comparison.analytic, console())
-        render_comparison(comparison, console())
-        return
-    report = fit_report(req)
+        result = compare_trace(req)
+    else:
+        result = fit_report(req)
     if json:
-        emit_json(report)
+        emit_json(result)
         return
-    from qkv.agent.render import render_fit
+    from qkv.agent.render import render_comparison, render_diagnosis, render_fit
 
-    render_fit(report, console())
+    if why:
+        render_fit(fit_report(req), console())
+        render_diagnosis(result, console())
+    elif trace:
+        render_fit(result.analytic, console())
+        render_comparison(result, console())
+    else:
+        render_fit(result, console())
 
 
 @app.command()

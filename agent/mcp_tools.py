@@ -5,14 +5,13 @@ request model and its output schema the pydantic result model, both read from th
 so nothing is defined twice. Over MCP the request model is served strict (`mcp_input_model`): unknown
 keys are refused naming the argument meant, a boolean is never a number, per-tool caps are schema bounds,
 fixed value sets are enums, options MCP cannot serve are hidden, and descriptions and errors are worded by
-argument names, not CLI flags. The row's `description` is what a calling model reads. Rows whose module
-has not landed yet are skipped (and listed as pending by `qkv mcp --list`), so adding a tool is one row
-here and nothing else."""
+argument names, not CLI flags. The row's `description` is what a calling model reads. Every row's target
+exists: one that cannot bind is a programming error and raises ToolBindError. Adding a tool is one row here
+and nothing else."""
 
 from __future__ import annotations
 
 import inspect
-import logging
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,8 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from qkv.agent.mcp_safety import PathKind
 from qkv.agent.mcp_strict import _import, _is_model, for_mcp, mcp_input_model
 from qkv.tools.errors import QkvError
-
-log = logging.getLogger("qkv.mcp")
 
 # A request field the tool reads from disk, and what kind of file it is ("model" also accepts catalog names).
 PathFields = Mapping[str, PathKind]
@@ -48,6 +45,9 @@ class ToolSpec:
     unavailable: Mapping[str, str] = field(default_factory=dict)
     # Free-string fields whose valid values are a fixed tuple ("module:NAME"): an enum over MCP.
     choices: Mapping[str, str] = field(default_factory=dict)
+    # One valid argument set: what a calling model can start from, and what the tests call every tool with
+    # (a row needs no test entry of its own; paths are relative to an allowed root).
+    example: Mapping[str, Any] = field(default_factory=dict)
 
 
 # What the descriptions say about models and GPUs (every tool that takes one says it the same way).
@@ -63,7 +63,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "Exact parameter count of a model, in parameters (not bytes): total, embedding, LM head, "
                  "non-embedding, attention, MLP, norms and biases, and the parameters active per token (MoE). "
                  "Call it whenever a design needs a model's size. `exact: true` also builds the model on "
-                 "PyTorch's meta device to confirm the count (seconds). " + _MODEL)),
+                 "PyTorch's meta device to confirm the count (seconds). " + _MODEL),
+             example={"model": "gpt2"}),
     ToolSpec("vram", "qkv.tools.memory.verdict:fit_report", "Peak GPU memory and fit verdict (analytic)",
              paths={"model": "model"}, cli="qkv vram MODEL [options] --json",
              choices={"context_extension": "qkv.tools.memory.context:EXTENSIONS"}, description=(
@@ -76,7 +77,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "`recommended` rung is the first that fits with the margin. Analytic and instant: call it "
                  "first for any memory question. `seq` "
                  "is tokens per sequence (training) or tokens held in the KV cache (inference); `batch` is "
-                 "sequences per GPU. " + _MODEL + " " + _GPU)),
+                 "sequences per GPU. " + _MODEL + " " + _GPU),
+             example={"model": "llama-3.1-8b", "method": "qlora", "seq": 4096, "gpu": "rtx-4090"}),
     ToolSpec("vram_why", "qkv.tools.memory.diagnose:diagnose", "Why a job needs its memory, and what fixes it",
              paths={"model": "model"}, cli="qkv vram MODEL [options] --why --json",
              choices={"context_extension": "qkv.tools.memory.context:EXTENSIONS"}, description=(
@@ -87,7 +89,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "saving in GiB — each re-estimated, never guessed — and its throughput or quality cost with a "
                  "source; then a plan of fixes, least disruptive first, until it fits (plan, plan_fits). Call it "
                  "after `vram` says a job does not fit, or to see what dominates. Same arguments as `vram`. "
-                 + _MODEL + " " + _GPU)),
+                 + _MODEL + " " + _GPU),
+             example={"model": "llama-3.1-8b", "method": "qlora", "seq": 8192, "gpu": "rtx-3060-12gb"}),
     ToolSpec("vram_trace", "qkv.tools.trace.compare:compare_trace",
              "Peak GPU memory traced on fake tensors, beside the analytic estimate",
              paths={"model": "model"}, long=True, caps={"batch": 64, "seq": 32768, "gpus": 1024},
@@ -97,7 +100,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "transformers model on fake tensors: the exact peak of live tensor bytes per category beside "
                  "the analytic estimate, and their relative error. Takes seconds to minutes and runs one at a "
                  "time: use it to settle a close call, not as a first check. Same arguments as `vram`, with "
-                 "batch ≤ 64 and seq ≤ 32,768. " + _MODEL + " " + _GPU)),
+                 "batch ≤ 64 and seq ≤ 32,768. " + _MODEL + " " + _GPU),
+             example={"model": "tiny-llama", "method": "lora", "seq": 64}),
     ToolSpec("serve_plan", "qkv.tools.serve.planner:plan_serving",
              "Serving plan: tensor parallelism, formats, per-GPU memory, latency bounds",
              paths={"model": "model"}, cli="qkv serve MODEL --gpu GPU [options] --json", description=(
@@ -111,7 +115,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "bounds on time per output token and time to first token (ms), a throughput-vs-concurrency "
                  "table; and `ttft_ms`/`tpot_ms` targets checked, a miss naming computed levers. `engine`: "
                  "vllm (default), sglang, llama.cpp or transformers. Beams and samples multiply the KV held. "
-                 "Analytic and instant. " + _MODEL + " " + _GPU)),
+                 "Analytic and instant. " + _MODEL + " " + _GPU),
+             example={"model": "llama-3.1-8b", "gpu": "h100-sxm", "concurrency": 8, "context": 4096}),
     ToolSpec("doctor", "qkv.tools.doctor:run_doctor", "What this machine can run", cli="qkv doctor --json",
              description=(
                  "What the machine running this server can do: torch and whether CUDA (and which GPU) is "
@@ -126,7 +131,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "parameter shares; attention-score versus linear-layer FLOPs and memory at `seq` tokens; and "
                  "the sequence length from which attention dominates. Call it in the architecture step. "
                  "`config` takes an inline HF config.json object (a proposed architecture) instead of a "
-                 "catalog model. " + _MODEL)),
+                 "catalog model. " + _MODEL),
+             example={"model": "gemma-3-270m"}),
     ToolSpec("context", "qkv.tools.knowledge.context_rules:context_plan",
              "Context check: does the task fit the window, and how to extend it if not",
              paths={"model": "model"}, cli="qkv context MODEL --tokens N --json", description=(
@@ -134,7 +140,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "once (prompt + output). If it does not fit: the ways to reach it (RoPE scaling — linear, "
                  "dynamic NTK, YaRN, Llama 3, LongRoPE — with the config block, sliding window, ALiBi, chunking "
                  "or retrieval, a long-context model), each with its KV-cache cost in bytes, and a recommended "
-                 "action. Call it when documents plus output may exceed the window. " + _MODEL)),
+                 "action. Call it when documents plus output may exceed the window. " + _MODEL),
+             example={"model": "llama-2-7b", "tokens": 16000}),
     ToolSpec("scale", "qkv.tools.knowledge.scaling:scale", "Scaling laws: compute-optimal size, tokens, loss",
              cli="qkv scale --flops F --json", description=(
                  "Scaling laws for training from scratch. Give exactly one of `flops` (training compute in "
@@ -142,7 +149,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "compute-optimal N, D and C (Hoffmann et al. 2022, Epoch's 2024 refit by default) and the "
                  "predicted loss; with `gpu`, the training time in days on `gpus` GPUs at `mfu`; with "
                  "`inference_tokens`, the smaller inference-aware optimum (Sardana et al. 2024). GPUs are "
-                 "catalog names (resource qkv://catalog/gpus, e.g. 'h100-sxm', 'a100-80gb').")),
+                 "catalog names (resource qkv://catalog/gpus, e.g. 'h100-sxm', 'a100-80gb')."),
+             example={"flops": 1e21}),
     ToolSpec("size", "qkv.tools.knowledge.sizing:size_architecture",
              "Architecture sizing: layers, width, heads for a parameter or compute budget", cli="qkv size --json",
              description=(
@@ -150,7 +158,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "budget (`flops`, sized at its Chinchilla optimum): layers, hidden size, heads, KV heads, FFN "
                  "size, head dimension, vocabulary, norm and positions, with an exact parameter count and a "
                  "comparison with published models of similar size. For a model trained from scratch; `scale` "
-                 "answers the budget question itself.")),
+                 "answers the budget question itself."),
+             example={"params": 1e9}),
     ToolSpec("hparams", "qkv.tools.knowledge.hparams:recommend_hparams",
              "Hyperparameters scaled to the model size and method, with sources",
              paths={"model": "model"}, cli="qkv hparams MODEL --json", description=(
@@ -158,20 +167,23 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "pretrain): learning rate, schedule, warmup, weight decay, batch, gradient clipping and, for "
                  "LoRA/QLoRA, rank, alpha, dropout and target modules, each with its published source. Give "
                  "`model` (its parameters are counted) or `params`. The learning rate is an output, not an "
-                 "argument. Call it once `vram` has chosen the method. " + _MODEL)),
+                 "argument. Call it once `vram` has chosen the method. " + _MODEL),
+             example={"model": "llama-2-7b", "method": "qlora"}),
     ToolSpec("sampling", "qkv.tools.knowledge.sampling_rules:recommend_sampling",
              "Decoding policy for a task (top-p / top-k / temperature), with sources", cli="qkv sampling TASK --json",
              description=(
                  "The decoding policy to deploy for a task: temperature, top-p, top-k, min-p, repetition "
                  "penalty, max new tokens and beams, each with its source. Always bounded (hard rule 3: a "
-                 "length cap, and top-p or top-k when sampling). Call it in the inference step.")),
+                 "length cap, and top-p or top-k when sampling). Call it in the inference step."),
+             example={"task": "code"}),
     ToolSpec("sampling_check", "qkv.tools.knowledge.sampling_rules:check_sampling",
              "Check a decoding policy against hard rule 3 (bounded sampling) and the task",
              cli="qkv sampling --check [options] --json", description=(
                  "Checks a decoding policy against hard rule 3: status `fail` when generation is unbounded (no "
                  "max_new_tokens, or sampling with neither top_p < 1 nor top_k > 0), `warn` for known risks for "
                  "the task (sampling on a reference-scored task, greedy chat), `pass` otherwise; with `task`, "
-                 "the task's recommended policy beside it. Call it on any policy before recommending it.")),
+                 "the task's recommended policy beside it. Call it on any policy before recommending it."),
+             example={"policy": {"temperature": 0.7, "top_p": 0.9}}),
     ToolSpec("audit", "qkv.tools.tokenizer.audit:audit", "Tokenizer audit on a domain corpus",
              paths={"tokenizers": "tokenizer", "corpus": "text", "terms": "text"}, long=True,
              caps={"sample": 1_000_000, "max_new_tokens": 5000}, cli="qkv audit --json", description=(
@@ -180,7 +192,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "fragmented frequent words and document lengths against the context window; it then extends "
                  "each vocabulary with proposed tokens, re-measures, and recommends keep, extend or a domain "
                  "adapter. Corpus files, folders or globs (.txt, .jsonl, .csv) and tokenizer files must be "
-                 "inside the server's allowed folders. Takes seconds; progress is reported in bytes read.")),
+                 "inside the server's allowed folders. Takes seconds; progress is reported in bytes read."),
+             example={"tokenizers": ["gpt2"], "corpus": ["corpus.txt"], "extend": False}),
     ToolSpec("evaluate", "qkv.tools.evaluate.api:evaluate_predictions",
              "Score a predictions file against references with the task's metric",
              paths={"predictions": "text", "references": "text", "source": "text"},
@@ -189,7 +202,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "metric: ROUGE-1/2/L (summarisation), sacreBLEU and chrF with their signatures (translation), "
                  "exact match and F1 (qa), accuracy and macro-F1 (classification); with `source`, faithfulness "
                  "proxies (numbers and names not found in the source). Files are UTF-8 inside the server's "
-                 "allowed folders: .txt (one item per line), .jsonl, .json, .csv or .tsv.")),
+                 "allowed folders: .txt (one item per line), .jsonl, .json, .csv or .tsv."),
+             example={"predictions": "preds.txt", "references": "refs.txt"}),
     ToolSpec("perplexity", "qkv.tools.evaluate.api:evaluate_perplexity",
              "Strided perplexity, bits per byte and word perplexity of a text under a local model",
              paths={"model": "model", "text_file": "text", "adapter": "model"}, long=True,
@@ -199,7 +213,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "perplexity, bits per byte and word perplexity (the last two compare across tokenizers). "
                  "Model: 'gemma3-270m' (bundled) or a model folder or .gguf file inside the server's allowed "
                  "folders. Give the text itself in `text` or a file in `text_file`. `window` is tokens per "
-                 "forward pass (at most 8,192); runs one at a time and takes seconds to minutes.")),
+                 "forward pass (at most 8,192); runs one at a time and takes seconds to minutes."),
+             example={"text": "a short text to score", "window": 64}),
     ToolSpec("design", "qkv.agent.graph.api:design", "Full five-step design report (deterministic, llm none)",
              paths={"model": "model", "corpus": "text", "llm_model": "model"}, long=True,
              unavailable={"interactive": "the design cannot stop to ask a question here; it lists each default "
@@ -212,7 +227,8 @@ TOOLS: tuple[ToolSpec, ...] = (
                  "tokenizer audit, the inference plan and sampling policy, and the three hard-rule checks; "
                  "every figure with its provenance and every assumed default listed. `gpu`, `gpus` and `model` "
                  "override what the text says. Deterministic and about a second with llm 'none' (the "
-                 "default). " + _GPU)),
+                 "default). " + _GPU),
+             example={"task": "fine-tune a 7B model for legal summarisation on one 24 GB GPU"}),
 )
 
 
@@ -276,23 +292,24 @@ class BoundTool:
             raise
 
 
-def bind(spec: ToolSpec) -> BoundTool | None:
-    """Import a tool row; None when its module or function is not there yet (a tool still being written)."""
+class ToolBindError(RuntimeError):
+    """A registry row that cannot become a tool: a programming error in the table or in the tool module."""
+
+
+def bind(spec: ToolSpec) -> BoundTool:
+    """Import a tool row and read its request and result models; raises ToolBindError when it cannot."""
     try:
         fn = _import(spec.target)
-    except (ImportError, AttributeError) as exc:
-        log.debug("tool %s pending: %s", spec.name, exc)
-        return None
-    except Exception:  # a broken tool module must not take the other tools down with it
-        log.exception("tool %s skipped: importing %s failed", spec.name, spec.target)
-        return None
+    except Exception as exc:
+        raise ToolBindError(f"MCP tool row {spec.name!r}: cannot import its target {spec.target} "
+                            f"({type(exc).__name__}: {exc})") from exc
     hints = typing.get_type_hints(fn, include_extras=True)  # Annotated[..., Field(...)] keeps its description
     result = hints.get("return")
     params = [p for p in inspect.signature(fn).parameters.values() if p.name != "progress"]
     takes_progress = "progress" in inspect.signature(fn).parameters
     if not _is_model(result):
-        log.warning("tool %s skipped: %s does not return a pydantic model", spec.name, spec.target)
-        return None
+        raise ToolBindError(f"MCP tool row {spec.name!r}: its target {spec.target} does not return a pydantic "
+                            "model")
     first = hints.get(params[0].name) if params else None
     # `f(req, *, db_path=None)`: keyword-only extras with defaults are the Python caller's, not the agent's.
     rest_private = all(p.kind is p.KEYWORD_ONLY and p.default is not p.empty for p in params[1:])
@@ -306,15 +323,9 @@ def bind(spec: ToolSpec) -> BoundTool | None:
     return BoundTool(spec, fn, mcp_input_model(spec, request), result, unpack=True, progress=takes_progress)
 
 
-# ------------------------------------------------------------------------------------------- strict input
-
-def bound_tools(specs: tuple[ToolSpec, ...] = TOOLS) -> tuple[list[BoundTool], list[ToolSpec]]:
-    """(available tools, pending rows)."""
-    ready, pending = [], []
-    for spec in specs:
-        bound = bind(spec)
-        (ready if bound else pending).append(bound or spec)
-    return ready, pending
+def bound_tools(specs: tuple[ToolSpec, ...] = TOOLS) -> list[BoundTool]:
+    """Every row bound, in table order; raises ToolBindError on the first row that cannot bind."""
+    return [bind(spec) for spec in specs]
 
 
 def read_catalog(spec: ResourceSpec) -> str:

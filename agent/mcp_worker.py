@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from qkv.agent.mcp_safety import validation_summary
+from qkv.agent.mcp_limits import validation_summary
 
 WORKER_IDLE_S = 600.0  # an idle worker exits after this long; the next long call starts a fresh one
 WORKER_PROGRESS_S = 0.2  # at most this often a progress message goes to the server
@@ -49,9 +49,9 @@ def serve_worker(fd: int, parent: int) -> None:
             name, args = conn.recv()
             sent[0] = 0.0
             try:
-                tool = tools.get(name) or (bind(specs[name]) if name in specs else None)
-                if tool is None:
-                    raise QkvError(f"tool {name} is not installed in this environment")
+                if name not in specs:
+                    raise QkvError(f"unknown tool {name}")
+                tool = tools.get(name) or bind(specs[name])
                 tools[name] = tool
                 result = tool.call(tool.request.model_validate(args), progress=progress)
                 # The wire form, as the SDK would make it in-process (a text block holding the JSON, and the

@@ -4,12 +4,23 @@ review sheet. Every mode calls a function of qkv.tools.evaluate (the same ones t
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from qkv.agent.cli_app import SCHEMAS, JsonOpt, app, console, emit_json, validated
+from qkv.agent.commands.evaluate_render import (
+    render_counterfactual,
+    render_model,
+    render_plan,
+    render_ppl,
+    render_review,
+    render_scores,
+)
 from qkv.tools.errors import BadInput
+
+if TYPE_CHECKING:
+    from qkv.tools.sampling import SamplingPolicy
 
 SCHEMAS.update({
     "eval-score-request": "qkv.tools.evaluate.schema:ScoreRequest",
@@ -46,33 +57,40 @@ def _bar(label: str, enabled: bool = True):
         yield progress
 
 
+# The options of `qkv eval` whose definitions run over several lines.
+_PredictionsOpt = Annotated[list[str] | None, typer.Option(
+    "--predictions", "-p", help="system outputs file (.txt one per line, .jsonl, .json, .csv); repeat for "
+                                "several systems with --review")]
+_SourceOpt = Annotated[str | None, typer.Option(
+    "--source", help="sources file: enables hallucination proxies and the review sheet")]
+_ModelOpt = Annotated[str | None, typer.Option(
+    "--model", "-m", help="model folder, .gguf, or gemma3-270m (bundled)")]
+_StrideOpt = Annotated[int | None, typer.Option(help="perplexity stride (default window/2; = window: no overlap)")]
+_BleuTokenizeOpt = Annotated[str | None, typer.Option(help="sacreBLEU tokenizer (13a, intl, zh, ja-mecab, ...)")]
+_CounterfactualOpt = Annotated[bool, typer.Option(
+    "--counterfactual", help="gender-swap perplexity probe on --model (bias proxy)")]
+
+
 @app.command("eval")
 def eval_(
-    predictions: Annotated[list[str] | None, typer.Option(
-        "--predictions", "-p", help="system outputs file (.txt one per line, .jsonl, .json, .csv); repeat for "
-                                    "several systems with --review")] = None,
+    predictions: _PredictionsOpt = None,
     references: Annotated[str | None, typer.Option("--references", "-r", help="references file")] = None,
-    source: Annotated[str | None, typer.Option(
-        "--source", help="sources file: enables hallucination proxies and the review sheet")] = None,
+    source: _SourceOpt = None,
     task: Annotated[str, typer.Option("--task", "-t", help=TASK_HELP)] = "summarisation",
-    model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="model folder, .gguf, or gemma3-270m (bundled)")] = None,
+    model: _ModelOpt = None,
     data: Annotated[str | None, typer.Option("--data", "-d", help="dataset (.jsonl/.json/.csv) to generate on")] = None,
     text: Annotated[str | None, typer.Option("--text", help="text file to compute perplexity on")] = None,
     backend: Annotated[str, typer.Option(help="auto | transformers | llama-cpp")] = "auto",
     adapter: Annotated[str | None, typer.Option(help="PEFT LoRA adapter folder (transformers)")] = None,
     window: Annotated[int, typer.Option(help="perplexity window, tokens")] = 512,
-    stride: Annotated[int | None, typer.Option(help="perplexity stride (default window/2; = window: no overlap)")]
-    = None,
+    stride: _StrideOpt = None,
     max_tokens: Annotated[int | None, typer.Option(help="score only the first N tokens of --text")] = None,
     prediction_field: Annotated[str, typer.Option(help="jsonl/csv field of predictions")] = "prediction",
     reference_field: Annotated[str, typer.Option(help="jsonl/csv field of references")] = "reference",
     source_field: Annotated[str, typer.Option(help="jsonl/csv field of sources")] = "source",
     stemming: Annotated[bool, typer.Option("--stemming/--no-stemming", help="ROUGE Porter stemming")] = True,
-    bleu_tokenize: Annotated[str | None, typer.Option(help="sacreBLEU tokenizer (13a, intl, zh, ja-mecab, ...)")]
-    = None,
-    prompt_template: Annotated[str | None, typer.Option(help="prompt with {field} slots (default per task)")]
-    = None,
+    bleu_tokenize: _BleuTokenizeOpt = None,
+    prompt_template: Annotated[str | None, typer.Option(help="prompt with {field} slots (default per task)")] = None,
     limit: Annotated[int | None, typer.Option(help="evaluate the first N items only")] = None,
     temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
     top_p: Annotated[float | None, typer.Option(help="nucleus mass when sampling (default 0.9)")] = None,
@@ -86,8 +104,7 @@ def eval_(
     no_perplexity: Annotated[bool, typer.Option("--no-perplexity", help="skip perplexity in --data mode")] = False,
     predictions_out: Annotated[str | None, typer.Option(help="write generated outputs (.jsonl)")] = None,
     plan: Annotated[bool, typer.Option("--plan", help="print the metrics plan for --task and exit")] = False,
-    counterfactual: Annotated[bool, typer.Option(
-        "--counterfactual", help="gender-swap perplexity probe on --model (bias proxy)")] = False,
+    counterfactual: _CounterfactualOpt = False,
     templates: Annotated[str | None, typer.Option(help="counterfactual template file (default: bundled)")] = None,
     review: Annotated[str | None, typer.Option(help="write a blind review sheet into this folder")] = None,
     review_n: Annotated[int, typer.Option(help="items in the review sheet")] = 50,
@@ -106,81 +123,132 @@ def eval_(
       qkv eval -m gemma3-270m --counterfactual
       qkv eval -p a.txt -p b.txt -r refs.txt --source src.txt --review out/
     """
+    _check_task(task)
+    if plan:
+        return _plan(task, json)
+    if read_review:
+        return _read_review(read_review, key, json)
+    if review:
+        return _review(predictions or [], references, source, review, review_n, seed or 0,
+                       prediction_field, reference_field, source_field, json)
+    if counterfactual:
+        return _counterfactual(model or "gemma3-270m", backend, adapter, templates, json)
+    if predictions or references:
+        return _score(predictions, references, task, source, prediction_field, reference_field, source_field,
+                      stemming, bleu_tokenize, json)
+    if model and text:
+        return _perplexity(model, text, backend, adapter, window, stride, max_tokens, json)
+    if model and data:
+        policy = _sampling(temperature, top_p, top_k, repetition_penalty, max_new_tokens, num_beams,
+                           length_penalty, seed)
+        return _model_eval(model, data, task, backend, adapter, source_field, reference_field, prompt_template,
+                           limit, policy, force, no_perplexity, window, stride, stemming, predictions_out, json)
+    raise BadInput("nothing to evaluate",
+                   expected="-p PRED -r REF, --model M --text FILE, --model M --data FILE, --plan, "
+                            "--counterfactual, --review DIR or --read-review SHEET --key KEY")
+
+
+# ------------------------------------------------------------------------------------------------ the modes
+def _check_task(task: str) -> None:
     from qkv.tools.evaluate.schema import TASK_KINDS
 
     if task not in TASK_KINDS:
         from qkv.tools.errors import UnknownName, closest
 
         raise UnknownName(f"unknown task '{task}'", choices=closest(task, TASK_KINDS) or list(TASK_KINDS))
-    show = not json
-    if plan:
-        from qkv.tools.evaluate.metrics import metric_plan
-
-        result = metric_plan(task)
-        return emit_json(result) if json else _render_plan(result)
-    if read_review:
-        from qkv.tools.evaluate.review import read_review as _read
-
-        if not key:
-            raise BadInput("--read-review needs --key", expected="--key review_key.csv (written with the sheet)")
-        summary = _read(read_review, key)
-        return emit_json(summary) if json else _render_review(summary)
-    if review:
-        return _review(predictions or [], references, source, review, review_n, seed or 0,
-                       prediction_field, reference_field, source_field, json)
-    if counterfactual:
-        from qkv.tools.evaluate.backends import EvalModel
-        from qkv.tools.evaluate.faithfulness import counterfactual_probe
-
-        with EvalModel(model or "gemma3-270m", backend=backend, adapter=adapter) as m, \
-                _bar("counterfactual pairs", show) as prog:
-            report = counterfactual_probe(m, templates=templates, progress=prog)
-        return emit_json(report) if json else _render_counterfactual(report)
-    if predictions or references:
-        from qkv.tools.evaluate.api import evaluate_predictions
-        from qkv.tools.evaluate.schema import ScoreRequest
-
-        if not predictions or not references or len(predictions) != 1:
-            raise BadInput("scoring needs one --predictions file and one --references file",
-                           expected="qkv eval -p preds.txt -r refs.txt --task ...")
-        req = validated(ScoreRequest, predictions=predictions[0], references=references, task=task, source=source,
-                        prediction_field=prediction_field, reference_field=reference_field,
-                        source_field=source_field, stemming=stemming, bleu_tokenize=bleu_tokenize)
-        report = evaluate_predictions(req)
-        return emit_json(report) if json else _render_scores(report)
-    if model and text:
-        from qkv.tools.evaluate.api import evaluate_perplexity
-        from qkv.tools.evaluate.schema import PerplexityRequest
-
-        req = validated(PerplexityRequest, model=model, text_file=text, backend=backend, adapter=adapter,
-                        window=window, stride=stride, max_tokens=max_tokens)
-        with _bar("perplexity windows", show) as prog:
-            result = evaluate_perplexity(req, progress=prog)
-        return emit_json(result) if json else _render_ppl(result)
-    if model and data:
-        from qkv.tools.evaluate.api import evaluate_model
-        from qkv.tools.evaluate.schema import ModelEvalRequest
-        from qkv.tools.sampling import SamplingPolicy
-
-        sampling = temperature > 0 and num_beams == 1
-        policy = validated(
-            SamplingPolicy, temperature=temperature, top_p=top_p if top_p is not None else (0.9 if sampling else 1.0),
-            top_k=top_k if top_k is not None else (40 if sampling else 0), repetition_penalty=repetition_penalty,
-            max_new_tokens=max_new_tokens, num_beams=num_beams, length_penalty=length_penalty, seed=seed)
-        req = validated(ModelEvalRequest, model=model, data=data, task=task, backend=backend, adapter=adapter,
-                        source_field=source_field, reference_field=reference_field, prompt_template=prompt_template,
-                        limit=limit, sampling=policy, force_unbounded=force, perplexity=not no_perplexity,
-                        generate=task != "language-modelling", window=window, stride=stride, stemming=stemming,
-                        predictions_out=predictions_out)
-        with _bar("generating", show) as prog:
-            report = evaluate_model(req, progress=prog)
-        return emit_json(report) if json else _render_model(report)
-    raise BadInput("nothing to evaluate",
-                   expected="-p PRED -r REF, --model M --text FILE, --model M --data FILE, --plan, "
-                            "--counterfactual, --review DIR or --read-review SHEET --key KEY")
 
 
-def _review(predictions, references, source, out, n, seed, pfield, rfield, sfield, json) -> None:
+def _plan(task: str, json: bool) -> None:
+    """--plan: the metrics plan for the task."""
+    from qkv.tools.evaluate.metrics import metric_plan
+
+    result = metric_plan(task)
+    return emit_json(result) if json else render_plan(result)
+
+
+def _read_review(sheet: str, key: str | None, json: bool) -> None:
+    """--read-review: summarise a filled review sheet with its key."""
+    from qkv.tools.evaluate.review import read_review
+
+    if not key:
+        raise BadInput("--read-review needs --key", expected="--key review_key.csv (written with the sheet)")
+    summary = read_review(sheet, key)
+    return emit_json(summary) if json else render_review(summary)
+
+
+def _counterfactual(model: str, backend: str, adapter: str | None, templates: str | None, json: bool) -> None:
+    """--counterfactual: the gender-swap perplexity probe."""
+    from qkv.tools.evaluate.backends import EvalModel
+    from qkv.tools.evaluate.faithfulness import counterfactual_probe
+
+    with EvalModel(model, backend=backend, adapter=adapter) as m, _bar("counterfactual pairs", not json) as prog:
+        report = counterfactual_probe(m, templates=templates, progress=prog)
+    return emit_json(report) if json else render_counterfactual(report)
+
+
+def _score(predictions: list[str] | None, references: str | None, task: str, source: str | None,
+           prediction_field: str, reference_field: str, source_field: str, stemming: bool,
+           bleu_tokenize: str | None, json: bool) -> None:
+    """-p -r: score one predictions file against its references."""
+    from qkv.tools.evaluate.api import evaluate_predictions
+    from qkv.tools.evaluate.schema import ScoreRequest
+
+    if not predictions or not references or len(predictions) != 1:
+        raise BadInput("scoring needs one --predictions file and one --references file",
+                       expected="qkv eval -p preds.txt -r refs.txt --task ...")
+    req = validated(ScoreRequest, predictions=predictions[0], references=references, task=task, source=source,
+                    prediction_field=prediction_field, reference_field=reference_field,
+                    source_field=source_field, stemming=stemming, bleu_tokenize=bleu_tokenize)
+    report = evaluate_predictions(req)
+    return emit_json(report) if json else render_scores(report)
+
+
+def _perplexity(model: str, text: str, backend: str, adapter: str | None, window: int, stride: int | None,
+                max_tokens: int | None, json: bool) -> None:
+    """--model --text: sliding-window perplexity."""
+    from qkv.tools.evaluate.api import evaluate_perplexity
+    from qkv.tools.evaluate.schema import PerplexityRequest
+
+    req = validated(PerplexityRequest, model=model, text_file=text, backend=backend, adapter=adapter,
+                    window=window, stride=stride, max_tokens=max_tokens)
+    with _bar("perplexity windows", not json) as prog:
+        result = evaluate_perplexity(req, progress=prog)
+    return emit_json(result) if json else render_ppl(result)
+
+
+def _sampling(temperature: float, top_p: float | None, top_k: int | None, repetition_penalty: float,
+              max_new_tokens: int, num_beams: int, length_penalty: float, seed: int | None) -> SamplingPolicy:
+    """The decoding policy of --data mode: greedy or beam search by default, top-p 0.9 / top-k 40 when sampling."""
+    from qkv.tools.sampling import SamplingPolicy
+
+    sampling = temperature > 0 and num_beams == 1
+    return validated(
+        SamplingPolicy, temperature=temperature, top_p=top_p if top_p is not None else (0.9 if sampling else 1.0),
+        top_k=top_k if top_k is not None else (40 if sampling else 0), repetition_penalty=repetition_penalty,
+        max_new_tokens=max_new_tokens, num_beams=num_beams, length_penalty=length_penalty, seed=seed)
+
+
+def _model_eval(model: str, data: str, task: str, backend: str, adapter: str | None, source_field: str,
+                reference_field: str, prompt_template: str | None, limit: int | None, policy: SamplingPolicy,
+                force: bool, no_perplexity: bool, window: int, stride: int | None, stemming: bool,
+                predictions_out: str | None, json: bool) -> None:
+    """--model --data: generate on a dataset, then score (and perplexity unless --no-perplexity)."""
+    from qkv.tools.evaluate.api import evaluate_model
+    from qkv.tools.evaluate.schema import ModelEvalRequest
+
+    req = validated(ModelEvalRequest, model=model, data=data, task=task, backend=backend, adapter=adapter,
+                    source_field=source_field, reference_field=reference_field, prompt_template=prompt_template,
+                    limit=limit, sampling=policy, force_unbounded=force, perplexity=not no_perplexity,
+                    generate=task != "language-modelling", window=window, stride=stride, stemming=stemming,
+                    predictions_out=predictions_out)
+    with _bar("generating", not json) as prog:
+        report = evaluate_model(req, progress=prog)
+    return emit_json(report) if json else render_model(report)
+
+
+def _review(predictions: list[str], references: str | None, source: str | None, out: str, n: int, seed: int,
+            pfield: str, rfield: str, sfield: str, json: bool) -> None:
+    """--review: a blind review sheet of the systems' outputs, shuffled, with its key kept apart."""
     from pathlib import Path
 
     from qkv.tools.evaluate.data import read_column, read_references
@@ -203,93 +271,3 @@ def _review(predictions, references, source, out, n, seed, pfield, rfield, sfiel
     c.print(f"review sheet: {sheet.items} items × {len(sheet.systems)} systems, shuffled (seed {sheet.seed})")
     c.print(f"  fill in: {sheet.sheet_csv}\n  read:    {sheet.sheet_html}\n  key (keep from reviewers): "
             f"{sheet.key_file}")
-
-
-# ------------------------------------------------------------------------------------------------ rendering
-def _table(*cols: str):
-    from rich.table import Table
-
-    t = Table(show_edge=False, pad_edge=False)
-    for col in cols:
-        t.add_column(col)
-    return t
-
-
-def _render_plan(plan) -> None:
-    t = _table("metric", "library", "source", "comparable when")
-    for m in plan.metrics:
-        t.add_row(m.name, m.library, m.source, m.comparable_when)
-    c = console()
-    c.print(f"metrics plan for {plan.task} (provenance: cited)")
-    c.print(t)
-    for n in plan.notes:
-        c.print(f"note: {n}")
-
-
-def _render_scores(report) -> None:
-    t = _table("metric", "value", "signature / settings")
-    for m in report.metrics:
-        t.add_row(m.name, f"{m.value:.4f}" if m.scale == "0-1" else f"{m.value:.2f}", m.signature or m.library)
-    c = console()
-    c.print(f"{report.task}: {report.items} items (measured)")
-    c.print(t)
-    if report.faithfulness:
-        _render_faith(report.faithfulness)
-    for n in report.notes:
-        c.print(f"note: {n}")
-
-
-def _render_faith(f) -> None:
-    c = console()
-    c.print(f"[bold]proxies[/] ({f.label})")
-    if f.unsupported_number_rate is not None:
-        c.print(f"  numbers not in source: {f.unsupported_number_rate:.1%} of {f.numbers}; "
-                f"named spans not in source: {f.unsupported_entity_rate:.1%} of {f.entities}")
-    c.print(f"  repeated 3-grams: {f.repetition_rate:.1%}; distinct-2: {f.distinct_2:.3f}")
-
-
-def _render_ppl(r) -> None:
-    c = console()
-    c.print(f"{r.model} ({r.backend}): window {r.window}, stride {r.stride}, {r.windows} windows, {r.tokens:,} tokens")
-    t = _table("measure", "value")
-    t.add_row("token perplexity", f"{r.token_ppl:.3f}")
-    t.add_row("bits per byte", f"{r.bits_per_byte:.4f}")
-    t.add_row("word perplexity", f"{r.word_ppl:.3f}")
-    t.add_row("NLL (nats)", f"{r.nll_sum_nats:.1f} over {r.bytes:,} bytes, {r.words:,} words")
-    c.print(t)
-    for n in r.notes:
-        c.print(f"note: {n}")
-
-
-def _render_model(report) -> None:
-    c = console()
-    c.print(f"{report.model} via {report.backend}, {report.task}, {report.items} items; decoding: {report.sampling}")
-    if report.perplexity:
-        _render_ppl(report.perplexity)
-    if report.scores:
-        _render_scores(report.scores)
-    if report.predictions_file:
-        c.print(f"outputs written to {report.predictions_file}")
-    for n in report.notes:
-        c.print(f"note: {n}")
-
-
-def _render_counterfactual(r) -> None:
-    c = console()
-    a, b = r.groups
-    c.print(f"counterfactual probe ({r.label}) on {r.model}: {len(r.pairs)} template pairs")
-    c.print(f"  mean ln(ppl_{a}/ppl_{b}) = {r.mean_log_ratio:+.4f}; mean |gap| = {r.mean_abs_log_ratio:.4f}; "
-            f"{a} variant more likely in {r.share_a_preferred:.0%} of pairs")
-    t = _table("template", f"ppl {a}", f"ppl {b}", "ln ratio")
-    for p in sorted(r.pairs, key=lambda p: -abs(p.log_ratio))[:8]:
-        t.add_row(p.template, f"{p.ppl_a:.1f}", f"{p.ppl_b:.1f}", f"{p.log_ratio:+.3f}")
-    c.print(t)
-
-
-def _render_review(s) -> None:
-    t = _table("system", "rated", "faithfulness", "quality")
-    for r in s.systems:
-        t.add_row(r.system, str(r.rated), "—" if r.faithfulness_mean is None else f"{r.faithfulness_mean:.2f}",
-                  "—" if r.quality_mean is None else f"{r.quality_mean:.2f}")
-    console().print(f"{s.rated_rows}/{s.rows} rows rated")
-    console().print(t)

@@ -4,11 +4,19 @@ always under a stated, bounded sampling policy and the context guard."""
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from qkv.agent.cli_app import SCHEMAS, JsonOpt, app, console, emit_json, validated
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from qkv.tools.llm.api import GenerateRequest
+    from qkv.tools.llm.base import Generation
+    from qkv.tools.llm.guard import GuardPolicy
+    from qkv.tools.sampling import SamplingPolicy
 
 SCHEMAS.update({
     "generate-request": "qkv.tools.llm.api:GenerateRequest",
@@ -57,41 +65,20 @@ def generate(
       qkv generate "The capital of France is" -m gemma3-270m --temperature 0 --max-new-tokens 16 --stream
       qkv generate "hi" --llm openai --url http://127.0.0.1:8080/v1 --top-k 20
     """
-    from qkv.tools.llm.api import GenerateRequest, generate_stream
-    from qkv.tools.llm.api import generate as run_generate
-    from qkv.tools.llm.guard import STRATEGIES, GuardPolicy
-    from qkv.tools.sampling import SamplingPolicy
+    from qkv.tools.llm.api import GenerateRequest
 
     if prompt == "-":
         prompt = sys.stdin.read()
-    knobs = {"temperature": temperature, "top_p": top_p, "top_k": top_k, "min_p": min_p,
-             "repetition_penalty": repetition_penalty, "max_new_tokens": max_new_tokens, "seed": seed,
-             "stop": stop or None}
-    fields = {k: v for k, v in knobs.items() if v is not None}
-    if unbounded:
-        fields["max_new_tokens"] = None
-    policy = validated(SamplingPolicy, **fields)
-    strategy = context.replace("-", "_")
-    if strategy not in STRATEGIES:
-        from qkv.tools.errors import UnknownName, closest
-
-        raise UnknownName(f"unknown --context strategy '{context}'",
-                          choices=closest(strategy, STRATEGIES) or STRATEGIES)
-    guard = validated(GuardPolicy, strategy=strategy, force=force)
+    policy = _policy(temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens, seed, stop, unbounded)
+    guard = _guard(context, force)
     req = validated(GenerateRequest, prompt=prompt, llm=llm, model=model, url=url, n_ctx=n_ctx, n_threads=threads,
                     mode=mode, system=system, policy=policy, guard=guard)
     err = console().__class__(stderr=True)
     if stream and not json:
-        pieces = generate_stream(req)
-        err.print(f"[dim]policy: {pieces.policy_used}[/]")
-        if pieces.truncation:
-            err.print(f"[yellow]context guard: {pieces.truncation}[/]")
-        for piece in pieces:
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
-        result = pieces.result
+        result = _stream(req, err)
     else:
+        from qkv.tools.llm.api import generate as run_generate
+
         result = run_generate(req)
         if json:
             emit_json(result)
@@ -99,6 +86,54 @@ def generate(
         sys.stdout.write(result.text + "\n")
         if result.truncation:
             err.print(f"[yellow]context guard: {result.truncation}[/]")
+    _report(result, err)
+
+
+def _policy(temperature: float | None, top_p: float | None, top_k: int | None, min_p: float | None,
+            repetition_penalty: float | None, max_new_tokens: int | None, seed: int | None,
+            stop: list[str] | None, unbounded: bool) -> SamplingPolicy:
+    """The sampling policy from the knobs given (the others keep the policy's defaults)."""
+    from qkv.tools.sampling import SamplingPolicy
+
+    knobs = {"temperature": temperature, "top_p": top_p, "top_k": top_k, "min_p": min_p,
+             "repetition_penalty": repetition_penalty, "max_new_tokens": max_new_tokens, "seed": seed,
+             "stop": stop or None}
+    fields = {k: v for k, v in knobs.items() if v is not None}
+    if unbounded:
+        fields["max_new_tokens"] = None
+    return validated(SamplingPolicy, **fields)
+
+
+def _guard(context: str, force: bool) -> GuardPolicy:
+    """The context guard: the --context strategy (head-tail or head_tail), checked against the known ones."""
+    from qkv.tools.llm.guard import STRATEGIES, GuardPolicy
+
+    strategy = context.replace("-", "_")
+    if strategy not in STRATEGIES:
+        from qkv.tools.errors import UnknownName, closest
+
+        raise UnknownName(f"unknown --context strategy '{context}'",
+                          choices=closest(strategy, STRATEGIES) or STRATEGIES)
+    return validated(GuardPolicy, strategy=strategy, force=force)
+
+
+def _stream(req: GenerateRequest, err: Console) -> Generation:
+    """--stream: the policy and any truncation on stderr first, then each piece on stdout as it is decoded."""
+    from qkv.tools.llm.api import generate_stream
+
+    pieces = generate_stream(req)
+    err.print(f"[dim]policy: {pieces.policy_used}[/]")
+    if pieces.truncation:
+        err.print(f"[yellow]context guard: {pieces.truncation}[/]")
+    for piece in pieces:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return pieces.result
+
+
+def _report(result: Generation, err: Console) -> None:
+    """The warnings and the one-line summary (backend, policy, tokens, speed) on stderr."""
     for w in result.warnings:
         err.print(f"[yellow]warning: {w}[/]")
     rate = result.completion_tokens / result.seconds if result.seconds > 0 else 0.0

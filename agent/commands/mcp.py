@@ -60,7 +60,8 @@ def mcp(
     # A listing reads no file, so it may run anywhere.
     sandbox = Sandbox.from_dirs(root or [], allow_online=online, allow_broad=allow_broad_root or list_)
 
-    from qkv.agent.mcp_server import build_server, configure_logging, serve_http, serve_stdio
+    from qkv.agent.mcp_server import build_server, configure_logging
+    from qkv.agent.mcp_transport import serve_http, serve_stdio
 
     configure_logging(level)
     server = build_server(sandbox, log_level=level, tool_timeouts=parse_timeouts(tool_timeout or []),
@@ -81,7 +82,7 @@ def mcp(
 def parse_timeouts(values: list[str]) -> dict[str, float | None]:
     """`--tool-timeout` values: "SECONDS" (every long tool) or "TOOL=SECONDS"; 0 means no limit. Only the
     tools that run in the worker process can be stopped, so only they take a limit."""
-    from qkv.agent.mcp_server import worker_tool_names
+    from qkv.agent.mcp_process import worker_tool_names
     from qkv.tools.errors import BadInput
 
     names = worker_tool_names()
@@ -106,13 +107,12 @@ def _print_listing(server, as_json: bool) -> None:
     """What a client sees on connect (tools/list, resources/list, prompts/list), from the live server."""
     import anyio
 
-    from qkv.agent.mcp_tools import TOOLS, bound_tools
+    from qkv.agent.mcp_tools import TOOLS
 
     async def collect():
         return await server.list_tools(), await server.list_resources(), await server.list_prompts()
 
     tools, resources, prompts = anyio.run(collect)
-    pending = [s.name for s in bound_tools()[1]]
     cli = {s.name: s.cli for s in TOOLS}
     if as_json:
         import json as _json
@@ -123,7 +123,6 @@ def _print_listing(server, as_json: bool) -> None:
             "resources": [{"uri": str(r.uri), "title": r.title, "mime_type": r.mime_type} for r in resources],
             "prompts": [{"name": p.name, "description": p.description,
                          "arguments": [a.name for a in p.arguments or []]} for p in prompts],
-            "pending": pending,
         }
         sys.stdout.write(_json.dumps(doc, indent=2) + "\n")
         return
@@ -151,8 +150,6 @@ def _print_listing(server, as_json: bool) -> None:
         out.print(f"[bold]resource[/] {r.uri} — {r.title}")
     for p in prompts:
         out.print(f"[bold]prompt[/] {p.name}({', '.join(a.name for a in p.arguments or [])}) — {p.description}")
-    if pending:
-        out.print(f"[dim]not installed yet: {', '.join(pending)}[/]")
     out.print("[dim]full JSON schemas: qkv mcp --list --json[/]")
 
 

@@ -5,11 +5,15 @@ Import stays light: torch / transformers / peft load inside the command, after t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from qkv.agent.cli_app import SCHEMAS, JsonOpt, app, console, emit_json
+
+if TYPE_CHECKING:
+    from qkv.tools.train.config import TrainConfig
+    from qkv.tools.train.schema import TrainSummary
 
 SCHEMAS.update({
     "train-config": "qkv.tools.train.config:TrainConfig",
@@ -43,19 +47,46 @@ def train(
     Writes OUT/checkpoint-N (atomic), OUT/metrics.jsonl, OUT/adapter, OUT/config.yaml, OUT/summary.json.
     Ctrl-C saves a checkpoint and exits 130; `--resume` picks up from the latest complete one.
     """
-    from qkv.tools.train.config import TrainConfig, load_config, to_yaml
+    from qkv.tools.train.config import to_yaml
 
     if config is None:
-        if not print_config:
-            from qkv.tools.errors import BadInput
-
-            raise BadInput("no training config given", expected="qkv train CONFIG.yaml, or --print-config for a "
-                           "commented one")
-        from qkv.tools.train.config import config_from_dict
-
-        cfg = config_from_dict({"method": {"kind": method}}) if method != "lora" else TrainConfig()
-        typer.echo(to_yaml(cfg, header="qkv train CONFIG.yaml   (write this to a file, edit, run)"))
+        return _print_default_config(print_config, method)
+    cfg = _load(config, out, max_steps)
+    if print_config:
+        typer.echo(to_yaml(cfg, header=f"qkv train {config}"))
         return
+    base_dir = config.resolve().parent
+    if validate:
+        return _validate(cfg, config, base_dir)
+    if pilot is not None:
+        summary = _pilot(cfg, pilot, sample, base_dir, resume, progress, json)
+    else:
+        summary = _train(cfg, base_dir, resume, progress, json)
+    if summary.status == "interrupted":
+        # SystemExit, not typer.Exit: main() runs the app with standalone_mode=False, which turns typer.Exit
+        # into a return value it does not pass on; 130 is the shell's code for "stopped by Ctrl-C"
+        raise SystemExit(130)
+
+
+def _print_default_config(print_config: bool, method: str) -> None:
+    """No CONFIG: with --print-config, the defaults for --method as commented YAML; without, an error."""
+    from qkv.tools.train.config import TrainConfig, to_yaml
+
+    if not print_config:
+        from qkv.tools.errors import BadInput
+
+        raise BadInput("no training config given", expected="qkv train CONFIG.yaml, or --print-config for a "
+                       "commented one")
+    from qkv.tools.train.config import config_from_dict
+
+    cfg = config_from_dict({"method": {"kind": method}}) if method != "lora" else TrainConfig()
+    typer.echo(to_yaml(cfg, header="qkv train CONFIG.yaml   (write this to a file, edit, run)"))
+
+
+def _load(config: Path, out: Path | None, max_steps: int | None) -> TrainConfig:
+    """The config file with the command line's --out and --max-steps applied."""
+    from qkv.tools.train.config import TrainConfig, load_config
+
     cfg = load_config(config)
     updates = {}
     if out is not None:
@@ -64,50 +95,53 @@ def train(
         updates["train"] = cfg.train.model_copy(update={"max_steps": max_steps})
     if updates:
         cfg = TrainConfig(**{**cfg.model_dump(), **{k: v.model_dump() for k, v in updates.items()}})
-    if print_config:
-        typer.echo(to_yaml(cfg, header=f"qkv train {config}"))
-        return
-    base_dir = config.resolve().parent
-    if validate:
-        from qkv.tools.train.preflight import preflight
+    return cfg
 
-        rows = preflight(cfg, base_dir)
-        console().print(f"[green]ok[/green] {config}: {cfg.method.kind} on {cfg.model.name}, "
-                        f"{len(rows.train)} training rows, {len(rows.eval)} held-out rows; model not loaded")
-        return
-    if pilot is not None:
-        from qkv.tools.train.pilot import pilot as run_pilot
 
-        result = run_pilot(cfg, pilot, sample=sample, base_dir=base_dir, resume=resume, progress=progress)
-        summary = result.summary
-        if json:
-            emit_json(result)
-        else:
-            _render(summary)
-            c = console()
-            if result.after is None:
-                c.print(f"held-out perplexity before: {result.before.token_ppl:.3f} (pilot interrupted)")
-            else:
-                c.print(f"held-out perplexity: {result.before.token_ppl:.3f} → {result.after.token_ppl:.3f} "
-                        f"(× {result.ppl_ratio:.3f}; bits/byte {result.before.bits_per_byte:.4f} → "
-                        f"{result.after.bits_per_byte:.4f}, {result.after.tokens} tokens)")
+def _validate(cfg: TrainConfig, config: Path, base_dir: Path) -> None:
+    """--validate: the config, the data and this machine checked, the model not loaded."""
+    from qkv.tools.train.preflight import preflight
+
+    rows = preflight(cfg, base_dir)
+    console().print(f"[green]ok[/green] {config}: {cfg.method.kind} on {cfg.model.name}, "
+                    f"{len(rows.train)} training rows, {len(rows.eval)} held-out rows; model not loaded")
+
+
+def _pilot(cfg: TrainConfig, steps: int, sample: int | None, base_dir: Path, resume: bool, progress: bool,
+           json: bool) -> TrainSummary:
+    """--pilot N: N steps with held-out perplexity before and after."""
+    from qkv.tools.train.pilot import pilot as run_pilot
+
+    result = run_pilot(cfg, steps, sample=sample, base_dir=base_dir, resume=resume, progress=progress)
+    if json:
+        emit_json(result)
+        return result.summary
+    _render(result.summary)
+    c = console()
+    if result.after is None:
+        c.print(f"held-out perplexity before: {result.before.token_ppl:.3f} (pilot interrupted)")
     else:
-        from qkv.tools.train.run import train as run_train
-
-        summary = run_train(cfg, base_dir=base_dir, resume=resume, progress=progress)
-        if summary.rank:
-            pass  # under `accelerate launch` only rank 0 reports: one table (or one JSON document), not one per rank
-        elif json:
-            emit_json(summary)
-        else:
-            _render(summary)
-    if summary.status == "interrupted":
-        # SystemExit, not typer.Exit: main() runs the app with standalone_mode=False, which turns typer.Exit
-        # into a return value it does not pass on; 130 is the shell's code for "stopped by Ctrl-C"
-        raise SystemExit(130)
+        c.print(f"held-out perplexity: {result.before.token_ppl:.3f} → {result.after.token_ppl:.3f} "
+                f"(× {result.ppl_ratio:.3f}; bits/byte {result.before.bits_per_byte:.4f} → "
+                f"{result.after.bits_per_byte:.4f}, {result.after.tokens} tokens)")
+    return result.summary
 
 
-def _render(summary) -> None:
+def _train(cfg: TrainConfig, base_dir: Path, resume: bool, progress: bool, json: bool) -> TrainSummary:
+    """The full run (resumable)."""
+    from qkv.tools.train.run import train as run_train
+
+    summary = run_train(cfg, base_dir=base_dir, resume=resume, progress=progress)
+    if summary.rank:
+        pass  # under `accelerate launch` only rank 0 reports: one table (or one JSON document), not one per rank
+    elif json:
+        emit_json(summary)
+    else:
+        _render(summary)
+    return summary
+
+
+def _render(summary: TrainSummary) -> None:
     from rich.table import Table
 
     gib = 1024**3

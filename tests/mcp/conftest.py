@@ -12,7 +12,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from qkv.agent.mcp_safety import Limits, Sandbox
+from qkv.agent.mcp_limits import Limits
+from qkv.agent.mcp_safety import Sandbox
 from qkv.agent.mcp_server import build_server
 
 QKV = str(Path(sys.executable).parent / "qkv")

@@ -15,7 +15,7 @@ def test_list_json_prints_tools_and_schemas(qkv_home, mcp_root):
                          text=True, env=cli_env(qkv_home), timeout=120)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
-    ready, pending = bound_tools()
+    ready = bound_tools()
     by_name = {t["name"]: t for t in doc["tools"]}
     assert list(by_name) == [b.spec.name for b in ready]
     for b in ready:
@@ -23,7 +23,7 @@ def test_list_json_prints_tools_and_schemas(qkv_home, mcp_root):
         if b.request is not None:
             assert by_name[b.spec.name]["input_schema"] == b.request.model_json_schema()
     assert [r["uri"] for r in doc["resources"]] == ["qkv://catalog/models", "qkv://catalog/gpus"]
-    assert doc["prompts"][0]["name"] == "researcher" and doc["pending"] == [s.name for s in pending]
+    assert doc["prompts"][0]["name"] == "researcher" and "pending" not in doc
 
 
 def test_list_table_and_bad_options(mcp_root):

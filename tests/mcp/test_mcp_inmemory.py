@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter
 
-from qkv.agent.mcp_tools import bound_tools
+from qkv.agent.mcp_tools import TOOLS, ToolBindError, ToolSpec, bind, bound_tools
 from qkv.tools.memory.schema import MemoryRequest
 from qkv.tools.memory.verdict import fit_report
 from qkv.tools.params import ParamCountRequest, param_count
@@ -25,8 +25,9 @@ def call(server, name: str, args: dict | None = None, **kw):
 
 def test_lists_each_tool_with_its_pydantic_schemas(server):
     listed = run_client(server, lambda c: c.list_tools()).tools
-    ready, _ = bound_tools()
-    assert [t.name for t in listed] == [b.spec.name for b in ready]
+    ready = bound_tools()
+    # Every registry row binds and is served, in table order: none is skipped.
+    assert [t.name for t in listed] == [b.spec.name for b in ready] == [s.name for s in TOOLS]
     assert {"params", "vram", "vram_trace", "doctor"} <= {t.name for t in listed}
     for tool, bound in zip(listed, ready, strict=True):
         # No second definition: the wire schemas are the pydantic models' own JSON schemas.
@@ -35,6 +36,20 @@ def test_lists_each_tool_with_its_pydantic_schemas(server):
         assert tool.output_schema == bound.result.model_json_schema(mode="serialization")
         assert tool.description and tool.annotations.read_only_hint
 
+
+
+@pytest.mark.parametrize(("target", "why"), [
+    ("qkv.tools.no_such_module:fn", "cannot import its target qkv.tools.no_such_module:fn"),
+    ("qkv.tools.params:no_such_function", "cannot import its target qkv.tools.params:no_such_function"),
+    ("qkv.tools.errors:closest", "its target qkv.tools.errors:closest does not return a pydantic model"),
+])
+def test_a_row_that_cannot_bind_raises_naming_the_row_and_its_target(target, why):
+    row = ToolSpec(name="broken", target=target, title="a broken row")
+    with pytest.raises(ToolBindError, match="MCP tool row 'broken': ") as info:
+        bind(row)
+    assert why in str(info.value)
+    with pytest.raises(ToolBindError, match="'broken'"):
+        bound_tools((TOOLS[0], row))
 
 def test_params_equals_cli_json(server, qkv_home, mcp_root):
     for model in ("llama-2-7b", str(mcp_root / "tiny-llama")):

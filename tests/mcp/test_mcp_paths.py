@@ -11,7 +11,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from qkv.agent.mcp_safety import InputTooLarge, Limits, PathRefused, Sandbox
+from qkv.agent.mcp_limits import InputTooLarge, Limits, PathRefused
+from qkv.agent.mcp_safety import Sandbox
 from qkv.agent.mcp_server import build_server
 
 AUDIT = {"tokenizers": ["gpt2"], "extend": False, "top_words": 3}

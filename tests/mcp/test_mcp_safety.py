@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qkv.agent.mcp_safety import InputTooLarge, Limits, PathRefused, Sandbox
+from qkv.agent.mcp_limits import InputTooLarge, Limits, PathRefused
+from qkv.agent.mcp_safety import Sandbox
 from qkv.tools.errors import BadInput
 
 

@@ -14,7 +14,8 @@ import mcp_types as types
 import pytest
 from mcp import Client, StdioServerParameters
 
-from qkv.agent.mcp_safety import BroadRoot, Sandbox, looks_like_term
+from qkv.agent.mcp_limits import BroadRoot, looks_like_term
+from qkv.agent.mcp_safety import Sandbox
 from qkv.agent.mcp_server import build_server
 
 from .conftest import QKV, TINY_LLAMA, cli_env, run_client

@@ -33,26 +33,14 @@ def files(mcp_root: Path) -> Path:
 
 
 def minimal_args(files: Path) -> dict[str, dict]:
-    """One valid argument set per tool (paths relative to the allowed root)."""
-    return {
-        "params": {"model": "gpt2"},
-        "vram": {"model": "llama-3.1-8b", "method": "qlora", "seq": 4096, "gpu": "rtx-4090"},
-        "vram_why": {"model": "llama-3.1-8b", "method": "qlora", "seq": 8192, "gpu": "rtx-3060-12gb"},
-        "vram_trace": {"model": "tiny-llama", "method": "lora", "seq": 64},
-        "serve_plan": {"model": "llama-3.1-8b", "gpu": "h100-sxm", "concurrency": 8, "context": 4096},
-        "doctor": {},
-        "profile": {"model": "gemma-3-270m"},
-        "context": {"model": "llama-2-7b", "tokens": 16000},
-        "scale": {"flops": 1e21},
-        "size": {"params": 1e9},
-        "hparams": {"model": "llama-2-7b", "method": "qlora"},
-        "sampling": {"task": "code"},
-        "sampling_check": {"policy": {}},
-        "audit": {"tokenizers": ["gpt2"], "corpus": ["strict/corpus.txt"], "extend": False},
-        "evaluate": {"predictions": "strict/preds.txt", "references": "strict/refs.txt"},
-        "perplexity": {"text": "a short text to score", "window": 64},
-        "design": {"task": "fine-tune a 7B model for legal summarisation on one 24 GB GPU"},
-    }
+    """One valid argument set per tool: the row's own `example`, with the file arguments pointed at this
+    test's files (paths relative to the allowed root)."""
+    from qkv.agent.mcp_tools import TOOLS
+
+    args = {spec.name: dict(spec.example) for spec in TOOLS}
+    args["audit"]["corpus"] = ["strict/corpus.txt"]
+    args["evaluate"].update(predictions="strict/preds.txt", references="strict/refs.txt")
+    return args
 
 
 def text(result) -> str:
@@ -86,7 +74,7 @@ def one_line_error(result, *needles: str) -> str:
 # ------------------------------------------------------------------------------------------- unknown keys
 def test_every_tool_refuses_an_unknown_argument_and_names_its_arguments(server, files):
     args = minimal_args(files)
-    ready, _ = bound_tools()
+    ready = bound_tools()
     assert {b.spec.name for b in ready} <= set(args)
     calls = [(b.spec.name, {**args[b.spec.name], "zz_unknown": 1}) for b in ready]
     for (name, _), result in zip(calls, bad_then_good(server, calls), strict=True):
@@ -309,5 +297,5 @@ def test_request_models_are_strict_at_the_source_too():
         with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
             model(**args, zz_unknown=1)
     assert ProfileRequest(model="gpt2", seq_len=4096).seq == 4096  # a documented alias
-    bound = {b.spec.name: b for b in bound_tools()[0]}
+    bound = {b.spec.name: b for b in bound_tools()}
     assert isinstance(bound["profile"].request.model_validate({"model": "gpt2"}), ProfileRequest)
