@@ -166,6 +166,76 @@ def _crossover(per_layer: list[tuple[int, int | None, float]]) -> int | None:
     return lo
 
 
+def _layer_plan(config: dict[str, Any], spec: ModelSpec) -> list[tuple[str, str]]:
+    """(block, attention kind) per layer, encoder layers first."""
+    if spec.kind == "encoder-decoder":
+        return [("encoder", "bidirectional")] * spec.encoder_layers + [("decoder", "global")] * spec.layers
+    if spec.kind == "encoder":
+        return [("encoder", "bidirectional")] * spec.layers
+    return [("decoder", k) for k in layer_kinds(config, spec)]
+
+
+def _layer_info(i: int, block: str, kind: str, spec: ModelSpec, p: dict[str, int],
+                s: int) -> tuple[LayerInfo, tuple[int, int | None, float]]:
+    """One layer's row at sequence length `s` (tokens), and its (q_dim, window, linear params) for the crossover."""
+    q_dim = spec.q_dim
+    cross = spec.kind == "encoder-decoder" and block == "decoder"
+    attn = p.get("attention", 0)
+    mlp_all = p.get("mlp", 0) + p.get("experts", 0) + p.get("router", 0)
+    if spec.experts:
+        active = p.get("router", 0) + p.get("experts", 0) * spec.experts_per_token // spec.experts
+    else:
+        active = mlp_all
+    window = spec.sliding_window if kind == "sliding" else None
+    s_eff = min(s, window) if window else s
+    n_attn = 2 if cross else 1  # T5 decoder: self- and cross-attention (encoder length taken = s)
+    score_flops = 4.0 * s * s_eff * q_dim * n_attn
+    linear_flops = 2.0 * s * (attn + active)
+    # Output widths of the linear maps (elements per token): q, k, v, o per attention, then the MLP's.
+    lin_out = (q_dim + 2 * spec.kv_dim + spec.hidden) * n_attn + (
+        (2 if spec.gated_mlp else 1) * spec.intermediate * max(1, spec.experts_per_token) + spec.hidden)
+    info = LayerInfo(
+        index=i, block=block, attention=kind, window=window, attention_type=spec.attention_type,
+        heads=spec.heads, kv_heads=spec.kv_heads, head_dim=spec.head_dim, group_ratio=spec.heads // spec.kv_heads,
+        cross_attention=cross, experts=spec.experts, experts_per_token=spec.experts_per_token,
+        params_attention=attn, params_mlp=mlp_all, params_mlp_active=active, linear_flops=linear_flops,
+        attention_score_flops=score_flops, score_bytes_eager=int(spec.heads * s * s_eff * SCORE_BYTES * n_attn),
+        linear_activation_bytes=int(s * lin_out * ACT_BYTES),
+        kv_bytes_per_token=0 if block == "encoder" else 2 * spec.kv_dim * 2 * n_attn)
+    return info, (q_dim * n_attn, window, float(attn + active))
+
+
+def _profile_notes(spec: ModelSpec, layers: list[LayerInfo], crossover: int | None, active: int,
+                   total: int) -> list[str]:
+    """What the reader should know: where attention overtakes, sliding and MoE caveats, eager scores."""
+    notes: list[str] = []
+    if crossover is None:
+        notes.append("Sliding windows cap every layer's score cost: attention never overtakes the linear layers.")
+    else:
+        notes.append(f"Attention-score FLOPs overtake the linear layers at {crossover:,} tokens (full score matrix; "
+                     f"a causal kernel that skips masked blocks moves this to ~{2 * crossover:,}).")
+    if spec.sliding_window and any(x.attention == "global" for x in layers):
+        notes.append("Only the global layers keep growing quadratically; the sliding layers' cost is linear in s "
+                     "beyond the window.")
+    if spec.experts:
+        notes.append(f"MoE: {spec.experts} experts, top-{spec.experts_per_token} per token; linear FLOPs count the "
+                     f"active experts ({active / 1e9:.2f}B of {total / 1e9:.2f}B parameters).")
+    notes.append("Eager attention materialises the score matrix (score_bytes_eager); SDPA/flash kernels keep "
+                 "O(s) memory instead.")
+    return notes
+
+
+def _extra_sources(spec: ModelSpec) -> list[str]:
+    """Sources for the attention type, the sliding-window family and MoE, beyond the figures' own."""
+    extra = ["ainslie2023"] if spec.attention_type == "GQA" else (["shazeer2019"] if spec.attention_type == "MQA"
+                                                                  else [])
+    if spec.sliding_window:
+        extra += ["jiang2023"] if spec.model_type in ("mistral", "mixtral") else ["gemma2024", "gemma2025"]
+    if spec.experts:
+        extra.append("jiang2024")
+    return extra
+
+
 def layer_profile(req: ProfileRequest) -> LayerProfile:
     """Per-layer attention type, heads, KV heads, head dim, window pattern and MoE routing; parameter
     shares; attention-score vs linear FLOPs and memory at `seq`; the length where attention dominates."""
@@ -179,43 +249,10 @@ def layer_profile(req: ProfileRequest) -> LayerProfile:
     count = count_params(resolved)
     blocks = _per_layer_params(spec)
     s = req.seq
-    notes: list[str] = []
-    layers: list[LayerInfo] = []
-    cross_terms: list[tuple[int, int | None, float]] = []
-    plan: list[tuple[str, str]] = []
-    if spec.kind == "encoder-decoder":
-        plan += [("encoder", "bidirectional")] * spec.encoder_layers
-        plan += [("decoder", "global")] * spec.layers
-    elif spec.kind == "encoder":
-        plan += [("encoder", "bidirectional")] * spec.layers
-    else:
-        plan += [("decoder", k) for k in layer_kinds(resolved.config, spec)]
-    q_dim = spec.q_dim
-    for i, (block, kind) in enumerate(plan):
-        p = blocks[block]
-        cross = spec.kind == "encoder-decoder" and block == "decoder"
-        attn = p.get("attention", 0)
-        mlp_all = p.get("mlp", 0) + p.get("experts", 0) + p.get("router", 0)
-        if spec.experts:
-            active = p.get("router", 0) + p.get("experts", 0) * spec.experts_per_token // spec.experts
-        else:
-            active = mlp_all
-        window = spec.sliding_window if kind == "sliding" else None
-        s_eff = min(s, window) if window else s
-        n_attn = 2 if cross else 1  # T5 decoder: self- and cross-attention (encoder length taken = s)
-        score_flops = 4.0 * s * s_eff * q_dim * n_attn
-        linear_flops = 2.0 * s * (attn + active)
-        lin_out = (q_dim + 2 * spec.kv_dim + spec.hidden) * n_attn + (
-            (2 if spec.gated_mlp else 1) * spec.intermediate * max(1, spec.experts_per_token) + spec.hidden)
-        layers.append(LayerInfo(
-            index=i, block=block, attention=kind, window=window, attention_type=spec.attention_type,
-            heads=spec.heads, kv_heads=spec.kv_heads, head_dim=spec.head_dim, group_ratio=spec.heads // spec.kv_heads,
-            cross_attention=cross, experts=spec.experts, experts_per_token=spec.experts_per_token,
-            params_attention=attn, params_mlp=mlp_all, params_mlp_active=active, linear_flops=linear_flops,
-            attention_score_flops=score_flops, score_bytes_eager=int(spec.heads * s * s_eff * SCORE_BYTES * n_attn),
-            linear_activation_bytes=int(s * lin_out * ACT_BYTES),
-            kv_bytes_per_token=0 if block == "encoder" else 2 * spec.kv_dim * 2 * n_attn))
-        cross_terms.append((q_dim * n_attn, window, float(attn + active)))
+    rows = [_layer_info(i, block, kind, spec, blocks[block], s)
+            for i, (block, kind) in enumerate(_layer_plan(resolved.config, spec))]
+    layers = [info for info, _ in rows]
+    cross_terms = [terms for _, terms in rows]
 
     total_score = sum(x.attention_score_flops for x in layers)
     total_linear = sum(x.linear_flops for x in layers)
@@ -225,19 +262,7 @@ def layer_profile(req: ProfileRequest) -> LayerProfile:
     crossover = _crossover(cross_terms)
     mem_ratio = sum(x.score_bytes_eager / x.linear_activation_bytes for x in layers) / len(layers)
     conv = ("hoffmann2022", "kaplan2020")
-    if crossover is None:
-        notes.append("Sliding windows cap every layer's score cost: attention never overtakes the linear layers.")
-    else:
-        notes.append(f"Attention-score FLOPs overtake the linear layers at {crossover:,} tokens (full score matrix; "
-                     f"a causal kernel that skips masked blocks moves this to ~{2 * crossover:,}).")
-    if spec.sliding_window and any(x.attention == "global" for x in layers):
-        notes.append("Only the global layers keep growing quadratically; the sliding layers' cost is linear in s "
-                     "beyond the window.")
-    if spec.experts:
-        notes.append(f"MoE: {spec.experts} experts, top-{spec.experts_per_token} per token; linear FLOPs count the "
-                     f"active experts ({count.active / 1e9:.2f}B of {total / 1e9:.2f}B parameters).")
-    notes.append("Eager attention materialises the score matrix (score_bytes_eager); SDPA/flash kernels keep "
-                 "O(s) memory instead.")
+    notes = _profile_notes(spec, layers, crossover, count.active, total)
     kinds = [x.attention for x in layers if x.block == "decoder"] or [x.attention for x in layers]
     profile = LayerProfile(
         request=req, model=resolved.name, layers=layers,
@@ -259,11 +284,5 @@ def layer_profile(req: ProfileRequest) -> LayerProfile:
                                *conv, unit="tokens"),
         notes=notes,
     )
-    extra = ["ainslie2023"] if spec.attention_type == "GQA" else (["shazeer2019"] if spec.attention_type == "MQA"
-                                                                  else [])
-    if spec.sliding_window:
-        extra += ["jiang2023"] if spec.model_type in ("mistral", "mixtral") else ["gemma2024", "gemma2025"]
-    if spec.experts:
-        extra.append("jiang2024")
-    profile.sources = collect_sources(profile, *extra)
+    profile.sources = collect_sources(profile, *_extra_sources(spec))
     return profile

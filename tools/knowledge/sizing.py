@@ -175,37 +175,40 @@ def _config(layers: int, hidden: int, heads: int, kv: int, head_dim: int, ffn: i
     }
 
 
-def size_architecture(req: SizeRequest) -> ArchitectureProposal:
-    """Propose depth, width, heads, KV heads, FFN, head dim, vocab, norm and positions for a target
-    size or budget; the count is exact and the shape is compared with published models."""
-    from qkv.tools.arch import spec_from_config
-    from qkv.tools.inventory import inventory
-    from qkv.tools.knowledge.scaling import chinchilla_optimal, optimal_for_params
+def _target(req: SizeRequest) -> tuple[float, Figure]:
+    """The target parameter count: given, or the Chinchilla optimum of the FLOP budget."""
+    from qkv.tools.knowledge.scaling import chinchilla_optimal
 
     if req.flops is not None:
-        opt = chinchilla_optimal(req.flops)
-        target = opt.params
-        target_fig = analytic(target, "Chinchilla-optimal N for the budget (Approach 1)", "hoffmann2022",
-                              unit="params")
-    else:
-        target = float(req.params)  # type: ignore[arg-type]
-        opt = optimal_for_params(target)
-        target_fig = analytic(target, "given", unit="params")
+        target = chinchilla_optimal(req.flops).params
+        return target, analytic(target, "Chinchilla-optimal N for the budget (Approach 1)", "hoffmann2022",
+                                unit="params")
+    return float(req.params), analytic(float(req.params), "given", unit="params")  # type: ignore[arg-type]
 
+
+def _vocab(req: SizeRequest, target: float) -> tuple[int, Figure]:
+    """Vocabulary size: given, else Llama 3's 128K from 3B params up and Llama 2's 32K below."""
     big = target >= 3e9
     vocab = req.vocab or (128_256 if big else 32_000)
-    vocab_fig = (analytic(vocab, "given") if req.vocab else
-                 cited(vocab, "dubey2024" if big else "touvron2023b",
-                       note="Llama 3's 128K tokenizer" if big else "Llama 2's 32K SentencePiece vocabulary; a larger "
-                       "vocabulary would spend too much of a small model on embeddings"))
-    tied = req.tie_embeddings if req.tie_embeddings is not None else target < 1.5e9
-    tied_fig = (analytic(tied, "given") if req.tie_embeddings is not None else
-                cited(tied, "gemma2025", "qkv-models",
-                      note="small models tie embeddings (Gemma 3, Qwen2.5-0.5B, SmolLM2); large ones do not"))
-    head_dim = 64 if target < 1e9 else 128
-    near = nearest_shapes(target)
-    ratio_star = median(s.aspect_ratio for s in near)
+    fig = (analytic(vocab, "given") if req.vocab else
+           cited(vocab, "dubey2024" if big else "touvron2023b",
+                 note="Llama 3's 128K tokenizer" if big else "Llama 2's 32K SentencePiece vocabulary; a larger "
+                 "vocabulary would spend too much of a small model on embeddings"))
+    return vocab, fig
 
+
+def _tied(req: SizeRequest, target: float) -> tuple[bool, Figure]:
+    """Whether input and output embeddings are shared: given, else below 1.5B params."""
+    tied = req.tie_embeddings if req.tie_embeddings is not None else target < 1.5e9
+    fig = (analytic(tied, "given") if req.tie_embeddings is not None else
+           cited(tied, "gemma2025", "qkv-models",
+                 note="small models tie embeddings (Gemma 3, Qwen2.5-0.5B, SmolLM2); large ones do not"))
+    return tied, fig
+
+
+def _search_shape(target: float, ratio_star: float, head_dim: int, vocab: int, tied: bool,
+                  attention: str) -> tuple[int, int, int, int, int]:
+    """(layers, hidden, heads, kv_heads, ffn) closest to the target params and to the aspect ratio `ratio_star`."""
     # Head counts in multiples of 8 from 10B up (tensor-parallel and GQA friendly), 4 from 1B, 2 from 100M.
     step = 8 if target >= 1e10 else (4 if target >= 1e9 else (2 if target >= 1e8 else 1))
     best: tuple[float, tuple[int, int, int, int, int]] | None = None
@@ -213,26 +216,49 @@ def size_architecture(req: SizeRequest) -> ArchitectureProposal:
         centre = max(step, step * round(ratio_star * layers / head_dim / step))
         for heads in range(max(step, centre - 3 * step), centre + 3 * step + 1, step):
             hidden = heads * head_dim
-            kv = kv_heads_for(heads, req.attention)
+            kv = kv_heads_for(heads, attention)
             ffn = swiglu_ffn(hidden)
             n = _quick_count(layers, hidden, heads, kv, head_dim, ffn, vocab, tied)
+            # Squared log-errors in units of the tolerances: 2% on params, 25% on the aspect ratio.
             score = (math.log(n / target) / 0.02) ** 2 + (math.log(hidden / layers / ratio_star) / 0.25) ** 2
             if best is None or score < best[0]:
                 best = (score, (layers, hidden, heads, kv, ffn))
     assert best is not None
-    layers, hidden, heads, kv, ffn = best[1]
-    rope_theta = 10_000.0 if req.context <= 8192 else 500_000.0
-    config = _config(layers, hidden, heads, kv, head_dim, ffn, vocab, tied, req.context, rope_theta)
-    groups = inventory(spec_from_config(config))
+    return best[1]
+
+
+def _breakdown(config: dict[str, Any], norm: str, layers: int, hidden: int, notes: list[str]) -> dict[str, int]:
+    """Params per role of the config, exact (qkv.tools.inventory), plus LayerNorm's biases when asked for."""
+    from qkv.tools.arch import spec_from_config
+    from qkv.tools.inventory import inventory
+
     breakdown: dict[str, int] = {}
-    for g in groups:
+    for g in inventory(spec_from_config(config)):
         breakdown[g.role] = breakdown.get(g.role, 0) + g.numel
-    notes = []
-    if req.norm == "layernorm":
+    if norm == "layernorm":
         extra = layers * 2 * hidden + hidden  # LayerNorm adds a bias vector beside each RMSNorm weight
         breakdown["norm"] = breakdown.get("norm", 0) + extra
         notes.append(f"LayerNorm adds {extra:,} bias parameters over RMSNorm; the config is a Llama layout, so "
                      "build the model with LayerNorm in your own code.")
+    return breakdown
+
+
+def size_architecture(req: SizeRequest) -> ArchitectureProposal:
+    """Propose depth, width, heads, KV heads, FFN, head dim, vocab, norm and positions for a target
+    size or budget; the count is exact and the shape is compared with published models."""
+    from qkv.tools.knowledge.scaling import optimal_for_params
+
+    target, target_fig = _target(req)
+    vocab, vocab_fig = _vocab(req, target)
+    tied, tied_fig = _tied(req, target)
+    head_dim = 64 if target < 1e9 else 128
+    near = nearest_shapes(target)
+    ratio_star = median(s.aspect_ratio for s in near)
+    layers, hidden, heads, kv, ffn = _search_shape(target, ratio_star, head_dim, vocab, tied, req.attention)
+    rope_theta = 10_000.0 if req.context <= 8192 else 500_000.0
+    config = _config(layers, hidden, heads, kv, head_dim, ffn, vocab, tied, req.context, rope_theta)
+    notes: list[str] = []
+    breakdown = _breakdown(config, req.norm, layers, hidden, notes)
     total = sum(breakdown.values())
     attention_type = "MHA" if kv == heads else ("MQA" if kv == 1 else "GQA")
     if req.position == "alibi":

@@ -236,91 +236,119 @@ def _recommend(name: str, m: TokenizerMetrics, req: AuditRequest, best: str) -> 
     return Recommendation(tokenizer=name, action="keep", reason=reason, rule=rule)
 
 
-def audit(req: AuditRequest, progress: Progress | None = None) -> AuditReport:
-    """Measure how each tokenizer fragments the corpus; rank them; recommend keep / extend / adapter.
+@dataclass
+class _Measured:
+    """What the corpus passes measured; the dicts are keyed by tokenizer index, for the extended ones only."""
 
-    `progress(done, total)` is called with bytes read (total 0 when unknown, e.g. stdin)."""
-    from qkv.tools.tokenizer.corpus import Corpus
-    from qkv.tools.tokenizer.extend import extend
-    from qkv.tools.tokenizer.load import load_tokenizer
-    from qkv.tools.tokenizer.metrics import DEFINITIONS
+    totals: _Totals
+    words: Counter
+    base: list[_TokPass]  # pass 1, one per tokenizer
+    ext_toks: dict[int, object]  # the extended copies
+    methods: dict[int, str]  # how each copy was extended
+    cands: dict[int, list[str]]  # the words added to each
+    after: dict[int, _TokPass]  # pass 2, with the extended copies
 
-    toks = [load_tokenizer(ref, online=req.online) for ref in req.tokenizers]
+
+def _names(toks: list, req: AuditRequest) -> list[str]:
+    """Display names of the tokenizers: their own, or what the user typed when two share one."""
     names = [t.name for t in toks]
     if len(set(names)) < len(names):  # two files in folders of one name: fall back to what the user typed
         names = list(req.tokenizers)
-    terms = _read_terms(req.terms)
-    corpus = Corpus.open(req.corpus, column=req.column, sample=req.sample)
-    try:
-        passes = 2 if req.extend else 1
-        total = corpus.total_bytes * passes
-        totals, words, base = _measure(corpus, toks, progress, 0, total)
-        if totals.documents == 0 or totals.characters == 0:
-            skipped = "; ".join(f"{p}: {r}" for p, r in corpus.skipped[:5])
-            raise BadInput("the corpus holds no text" + (f" (skipped {skipped})" if skipped else ""),
-                           expected="UTF-8 text files, folders, globs, JSONL/CSV with a text column, or stdin")
-        ext_toks, methods, cands = {}, {}, {}
-        if req.extend and req.max_new_tokens > 0:
-            for i, tok in enumerate(toks):
-                cands[i] = _candidates(tok, words, base[i].counts, req)
-                if cands[i]:
-                    ext_toks[i], methods[i] = extend(tok, cands[i])
-        after = {}
-        if ext_toks:
-            idx = list(ext_toks)
-            _, _, res = _measure(corpus, [ext_toks[i] for i in idx], progress, corpus.total_bytes, total)
-            after = dict(zip(idx, res, strict=True))
-        if progress:
-            progress(total, total)
-    finally:
-        corpus.close()
+    return names
 
-    metrics: list[TokenizerMetrics] = []
-    fewest = min(p.docs.tokens for p in base)
-    best = names[min(range(len(toks)), key=lambda i: base[i].docs.tokens)]
-    for i, (tok, p) in enumerate(zip(toks, base, strict=True)):
-        d = p.docs
-        ctx = _context(tok, names[i], d, req)
-        term_score = _score_terms(tok, terms)
-        extension = None
-        if i in after:
-            a = after[i]
-            params, cost = _cost(tok, len(cands[i]))
-            et = _score_terms(ext_toks[i], terms)
-            window = ctx.window
-            if window is not None:
-                import numpy as np
 
-                ctx.docs_over_after_extension = int((np.frombuffer(a.docs.lengths, dtype=np.int64) > window).sum())
-            extension = ExtensionResult(
-                added=len(cands[i]), tokens=cands[i], method=methods[i], tokens_before=d.tokens,
-                tokens_after=a.docs.tokens, sequence_saving=1 - a.docs.tokens / d.tokens if d.tokens else 0.0,
-                fertility_before=p.fertility, fertility_after=a.fertility, pcw_before=p.pcw, pcw_after=a.pcw,
-                chars_per_token_after=totals.characters / a.docs.tokens if a.docs.tokens else 0.0,
-                terms_pieces_after=et.pieces_per_term if et else None, new_embedding_rows=len(cands[i]),
-                hidden_size=tok.hidden_size, new_trainable_params=params, cost=cost)
-        m = TokenizerMetrics(
-            name=names[i], kind=tok.kind, algorithm=tok.algorithm, source=tok.source, vocab_size=tok.vocab_size,
-            documents=totals.documents, words=p.words, characters=totals.characters, bytes=totals.bytes,
-            tokens=d.tokens, fertility=p.fertility, pcw=p.pcw,
-            chars_per_token=totals.characters / d.tokens if d.tokens else 0.0,
-            bytes_per_token=totals.bytes / d.tokens if d.tokens else 0.0,
-            unk_tokens=d.unk, unk_rate=d.unk / d.tokens if d.tokens else 0.0,
-            byte_fallback_tokens=d.fallback, byte_fallback_rate=d.fallback / d.tokens if d.tokens else 0.0,
-            inflation=d.tokens / fewest if fewest else 1.0, doc_tokens=d.doc_lengths(),
-            fragmented=_fragmented(tok, words, p.counts, req.top_words), terms=term_score, extension=extension,
-            context=ctx, recommendation=Recommendation(tokenizer=names[i], action="keep", reason="", rule=""))
-        m.recommendation = _recommend(names[i], m, req, best)
-        metrics.append(m)
+def _extensions(toks: list, words: Counter, base: list[_TokPass],
+                req: AuditRequest) -> tuple[dict[int, object], dict[int, str], dict[int, list[str]]]:
+    """(extended copies, methods, candidate words) per tokenizer index; empty when extension is off."""
+    from qkv.tools.tokenizer.extend import extend
 
+    ext_toks: dict[int, object] = {}
+    methods: dict[int, str] = {}
+    cands: dict[int, list[str]] = {}
+    if req.extend and req.max_new_tokens > 0:
+        for i, tok in enumerate(toks):
+            cands[i] = _candidates(tok, words, base[i].counts, req)
+            if cands[i]:
+                ext_toks[i], methods[i] = extend(tok, cands[i])
+    return ext_toks, methods, cands
+
+
+def _measure_all(corpus, toks: list, req: AuditRequest, progress: Progress | None) -> _Measured:
+    """Pass 1 with every tokenizer; pass 2 with the extended copies when extension is on."""
+    passes = 2 if req.extend else 1
+    total = corpus.total_bytes * passes  # bytes: progress runs over both passes
+    totals, words, base = _measure(corpus, toks, progress, 0, total)
+    if totals.documents == 0 or totals.characters == 0:
+        skipped = "; ".join(f"{p}: {r}" for p, r in corpus.skipped[:5])
+        raise BadInput("the corpus holds no text" + (f" (skipped {skipped})" if skipped else ""),
+                       expected="UTF-8 text files, folders, globs, JSONL/CSV with a text column, or stdin")
+    ext_toks, methods, cands = _extensions(toks, words, base, req)
+    after = {}
+    if ext_toks:
+        idx = list(ext_toks)
+        _, _, res = _measure(corpus, [ext_toks[i] for i in idx], progress, corpus.total_bytes, total)
+        after = dict(zip(idx, res, strict=True))
+    if progress:
+        progress(total, total)
+    return _Measured(totals=totals, words=words, base=base, ext_toks=ext_toks, methods=methods, cands=cands,
+                     after=after)
+
+
+def _extension(i: int, tok, ms: _Measured, terms: list[str], ctx: ContextFlag) -> ExtensionResult:
+    """Tokenizer i before and after its measured extension (also sets ctx's documents over the window after)."""
+    p, a, added = ms.base[i], ms.after[i], ms.cands[i]
+    d = p.docs
+    params, cost = _cost(tok, len(added))
+    et = _score_terms(ms.ext_toks[i], terms)
+    window = ctx.window
+    if window is not None:
+        import numpy as np
+
+        ctx.docs_over_after_extension = int((np.frombuffer(a.docs.lengths, dtype=np.int64) > window).sum())
+    return ExtensionResult(
+        added=len(added), tokens=added, method=ms.methods[i], tokens_before=d.tokens,
+        tokens_after=a.docs.tokens, sequence_saving=1 - a.docs.tokens / d.tokens if d.tokens else 0.0,
+        fertility_before=p.fertility, fertility_after=a.fertility, pcw_before=p.pcw, pcw_after=a.pcw,
+        chars_per_token_after=ms.totals.characters / a.docs.tokens if a.docs.tokens else 0.0,
+        terms_pieces_after=et.pieces_per_term if et else None, new_embedding_rows=len(added),
+        hidden_size=tok.hidden_size, new_trainable_params=params, cost=cost)
+
+
+def _tokenizer_metrics(i: int, tok, name: str, ms: _Measured, terms: list[str], req: AuditRequest,
+                       best: str) -> TokenizerMetrics:
+    """Every measure of tokenizer i over the corpus, with its context check, extension and recommendation."""
+    totals, p = ms.totals, ms.base[i]
+    d = p.docs
+    fewest = min(b.docs.tokens for b in ms.base)
+    ctx = _context(tok, name, d, req)
+    term_score = _score_terms(tok, terms)
+    extension = _extension(i, tok, ms, terms, ctx) if i in ms.after else None
+    m = TokenizerMetrics(
+        name=name, kind=tok.kind, algorithm=tok.algorithm, source=tok.source, vocab_size=tok.vocab_size,
+        documents=totals.documents, words=p.words, characters=totals.characters, bytes=totals.bytes,
+        tokens=d.tokens, fertility=p.fertility, pcw=p.pcw,
+        chars_per_token=totals.characters / d.tokens if d.tokens else 0.0,
+        bytes_per_token=totals.bytes / d.tokens if d.tokens else 0.0,
+        unk_tokens=d.unk, unk_rate=d.unk / d.tokens if d.tokens else 0.0,
+        byte_fallback_tokens=d.fallback, byte_fallback_rate=d.fallback / d.tokens if d.tokens else 0.0,
+        inflation=d.tokens / fewest if fewest else 1.0, doc_tokens=d.doc_lengths(),
+        fragmented=_fragmented(tok, ms.words, p.counts, req.top_words), terms=term_score, extension=extension,
+        context=ctx, recommendation=Recommendation(tokenizer=name, action="keep", reason="", rule=""))
+    m.recommendation = _recommend(name, m, req, best)
+    return m
+
+
+def _ranking(metrics: list[TokenizerMetrics]) -> list[RankRow]:
+    """The tokenizers from fewest tokens on the corpus to most."""
     order = sorted(range(len(metrics)), key=lambda i: metrics[i].tokens)
-    ranking = [RankRow(rank=r + 1, tokenizer=metrics[i].name, tokens=metrics[i].tokens,
-                       inflation=metrics[i].inflation, fertility=metrics[i].fertility, pcw=metrics[i].pcw,
-                       chars_per_token=metrics[i].chars_per_token) for r, i in enumerate(order)]
-    stats = CorpusStats(sources=req.corpus, documents=totals.documents, bytes=totals.bytes,
-                        characters=totals.characters, words=sum(words.values()), distinct_words=len(words),
-                        sampled=req.sample is not None, skipped=[Skip(path=p, reason=r) for p, r in corpus.skipped])
-    plot = {
+    return [RankRow(rank=r + 1, tokenizer=metrics[i].name, tokens=metrics[i].tokens,
+                    inflation=metrics[i].inflation, fertility=metrics[i].fertility, pcw=metrics[i].pcw,
+                    chars_per_token=metrics[i].chars_per_token) for r, i in enumerate(order)]
+
+
+def _plot(metrics: list[TokenizerMetrics]) -> dict:
+    """Per-measure series over the tokenizers, in report order, for the report's charts."""
+    return {
         "tokenizers": [m.name for m in metrics],
         **{k: [getattr(m, k) for m in metrics] for k in ("fertility", "pcw", "chars_per_token", "bytes_per_token",
                                                          "unk_rate", "byte_fallback_rate", "inflation", "tokens")},
@@ -330,6 +358,31 @@ def audit(req: AuditRequest, progress: Progress | None = None) -> AuditReport:
         "doc_tokens_p95": [m.doc_tokens.p95 for m in metrics],
         "context_window": [m.context.window for m in metrics],
     }
-    return AuditReport(corpus=stats, tokenizers=metrics, ranking=ranking, best=best,
+
+
+def audit(req: AuditRequest, progress: Progress | None = None) -> AuditReport:
+    """Measure how each tokenizer fragments the corpus; rank them; recommend keep / extend / adapter.
+
+    `progress(done, total)` is called with bytes read (total 0 when unknown, e.g. stdin)."""
+    from qkv.tools.tokenizer.corpus import Corpus
+    from qkv.tools.tokenizer.load import load_tokenizer
+    from qkv.tools.tokenizer.metrics import DEFINITIONS
+
+    toks = [load_tokenizer(ref, online=req.online) for ref in req.tokenizers]
+    names = _names(toks, req)
+    terms = _read_terms(req.terms)
+    corpus = Corpus.open(req.corpus, column=req.column, sample=req.sample)
+    try:
+        ms = _measure_all(corpus, toks, req, progress)
+    finally:
+        corpus.close()
+
+    best = names[min(range(len(toks)), key=lambda i: ms.base[i].docs.tokens)]
+    metrics = [_tokenizer_metrics(i, tok, names[i], ms, terms, req, best) for i, tok in enumerate(toks)]
+    totals, words = ms.totals, ms.words
+    stats = CorpusStats(sources=req.corpus, documents=totals.documents, bytes=totals.bytes,
+                        characters=totals.characters, words=sum(words.values()), distinct_words=len(words),
+                        sampled=req.sample is not None, skipped=[Skip(path=p, reason=r) for p, r in corpus.skipped])
+    return AuditReport(corpus=stats, tokenizers=metrics, ranking=_ranking(metrics), best=best,
                        recommendation=metrics[0].recommendation, recommendations=[m.recommendation for m in metrics],
-                       context_flags=[m.context for m in metrics], definitions=DEFINITIONS, plot=plot)
+                       context_flags=[m.context for m in metrics], definitions=DEFINITIONS, plot=_plot(metrics))

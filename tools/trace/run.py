@@ -43,12 +43,101 @@ def _module_hooks(model, tracker) -> None:
             module.register_forward_hook(post)
 
 
+def _track_inputs(tracker, model, ids) -> None:
+    """Count what is resident before the first op: parameters, buffers and the batch; the peak starts there."""
+    for p in model.parameters():
+        tracker.track(p)
+    for b in model.buffers():
+        tracker.track(b)
+    tracker.track(ids)  # the batch itself occupies device memory too
+    tracker.peak = tracker.current
+
+
+def _forward_loss(model, ids, req: MemoryRequest, spec, tracker):
+    """One forward pass to the loss, under autocast and activation offload when the request asks for them."""
+    import torch
+
+    from qkv.tools.trace.techniques import chunked_loss, offload_hooks
+
+    # AMP for *-mixed; QLoRA always trains under bf16 autocast (HF Trainer bf16=True), which keeps the
+    # fp32-upcast norms and the 16-bit linears' dtypes compatible.
+    autocast = (req.precision.endswith("-mixed") or req.method == "qlora") and req.method != "inference"
+    amp_dtype = torch.float16 if req.precision.startswith("fp16") else torch.bfloat16
+    kwargs = {"labels": ids}
+    if spec.kind == "encoder-decoder":
+        kwargs["decoder_input_ids"] = ids
+    offload = offload_hooks(tracker) if req.offload_activations else contextlib.nullcontext()
+    with torch.autocast("cpu", dtype=amp_dtype, enabled=autocast), offload:
+        if req.loss_chunk and spec.kind == "decoder":
+            return chunked_loss(model, ids, req.loss_chunk)
+        return _loss(model(input_ids=ids, **kwargs), spec)
+
+
+def _train_steps(model, ids, req: MemoryRequest, spec, groups, modules,
+                 tracker) -> tuple[dict[str, int], dict[str, int], int]:
+    """Two traced training steps: (bytes by category at the peak, bytes saved by module, analytic state B)."""
+    opt, extra_state = _optimizer(model, req, spec, groups, modules)
+    top: dict[str, int] = {}
+    categories: dict[str, int] = {}
+    for step in (1, 2):  # step 2 is the steady state: optimizer state exists throughout
+        if step == 2:
+            tracker.peak, tracker.peak_live, tracker.phase_peaks = tracker.current, {}, {}
+        tracker.set_phase("forward" if step == 2 else "warm-up")
+        loss = _forward_loss(model, ids, req, spec, tracker)
+        if step == 2:
+            top = _saved_by_module(tracker)
+            tracker.set_phase("backward")
+        loss.backward()
+        del loss
+        if step == 2:
+            tracker.set_phase("optimizer")
+        opt.step()
+        if step == 2:  # before zero_grad, while grads and state are still identifiable
+            categories = _categorise(tracker, model, opt, None)
+        opt.zero_grad(set_to_none=True)
+    return categories, top, extra_state
+
+
+def _analytic_adjustments(req: MemoryRequest, built, extra_state: int,
+                          categories: dict[str, int]) -> tuple[int, list[str]]:
+    """Bytes to add to the traced peak for what fake tensors cannot be (4-bit weights, bitsandbytes state),
+    and why; `categories` is corrected in place."""
+    import torch
+
+    shift = 0
+    adjustments: list[str] = []
+    if built.quantized_linear_params:
+        bits = NF4_DQ_BITS if req.quant_double else NF4_BITS
+        base_bytes = 2 if built.dtype != torch.float32 else 4
+        delta = int(built.quantized_linear_params * (base_bytes - bits / 8))
+        shift -= delta
+        categories["parameters"] -= delta
+        adjustments.append(f"{built.quantized_linear_params:,} linear weights held at {bits:.3f} bits instead of "
+                           f"{base_bytes * 8} (analytic; fake tensors cannot be 4-bit)")
+    if extra_state:
+        shift += extra_state
+        categories["optimizer state"] += extra_state
+        adjustments.append(f"{req.optimizer} state {extra_state:,} B (analytic; bitsandbytes kernels do not run "
+                           "on fake tensors" + ("; paged: the GPU-resident minimum" if "paged" in req.optimizer else "")
+                           + ")")
+    return shift, adjustments
+
+
+def _allocator_view(tracker, peak: int) -> tuple[int, int]:
+    """(allocated, reserved) bytes at the peak once the caching allocator's rounding and segments are replayed."""
+    alloc = replay(tracker.events)
+    rounding = alloc.allocated - tracker_peak_unrounded(tracker)
+    allocated = peak + max(0, rounding)
+    # The replay saw 16-bit stand-ins for 4-bit weights and no 8-bit optimizer state: shift it too.
+    reserved = max(alloc.reserved + peak - tracker.peak, allocated)
+    return allocated, reserved
+
+
 def trace_memory(req: MemoryRequest) -> TraceResult:
     """Trace peak memory exactly: build on meta, run on fake CPU tensors, record storage lifetimes."""
     import torch
 
     from qkv.tools.trace.build import build_fake_model
-    from qkv.tools.trace.techniques import chunked_loss, offload_hooks
     from qkv.tools.trace.tracker import MemoryTracker
 
     _check(req)
@@ -61,75 +150,23 @@ def trace_memory(req: MemoryRequest) -> TraceResult:
     model, fake_mode = built.model, built.fake_mode
     tracker = MemoryTracker()
     _module_hooks(model, tracker)
-    adjustments: list[str] = []
     extra_state = 0
-    # AMP for *-mixed; QLoRA always trains under bf16 autocast (HF Trainer bf16=True), which keeps the
-    # fp32-upcast norms and the 16-bit linears' dtypes compatible.
-    autocast = (req.precision.endswith("-mixed") or req.method == "qlora") and req.method != "inference"
-    amp_dtype = torch.float16 if req.precision.startswith("fp16") else torch.bfloat16
     top: dict[str, int] = {}
 
     with fake_mode:
         ids = torch.randint(0, spec.vocab, (req.batch, req.seq))
         with tracker:
-            for p in model.parameters():
-                tracker.track(p)
-            for b in model.buffers():
-                tracker.track(b)
-            tracker.track(ids)  # the batch itself occupies device memory too
-            tracker.peak = tracker.current
+            _track_inputs(tracker, model, ids)
             if req.method == "inference":
                 kv = _trace_inference(model, ids, spec, tracker)
             else:
-                opt, extra_state = _optimizer(model, req, spec, groups, modules)
-                kv = None
-                for step in (1, 2):  # step 2 is the steady state: optimizer state exists throughout
-                    if step == 2:
-                        tracker.peak, tracker.peak_live, tracker.phase_peaks = tracker.current, {}, {}
-                    tracker.set_phase("forward" if step == 2 else "warm-up")
-                    kwargs = {"labels": ids}
-                    if spec.kind == "encoder-decoder":
-                        kwargs["decoder_input_ids"] = ids
-                    offload = offload_hooks(tracker) if req.offload_activations else contextlib.nullcontext()
-                    with torch.autocast("cpu", dtype=amp_dtype, enabled=autocast), offload:
-                        if req.loss_chunk and spec.kind == "decoder":
-                            loss = chunked_loss(model, ids, req.loss_chunk)
-                        else:
-                            loss = _loss(model(input_ids=ids, **kwargs), spec)
-                    if step == 2:
-                        top = _saved_by_module(tracker)
-                        tracker.set_phase("backward")
-                    loss.backward()
-                    del loss
-                    if step == 2:
-                        tracker.set_phase("optimizer")
-                    opt.step()
-                    if step == 2:  # before zero_grad, while grads and state are still identifiable
-                        categories = _categorise(tracker, model, opt, kv)
-                    opt.zero_grad(set_to_none=True)
+                categories, top, extra_state = _train_steps(model, ids, req, spec, groups, modules, tracker)
         if req.method == "inference":
             categories = _categorise(tracker, model, None, kv)
 
-    peak = tracker.peak
-    if built.quantized_linear_params:
-        bits = NF4_DQ_BITS if req.quant_double else NF4_BITS
-        base_bytes = 2 if built.dtype != torch.float32 else 4
-        delta = int(built.quantized_linear_params * (base_bytes - bits / 8))
-        peak -= delta
-        categories["parameters"] -= delta
-        adjustments.append(f"{built.quantized_linear_params:,} linear weights held at {bits:.3f} bits instead of "
-                           f"{base_bytes * 8} (analytic; fake tensors cannot be 4-bit)")
-    if extra_state:
-        peak += extra_state
-        categories["optimizer state"] += extra_state
-        adjustments.append(f"{req.optimizer} state {extra_state:,} B (analytic; bitsandbytes kernels do not run "
-                           "on fake tensors" + ("; paged: the GPU-resident minimum" if "paged" in req.optimizer else "")
-                           + ")")
-    alloc = replay(tracker.events)
-    rounding = alloc.allocated - tracker_peak_unrounded(tracker)
-    allocated = peak + max(0, rounding)
-    # The replay saw 16-bit stand-ins for 4-bit weights and no 8-bit optimizer state: shift it too.
-    reserved = max(alloc.reserved + peak - tracker.peak, allocated)
+    shift, adjustments = _analytic_adjustments(req, built, extra_state, categories)
+    peak = tracker.peak + shift
+    allocated, reserved = _allocator_view(tracker, peak)
     return TraceResult(
         request=req, model=resolved.name, peak_bytes=peak, peak_phase=tracker.peak_phase,
         categories=categories, phase_peaks=tracker.phase_peaks,

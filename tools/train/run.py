@@ -18,12 +18,10 @@ from typing import Any
 
 from qkv.tools.errors import BadInput
 from qkv.tools.train import checkpoints as ckpt
+from qkv.tools.train.arguments import training_args
 from qkv.tools.train.config import TrainConfig, to_yaml
 from qkv.tools.train.distributed import check_scale_out, scale_out_note, world
 from qkv.tools.train.schema import TrainSummary
-
-_OPTIM = {"adamw": "adamw_torch", "adamw-8bit": "adamw_bnb_8bit", "paged-adamw": "paged_adamw_32bit",
-          "paged-adamw-8bit": "paged_adamw_8bit"}
 
 
 def _trainer_class():
@@ -191,6 +189,53 @@ def resolve_resume(out: Path, resume: bool) -> tuple[Path | None, list[str]]:
     return None, notes
 
 
+def _quiet_libraries() -> None:
+    """Silence transformers' logging and the warnings the user cannot act on, before the model loads."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    import warnings
+
+    # raised from inside transformers/peft on every wrap; nothing the user can act on
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
+def _reset_metrics(out: Path, resume_from: Path | None, main: bool) -> Path:
+    """metrics.jsonl for this run: cut back to the resumed checkpoint's step, or removed for a fresh run."""
+    from qkv.tools.train.metrics import truncate_after
+
+    metrics_path = out / "metrics.jsonl"
+    if main and resume_from is not None:
+        truncate_after(metrics_path, ckpt.step_of(resume_from) or 0)
+    elif main and metrics_path.exists():
+        metrics_path.unlink()
+    return metrics_path
+
+
+def _build_trainer(cfg: TrainConfig, model, tok, args, train_ds, eval_ds, metrics_path: Path, cuda: bool,
+                   show_progress: bool) -> tuple[Any, Any, StopOnSignal, list[str]]:
+    """(trainer, metrics callback, stop-on-signal, loss notes): the QkvTrainer with qkv's callbacks and loss."""
+    from transformers import ProgressCallback
+
+    from qkv.tools.train.callbacks import MetricsCallback, ProgressBar
+    from qkv.tools.train.data import PadCollator
+
+    metrics = MetricsCallback(metrics_path)
+    stopper = StopOnSignal()
+    trainer_cls = _trainer_class()
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds,
+                          eval_dataset=eval_ds if len(eval_ds) else None,
+                          # no processing_class: the Trainer would copy the 33 MB tokenizer into every checkpoint
+                          data_collator=PadCollator(tok.pad_token_id),
+                          callbacks=[metrics, stopper.callback()])
+    trainer.keep_checkpoints = cfg.run.keep_checkpoints
+    trainer.chunked_loss, loss_notes = _loss_setup(cfg, model, cuda)
+    trainer.offload_activations = cfg.train.offload_activations
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ProgressBar(metrics, enabled=show_progress))
+    return trainer, metrics, stopper, loss_notes
+
+
 def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = False,
             progress: bool = True) -> PreparedRun:
     """Preflight (no model), then load, build data and the Trainer. Bad configs fail before the load."""
@@ -208,19 +253,9 @@ def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = Fa
     out.mkdir(parents=True, exist_ok=True)
     resume_from, notes = resolve_resume(out, resume)
 
-    from transformers import ProgressCallback, TrainingArguments
-    from transformers.utils import logging as hf_logging
-
-    from qkv.tools.train.callbacks import MetricsCallback, ProgressBar
-    from qkv.tools.train.data import PadCollator
-    from qkv.tools.train.metrics import truncate_after
     from qkv.tools.train.model import load_for_training
 
-    hf_logging.set_verbosity_error()
-    import warnings
-
-    # raised from inside transformers/peft on every wrap; nothing the user can act on
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    _quiet_libraries()
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     if main:
@@ -229,59 +264,11 @@ def prepare(cfg: TrainConfig, *, base_dir: Path | None = None, resume: bool = Fa
     model, tok, info = load_for_training(cfg)
     train_ds, eval_ds, stats = build_datasets(rows, cfg.data, tok, cfg.train.seq_len, cfg.train.packing)
 
-    metrics_path = out / "metrics.jsonl"
-    if main and resume_from is not None:
-        truncate_after(metrics_path, ckpt.step_of(resume_from) or 0)
-    elif main and metrics_path.exists():
-        metrics_path.unlink()
-    args = TrainingArguments(
-        output_dir=str(out),
-        max_steps=cfg.train.max_steps if cfg.train.max_steps > 0 else -1,
-        num_train_epochs=cfg.train.epochs,
-        per_device_train_batch_size=cfg.train.micro_batch,
-        per_device_eval_batch_size=cfg.train.micro_batch,
-        gradient_accumulation_steps=cfg.train.grad_accum,
-        learning_rate=cfg.optim.lr,
-        lr_scheduler_type=cfg.optim.schedule,
-        # transformers 5 reads a warmup_steps float below 1 as a fraction of all steps.
-        warmup_steps=cfg.optim.warmup_steps or cfg.optim.warmup_ratio,
-        weight_decay=cfg.optim.weight_decay,
-        max_grad_norm=cfg.optim.max_grad_norm,
-        optim=_OPTIM[cfg.optim.optimizer],
-        seed=cfg.run.seed,
-        logging_steps=1,
-        eval_strategy="steps" if len(eval_ds) else "no",
-        eval_steps=cfg.run.eval_interval,
-        save_strategy="steps",
-        save_steps=cfg.run.checkpoint_interval,
-        save_total_limit=None,  # QkvTrainer prunes complete checkpoints itself
-        prediction_loss_only=True,
-        remove_unused_columns=False,
-        include_num_input_tokens_seen="non_padding",
-        bf16=cuda and cfg.model.dtype == "bfloat16" and cfg.method.kind != "qlora",
-        use_cpu=not cuda,
-        dataloader_pin_memory=cuda,
-        dataloader_num_workers=0,
-        # LoRA and full fine-tuning use every trainable weight in each forward: DDP's extra search of the
-        # autograd graph for unused ones (transformers' default without checkpointing) is wasted time
-        ddp_find_unused_parameters=False,
-        report_to="none",
-        disable_tqdm=False,
-    )
-    metrics = MetricsCallback(metrics_path)
-    stopper = StopOnSignal()
-    trainer_cls = _trainer_class()
-    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds,
-                          eval_dataset=eval_ds if len(eval_ds) else None,
-                          # no processing_class: the Trainer would copy the 33 MB tokenizer into every checkpoint
-                          data_collator=PadCollator(tok.pad_token_id),
-                          callbacks=[metrics, stopper.callback()])
-    trainer.keep_checkpoints = cfg.run.keep_checkpoints
-    trainer.chunked_loss, loss_notes = _loss_setup(cfg, model, cuda)
-    trainer.offload_activations = cfg.train.offload_activations
+    metrics_path = _reset_metrics(out, resume_from, main)
+    args = training_args(cfg, out, cuda, has_eval=bool(len(eval_ds)))
+    trainer, metrics, stopper, loss_notes = _build_trainer(cfg, model, tok, args, train_ds, eval_ds, metrics_path,
+                                                           cuda, show_progress=progress and main)
     notes += loss_notes
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(ProgressBar(metrics, enabled=progress and main))
     if processes > 1:
         notes.append(scale_out_note(trainer, processes))
     return PreparedRun(cfg=cfg, out=out, model=model, tokenizer=tok, trainer=trainer, metrics=metrics,
