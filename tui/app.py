@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
 from textual.app import App, ComposeResult
@@ -30,6 +30,9 @@ from qkv.tui.widgets.chat import ChatMessage, ChatView
 from qkv.tui.widgets.chat_input import ChatInput
 from qkv.tui.widgets.steps import DEFAULT_STEPS, StepTracker
 from qkv.tui.widgets.tabs import RightTabs
+
+if TYPE_CHECKING:
+    from qkv.agent.graph.schemas import DesignReport
 
 TABS = ("report", "memory", "tokenizer", "training", "tools")
 GREETING = ("Hello — I'm qkv. Describe what you want to build and on what hardware, e.g.\n"
@@ -93,8 +96,7 @@ class QkvApp(DesignMixin, JobsMixin, SessionMixin, App[None]):
         self.follow_path = follow
         self.initial_task = task
         self.timings = timings
-        self.report: Any = None  # DesignReport
-        self.report_dict: dict | None = None
+        self.report: DesignReport | None = None  # the typed report every tab reads
         self.awaiting: str | None = None  # the graph's open question
         self._last_question: str | None = None
         self._pending_task: str | None = None

@@ -4,7 +4,6 @@ about the report from its facts, streamed. A mixin of QkvApp."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -44,7 +43,7 @@ class DesignMixin:
     @work(thread=True, exclusive=True, group="design")
     def _run_graph(self, kind: str, text: str) -> None:
         worker = get_current_worker()
-        before = self.report_dict
+        before = self.report_json()
         ran: list[str] = []
         report = None
         try:
@@ -123,37 +122,38 @@ class DesignMixin:
         self._set_report(report)
         self.steps.finish()
         self.save_steps()
-        after = self.report_dict or {}
+        after = self.report_json() or {}
         if kind == "revise" and before is not None:
             changes = diff_reports(before, after)
             sections = changed_sections(changes)
             lines = "\n".join(summarize_changes(changes))
             text = (f"Re-ran: {', '.join(ran) or 'nothing'}.\n"
                     + (f"What changed ({', '.join(sections)}):\n{lines}\n" if changes
-                       else "The report did not change.\n") + "\n" + summary_text(after))
+                       else "The report did not change.\n") + "\n" + summary_text(report))
         else:
-            text = summary_text(after)
+            text = summary_text(report)
         self.stream_reply(text)
+
+    def report_json(self) -> dict | None:
+        """The report as JSON data: questions are answered from its facts and a revision's changes are found
+        by its dotted paths, both defined on the JSON contract (`qkv design --json`)."""
+        return None if self.report is None else self.report.model_dump(mode="json")
 
     def _set_report(self, report: Any) -> None:
         self.report = report
-        self.report_dict = json.loads(report.model_dump_json())
         self.store.update(self.thread_id, report_json=report.model_dump_json())
         self._render_report()
 
     def _render_report(self) -> None:
-        assert self.report is not None and self.report_dict is not None
-        try:
-            md = self.report.to_markdown()
-        except Exception as exc:  # the renderer is the agent's; show the JSON rather than nothing
-            md = f"*Markdown renderer unavailable ({exc}).*\n\n```json\n{json.dumps(self.report_dict, indent=1)}\n```"
-        report = self.report_dict
+        report = self.report
+        assert report is not None
+        md = report.to_markdown()
         self.on_tabs(lambda t: t.show_report(md, report))
 
     # -- questions about the report ---------------------------------------------------------------------
     def answer_about_report(self, question: str) -> None:
-        assert self.report_dict is not None
-        template, facts = answer_from_report(self.report_dict, question)
+        assert self.report is not None
+        template, facts = answer_from_report(self.report, question)
         self._stream_answer(question, facts, template)
 
     @work(thread=True, group="answer")

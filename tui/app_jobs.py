@@ -24,21 +24,18 @@ class JobsMixin:
     _job_last = ""
 
     def action_trace(self) -> None:
-        if self.report_dict is None:
+        if self.report is None:
             self.reply("Nothing to trace yet: design something first, then Ctrl+T traces its training step.")
             return
         if self._busy("job"):
             self.reply(f"A {self.job_name} job is running; Esc cancels it.")
             return
         try:
-            req = memory_request(self.report_dict)
+            req = memory_request(self.report)
         except NotTraceable as exc:
             self.reply(f"I can't trace this one: {exc}.")
             return
-        except (KeyError, TypeError) as exc:
-            self.reply(f"This report has no training step to trace (missing {exc}).")
-            return
-        gpus = (self.report_dict.get("efficiency") or {}).get("gpus") or 1
+        gpus = self.report.efficiency.gpus
         share = f" — one GPU's share of the {gpus}-GPU data-parallel plan (each GPU holds the same)" \
             if gpus > 1 else ""
         self.reply(f"Tracing one {req['method']} step of {req['model']} (micro-batch {req['batch']}, seq "
@@ -83,21 +80,15 @@ class JobsMixin:
             return
         run_dir = (self.runs_dir / self.thread_id / "train").resolve()
         if config is None:
-            if self.report_dict is None or not self.report_dict.get("training_config"):
+            if self.report is None:
                 self.reply("No training config yet: design something first, or give one: /train path/to/config.yaml")
                 return
-            tc = self.report_dict["training_config"]
-            if tc.get("available") is False:
+            tc = self.report.training_config
+            if not tc.available or tc.yaml is None:
                 self.reply("This report has no runnable training config (see its training section).")
                 return
             config = run_dir / "config.yaml"
-            if isinstance(tc.get("yaml"), str):
-                text = tc["yaml"]  # the agent's commented YAML, as `qkv design` writes it
-            else:
-                import yaml
-
-                text = yaml.safe_dump(tc.get("config", tc), sort_keys=False)
-            write_text(config, text)
+            write_text(config, tc.yaml)  # the agent's commented YAML, as `qkv design` writes it
         self.on_tabs(lambda t: t.follow(run_dir))
         self.action_tab("training")
         self.reply(f"Training with {config.resolve()} in a child process; the loss curve follows "

@@ -4,7 +4,6 @@ command palette's entries. A mixin of QkvApp."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from textual.app import SystemCommand
@@ -134,7 +133,7 @@ class SessionMixin:
             if w.group in ("design", "answer"):
                 w.cancel()
         self.chat.remove_children()
-        self.report = self.report_dict = None
+        self.report = None
         self.awaiting = None
         self.steps.reset()
         self.on_tabs(lambda t: t.clear_report())
@@ -163,7 +162,6 @@ class SessionMixin:
         if raw:
             try:
                 self.report = driver.report_from_json(raw)
-                self.report_dict = json.loads(raw)
                 self._render_report()
             except Exception as exc:
                 self.chat.add("system", f"(the saved report could not be read: {exc})")

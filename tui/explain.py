@@ -7,80 +7,82 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from qkv.tui.facts import Fact, flatten
+
+if TYPE_CHECKING:
+    from qkv.agent.graph.schemas import DesignReport
 
 Answer = tuple[str, list[Fact]]
 
 
-def _facts(report: dict, *prefixes: str) -> list[Fact]:
-    return [f for f in flatten(report) if f.path.startswith(prefixes)][:8]
+def _facts(data: dict, *prefixes: str) -> list[Fact]:
+    return [f for f in flatten(data) if f.path.startswith(prefixes)][:8]
 
 
-def _why_method(report: dict) -> Answer:
-    e = report["efficiency"]
-    tried = [a for a in e.get("alternatives", []) if a["name"] != e["strategy"]]
-    failed = [a for a in tried if not a["fits"] or a.get("tight")]
-    stated = next((s for s in report.get("task", {}).get("stated", []) if s["field"] == "method"), None)
-    lines = [f"The plan is {e['strategy']} at {e['peak_vram_gib']} GiB per GPU of {e['usable_gib']} GiB usable"
-             + (f", with the method you stated (“{stated['text']}”)." if stated else ".")]
+def _why_method(r: DesignReport, data: dict) -> Answer:
+    e = r.efficiency
+    tried = [a for a in e.alternatives if a.name != e.strategy]
+    failed = [a for a in tried if not a.fits or a.tight]
+    stated = next((s for s in r.task.stated if s.field == "method"), None)
+    lines = [f"The plan is {e.strategy} at {e.peak_vram_gib} GiB per GPU of {e.usable_gib} GiB usable"
+             + (f", with the method you stated (“{stated.text}”)." if stated else ".")]
     if failed:
-        shown = "; ".join(f"{a['name']} {a['total_gib']} GiB" for a in failed[-3:])
+        shown = "; ".join(f"{a.name} {a.total_gib} GiB" for a in failed[-3:])
         lines.append(f"The rungs before it did not fit with the margin ({shown}).")
-    if e.get("departures"):
-        lines.append("It departs from what you stated: " + "; ".join(e["departures"]) + ".")
-    t = e.get("tradeoffs")
-    if t:
-        lines.append(t["summary"])
-    return " ".join(lines), _facts(report, "efficiency.strategy", "efficiency.peak", "efficiency.alternatives",
+    if e.departures:
+        lines.append("It departs from what you stated: " + "; ".join(e.departures) + ".")
+    if e.tradeoffs:
+        lines.append(e.tradeoffs["summary"])
+    return " ".join(lines), _facts(data, "efficiency.strategy", "efficiency.peak", "efficiency.alternatives",
                                    "efficiency.tradeoffs")
 
 
-def _why_not_fit(report: dict) -> Answer:
-    e = report["efficiency"]
-    d = e.get("diagnosis") or {}
-    verdict = "fits" if e["fits"] else "does not fit"
-    lines = [f"The plan needs {e['peak_vram_gib']} GiB per GPU against {e['usable_gib']} GiB usable: it {verdict}."]
-    if d.get("ranked"):
-        top = ", ".join(f"{t['name']} {t['gib']} GiB ({t['share']:.0%})" for t in d["ranked"][:3])
+def _why_not_fit(r: DesignReport, data: dict) -> Answer:
+    e = r.efficiency
+    verdict = "fits" if e.fits else "does not fit"
+    lines = [f"The plan needs {e.peak_vram_gib} GiB per GPU against {e.usable_gib} GiB usable: it {verdict}."]
+    if e.diagnosis and e.diagnosis.ranked:
+        top = ", ".join(f"{t.name} {t.gib} GiB ({t.share:.0%})" for t in e.diagnosis.ranked[:3])
         lines.append(f"The largest terms: {top}.")
-    return " ".join(lines) + _fixes(e), _facts(report, "efficiency.diagnosis.ranked", "efficiency.peak",
+    return " ".join(lines) + _fixes(r), _facts(data, "efficiency.diagnosis.ranked", "efficiency.peak",
                                              "efficiency.usable")
 
 
-def _fixes(e: dict) -> str:
-    d = e.get("diagnosis") or {}
+def _fixes(r: DesignReport) -> str:
+    e = r.efficiency
     out = ""
-    if d.get("fixes"):
-        out += " Targeted fixes: " + "; ".join(f"{f['fix']} saves {f['saving_gib']} GiB (cost: {f['cost']})"
-                                                 for f in d["fixes"][:3]) + "."
-    if e.get("what_would_fit"):
-        out += " What would fit: " + "; ".join(e["what_would_fit"][:3]) + "."
+    if e.diagnosis and e.diagnosis.fixes:
+        out += " Targeted fixes: " + "; ".join(f"{f.fix} saves {f.saving_gib} GiB (cost: {f.cost})"
+                                                 for f in e.diagnosis.fixes[:3]) + "."
+    if e.what_would_fit:
+        out += " What would fit: " + "; ".join(e.what_would_fit[:3]) + "."
     return out
 
 
-def _make_fit(report: dict) -> Answer:
-    e = report["efficiency"]
-    if e["fits"] and not e.get("what_would_fit"):
-        return (f"It already fits: {e['strategy']} at {e['peak_vram_gib']} GiB of {e['usable_gib']} GiB usable."
-                + _fixes(e), _facts(report, "efficiency.diagnosis.fixes", "efficiency.peak"))
-    return _why_not_fit(report)
+def _make_fit(r: DesignReport, data: dict) -> Answer:
+    e = r.efficiency
+    if e.fits and not e.what_would_fit:
+        return (f"It already fits: {e.strategy} at {e.peak_vram_gib} GiB of {e.usable_gib} GiB usable."
+                + _fixes(r), _facts(data, "efficiency.diagnosis.fixes", "efficiency.peak"))
+    return _why_not_fit(r, data)
 
 
-def _inference_memory(report: dict) -> Answer:
-    i = report["inference"]
-    text = (f"Serving needs {i['peak_vram_gib']} GiB per GPU on {i['gpus']} GPU(s): {i['quantization']} weights "
-            f"{i['weights_gib']} GiB plus a {i['kv_cache_gib']} GiB KV cache ({i['context_tokens']:,} tokens × "
-            f"{i['concurrency']} sequences); it {'fits' if i['fits'] else 'does not fit'}.")
-    return text, _facts(report, "inference.peak", "inference.weights", "inference.kv", "inference.quantization")
+def _inference_memory(r: DesignReport, data: dict) -> Answer:
+    i = r.inference
+    text = (f"Serving needs {i.peak_vram_gib} GiB per GPU on {i.gpus} GPU(s): {i.quantization} weights "
+            f"{i.weights_gib} GiB plus a {i.kv_cache_gib} GiB KV cache ({i.context_tokens:,} tokens × "
+            f"{i.concurrency} sequences); it {'fits' if i.fits else 'does not fit'}.")
+    return text, _facts(data, "inference.peak", "inference.weights", "inference.kv", "inference.quantization")
 
 
-def _training_time(report: dict) -> Answer:
-    pre = (report.get("resource_budget") or {}).get("pretraining") or {}
-    if pre.get("training_days"):
-        return (f"Pre-training the compute-optimal budget takes about {pre['training_days']:.1f} days "
-                f"({pre['gpu_hours']:,.0f} GPU-hours) at {pre['mfu']:.0%} MFU, a bound from the GPU's peak.",
-                _facts(report, "resource_budget.pretraining"))
+def _training_time(r: DesignReport, data: dict) -> Answer:
+    pre = r.resource_budget.pretraining
+    if pre and pre.training_days:
+        return (f"Pre-training the compute-optimal budget takes about {pre.training_days:.1f} days "
+                f"({pre.gpu_hours:,.0f} GPU-hours) at {pre.mfu:.0%} MFU, a bound from the GPU's peak.",
+                _facts(data, "resource_budget.pretraining"))
     return ("The report does not estimate fine-tuning time: that needs the number of training tokens (your "
             "examples × their length × epochs) and a measured throughput. `qkv train` with the report's config "
             "measures tokens/s on your hardware (the pilot runs a few steps), and tokens ÷ tokens/s bounds the "
@@ -88,7 +90,7 @@ def _training_time(report: dict) -> Answer:
 
 
 # (question pattern, answer builder): the first that matches answers.
-INTENTS: list[tuple[str, Callable[[dict], Answer]]] = [
+INTENTS: list[tuple[str, Callable[[DesignReport, dict], Answer]]] = [
     (r"\bhow long\b|\btraining time\b|\bhow many (?:hours|days)\b|\btime to train\b", _training_time),
     (r"\bwhat would (?:make|let) it fit\b|\bhow (?:can|do) i make it fit\b|\bmake it fit\b", _make_fit),
     (r"\bwhy\b.*(?:\bnot|n't)\s+(?:it\s+|this\s+)?fit\b|\bwhy\b.*\bso much memory\b|\bwhere does the memory go\b",
@@ -99,11 +101,10 @@ INTENTS: list[tuple[str, Callable[[dict], Answer]]] = [
 ]
 
 
-def explain(report: dict, question: str) -> Answer | None:
-    """A paragraph answer for the questions above, or None (the keyword quote answers the rest)."""
-    if not report.get("efficiency"):
-        return None
+def explain(report: DesignReport, data: dict, question: str) -> Answer | None:
+    """A paragraph answer for the questions above, or None (the keyword quote answers the rest). `data` is
+    the report's JSON, where the quoted facts are found by their dotted paths."""
     for pattern, build in INTENTS:
         if re.search(pattern, question, re.I):
-            return build(report)
+            return build(report, data)
     return None

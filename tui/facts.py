@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from qkv.agent.graph.schemas import DesignReport
 
 # Question words -> report path words they point at (report keys are snake_case; paths split on . and _).
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -198,19 +201,25 @@ def match_facts(report: dict, question: str, limit: int = 8) -> list[Fact]:
     return [f for _, _, f in scored[:limit]]
 
 
-def answer_from_report(report: dict, question: str, limit: int = 8) -> tuple[str, list[Fact]]:
+def answer_from_report(report: DesignReport, question: str, limit: int = 8) -> tuple[str, list[Fact]]:
     """A paragraph for the questions a design raises (tui/explain.py), else the matching facts quoted verbatim;
     and the facts themselves (their provenance is shown with them)."""
     from qkv.tui.explain import explain
 
-    answered = explain(report, question)
+    data = report.model_dump(mode="json")  # facts are addressed by the JSON contract's dotted paths
+    answered = explain(report, data, question)
     if answered is not None:
         text, facts = answered
         lines = "\n".join(f"• {f.line()}" for f in facts)
         return (text + (f"\n\nFrom the report:\n{lines}" if facts else "")), facts
-    facts = match_facts(report, question, limit)
+    return answer_from_facts(data, question, limit)
+
+
+def answer_from_facts(data: dict, question: str, limit: int = 8) -> tuple[str, list[Fact]]:
+    """The facts of a report's JSON that match the question, quoted verbatim with their provenance."""
+    facts = match_facts(data, question, limit)
     if not facts:
-        sections = ", ".join(k for k, v in report.items() if isinstance(v, dict | list) and v)
+        sections = ", ".join(k for k, v in data.items() if isinstance(v, dict | list) and v)
         return ("I could not find that in the report, and I only answer from its facts. "
                 f"Ask about one of its sections ({sections}) — e.g. 'what is the peak VRAM?', "
                 "'which sampling settings?', 'why QLoRA?'."), []

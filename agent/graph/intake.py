@@ -106,11 +106,12 @@ def _gpu_count(task: TaskSpec, gpu: str | None, doc_tokens: int | None) -> tuple
     if task.mode == "inference" and task.base_model and gpu:
         from qkv.tools.errors import QkvError
         from qkv.tools.serve import ServingRequest, fewest_gpus
+        from qkv.tools.serve.roofline import planning_output_tokens
 
         context = task.max_doc_tokens or doc_tokens or 2048
         try:
             plan = fewest_gpus(ServingRequest(model=task.base_model, gpu=gpu, concurrency=task.concurrency or 1,
-                                              context=context, output_tokens=min(256, max(1, context // 8)),
+                                              context=context, output_tokens=planning_output_tokens(context),
                                               tpot_ms=task.latency_ms))
         except QkvError:
             plan = None

@@ -22,8 +22,7 @@ def memory_svg(r: DesignReport, width: int = 720) -> str:
     e = r.efficiency
     items = [b for b in e.breakdown if b.gib > 0]
     if not items:
-        items_inf = r.resource_budget.get("inference_breakdown") or []
-        items = [type("B", (), b) for b in items_inf if b.get("gib", 0) > 0]  # inference-only designs
+        items = [b for b in r.resource_budget.inference_breakdown if b.gib > 0]  # inference-only designs
         title = "inference memory"
         usable = r.efficiency.usable_gib
     else:

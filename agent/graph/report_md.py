@@ -144,11 +144,12 @@ def _architecture(r: DesignReport) -> list[str]:
           f"- context action: **{a.context_action}** — {a.context_detail}"]
     if a.rope_scaling:
         L.append(f"- rope_scaling: `{a.rope_scaling}`")
+    L += [f"- context caveat: {c}" for c in a.context_caveats]
     if a.capabilities:
         cap = a.capabilities
-        L.append(f"- capabilities: languages {', '.join(cap['languages'])} ({cap['languages_source']}); "
-                 f"{cap['variant']} model; licence {cap['licence']}; effective context "
-                 f"{_fmt(cap.get('effective_context'))} ({cap.get('effective_context_source') or 'none published'})")
+        L.append(f"- capabilities: languages {', '.join(cap.languages)} ({cap.languages_source}); "
+                 f"{cap.variant} model; licence {cap.licence}; effective context "
+                 f"{_fmt(cap.effective_context)} ({cap.effective_context_source or 'none published'})")
     L += [f"- note: {n}" for n in a.choice_notes]
     if a.candidates:
         L += ["", "| candidate | params | window (effective) | languages | variant | verdict |",
@@ -160,23 +161,19 @@ def _architecture(r: DesignReport) -> list[str]:
                      f"{c.get('variant', '—')} | {verdict} |")
     _prov(L, a.provenance)
     lp = r.layer_profile
-    if lp:
-        L += ["", "### Layer profile", "",
-              f"- {lp.get('layers')} layers, hidden {lp.get('hidden')}, {lp.get('heads')} heads / "
-              f"{lp.get('kv_heads')} KV heads ({lp.get('attention_type')}, ×{lp.get('query_heads_per_kv_head')} "
-              f"query heads per KV head), head dim {lp.get('head_dim')}",
-              f"- MLP {lp.get('mlp')} ({lp.get('intermediate')}), norm {lp.get('norm')}, positions "
-              f"{lp.get('position')}, vocab {_fmt(lp.get('vocab'))}",
-              f"- sparsity: {lp.get('sparsity')}"]
-        if lp.get("pattern"):
-            L.append(f"- pattern: {lp['pattern']}")
-        if lp.get("attention_share_of_flops") is not None:
-            L.append(f"- attention score FLOPs at {_fmt(lp.get('at_seq'))} tokens: "
-                     f"{lp['attention_share_of_flops']:.1%} of layer FLOPs; parameter shares: attention "
-                     f"{_fmt(lp.get('share_attention'))}, MLP {_fmt(lp.get('share_mlp'))}, embeddings "
-                     f"{_fmt(lp.get('share_embeddings'))}")
-        extra = "; " + lp["profile_provenance"] if lp.get("profile_provenance") else ""
-        L.append(f"<sub>{lp.get('provenance', '')}{extra}</sub>")
+    L += ["", "### Layer profile", "",
+          f"- {lp.layers} layers, hidden {lp.hidden}, {lp.heads} heads / {lp.kv_heads} KV heads "
+          f"({lp.attention_type}, ×{lp.query_heads_per_kv_head} query heads per KV head), head dim {lp.head_dim}",
+          f"- MLP {lp.mlp} ({lp.intermediate}), norm {lp.norm}, positions {lp.position}, vocab {_fmt(lp.vocab)}",
+          f"- sparsity: {lp.sparsity}"]
+    if lp.pattern:
+        L.append(f"- pattern: {lp.pattern}")
+    if lp.attention_share_of_flops is not None:
+        L.append(f"- attention score FLOPs at {_fmt(lp.at_seq)} tokens: {lp.attention_share_of_flops:.1%} of layer "
+                 f"FLOPs; parameter shares: attention {_fmt(lp.share_attention)}, MLP {_fmt(lp.share_mlp)}, "
+                 f"embeddings {_fmt(lp.share_embeddings)}")
+    extra = "; " + lp.profile_provenance if lp.profile_provenance else ""
+    L.append(f"<sub>{lp.provenance}{extra}</sub>")
     return L
 
 
@@ -204,11 +201,11 @@ def _efficiency(r: DesignReport) -> list[str]:
         L.append(f"- what would fit: {w}")
     if e.diagnosis:
         d = e.diagnosis
-        top = ", ".join(f"{t['name']} {t['share']:.0%}" for t in d["ranked"][:3])
+        top = ", ".join(f"{t.name} {t.share:.0%}" for t in d.ranked[:3])
         L += ["", f"Where the memory goes: {top}."]
-        for f in d["fixes"][:4]:
-            L.append(f"- targeted fix for {f['term']}: {f['fix']} saves {f['saving_gib']:g} GiB "
-                     f"(→ {f['total_gib']:g} GiB; cost: {f['cost']})")
+        for f in d.fixes[:4]:
+            L.append(f"- targeted fix for {f.term}: {f.fix} saves {f.saving_gib:g} GiB "
+                     f"(→ {f.total_gib:g} GiB; cost: {f.cost})")
     if e.tradeoffs:
         L += ["", "Method weighed against the next cheaper one:", "",
               "| option | GiB/GPU | longest sequence | step time | quality risk |", "|---|---:|---:|---|---|"]
@@ -287,12 +284,12 @@ def _ethics(r: DesignReport) -> list[str]:
     L: list[str] = []
     eth = r.ethics
     L += ["", "## Ethical evaluation", ""]
-    L += [f"- hallucination: {h}" for h in eth.get("hallucination", [])]
-    L += [f"  - proxy `{p['name']}`: {p['measures']}" for p in eth.get("proxies", [])]
-    L += [f"- biased token distributions: {b}" for b in eth.get("biased_token_distributions", [])]
-    L += [f"- mitigation: {m}" for m in eth.get("mitigations", [])]
-    L += [f"- data: {d}" for d in eth.get("data", [])]
-    L += [f"- baseline: {b}" for b in eth.get("baselines", [])]
+    L += [f"- hallucination: {h}" for h in eth.hallucination]
+    L += [f"  - proxy `{p['name']}`: {p['measures']}" for p in eth.proxies]
+    L += [f"- biased token distributions: {b}" for b in eth.biased_token_distributions]
+    L += [f"- mitigation: {m}" for m in eth.mitigations]
+    L += [f"- data: {d}" for d in eth.data]
+    L += [f"- baseline: {b}" for b in eth.baselines]
     rec = r.objective.recipe
     if rec:
         L += ["", f"Task recipe (**{rec['family']}**): {rec['objective']}; loss: {rec['loss']} "
@@ -306,25 +303,25 @@ def _budget(r: DesignReport) -> list[str]:
     L: list[str] = []
     rb = r.resource_budget
     L += ["", "## Resource budget", "",
-          f"- parameters: {_fmt(rb.get('params'))}",
-          f"- training peak: {_fmt(rb.get('train_peak_vram_gib'))} GiB/GPU; inference peak: "
-          f"{_fmt(rb.get('inference_peak_vram_gib'))} GiB"]
-    if rb.get("precision"):
-        L.append(f"- training precision: **{rb['precision']['dtype']}** ({rb['precision']['mode']}) — "
-                 f"{rb['precision']['reason']} ({', '.join(rb['precision']['sources'])})")
-    db = rb.get("data_budget")
+          f"- parameters: {_fmt(rb.params)}",
+          f"- training peak: {_fmt(rb.train_peak_vram_gib)} GiB/GPU; inference peak: "
+          f"{_fmt(rb.inference_peak_vram_gib)} GiB"]
+    pr = rb.precision
+    if pr:
+        L.append(f"- training precision: **{pr.dtype}** ({pr.mode}) — {pr.reason} ({', '.join(pr.sources)})")
+    db = rb.data_budget
     if db:
-        L += [f"- data: {db['examples']:,} examples × {db['tokens_per_example']:,} tokens ({db['length_basis']}) = "
-              f"{db['tokens_per_epoch']:,.0f} tokens/epoch",
-              f"- batch: {db['global_batch']} sequences = micro {db['micro_batch']} × accumulation {db['grad_accum']} "
-              f"× {db['dp_gpus']} GPU(s) (recipe {db['recipe_batch']})",
-              f"- {db['epochs']} epochs ({db['epochs_source']}"
-              f"{': ' + db['epochs_note'] if db.get('epochs_note') else ''}) → {db['steps_per_epoch']:,} steps/epoch, "
-              f"**{db['steps']:,} steps**, warm-up {db['warmup_steps']:,} steps",
-              f"- compute: {db['train_flops']:.3g} FLOPs"
-              + (f"; ≥ {db['hours']:.2f} h on the stated GPUs (roofline bound at 40% MFU)" if db.get("hours") else ""),
-              f"- fit: {db['fit_note']}"]
-        L += [f"- note: {n}" for n in db.get("notes", [])]
+        L += [f"- data: {db.examples:,} examples × {db.tokens_per_example:,} tokens ({db.length_basis}) = "
+              f"{db.tokens_per_epoch:,.0f} tokens/epoch",
+              f"- batch: {db.global_batch} sequences = micro {db.micro_batch} × accumulation {db.grad_accum} "
+              f"× {db.dp_gpus} GPU(s) (recipe {db.recipe_batch})",
+              f"- {db.epochs} epochs ({db.epochs_source}"
+              f"{': ' + db.epochs_note if db.epochs_note else ''}) → {db.steps_per_epoch:,} steps/epoch, "
+              f"**{db.steps:,} steps**, warm-up {db.warmup_steps:,} steps",
+              f"- compute: {db.train_flops:.3g} FLOPs"
+              + (f"; ≥ {db.hours:.2f} h on the stated GPUs (roofline bound at 40% MFU)" if db.hours else ""),
+              f"- fit: {db.fit_note}"]
+        L += [f"- note: {n}" for n in db.notes]
     return L
 
 
@@ -332,14 +329,14 @@ def _config(r: DesignReport) -> list[str]:
     L: list[str] = []
     tc = r.training_config
     L += ["", "## Training config", ""]
-    if tc.get("available"):
-        L += ["```yaml", tc["yaml"].rstrip(), "```"]
-        L += [f"- {k2}: {v}" for k2, v in (tc.get("derived") or {}).items()]
+    if tc.available:
+        L += ["```yaml", (tc.yaml or "").rstrip(), "```"]
+        L += [f"- {k2}: {v}" for k2, v in (tc.derived or {}).items()]
     else:
-        L.append(f"_{tc.get('reason', 'not available')}_")
-        if tc.get("hf_trainer_arguments"):
+        L.append(f"_{tc.reason or 'not available'}_")
+        if tc.hf_trainer_arguments:
             L += ["", "transformers `TrainingArguments` for the task head (the report's batch, steps and precision):",
-                  ""] + [f"- `{k2}`: {_fmt(v)}" for k2, v in tc["hf_trainer_arguments"].items()]
+                  ""] + [f"- `{k2}`: {_fmt(v)}" for k2, v in tc.hf_trainer_arguments.items()]
     if r.unavailable:
         L += ["", "## Tools not available in this run", ""] + [f"- {u}" for u in r.unavailable]
     return L

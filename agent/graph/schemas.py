@@ -12,10 +12,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ObjectiveKind = Literal["understanding", "generation", "translation"]
-ArchFamily = Literal["encoder-only", "decoder-only", "encoder-decoder"]
-ContextAction = Literal["ok", "rope_scaling", "sliding_window", "chunking", "long_context_model"]
-EfficiencyMethod = Literal["full", "lora", "qlora", "none"]
+# The sections live in sections.py; they are re-exported here, where the report's contract is read.
+from qkv.agent.graph.sections import (  # noqa: F401
+    Alternative,
+    Architecture,
+    DataBudgetSection,
+    Efficiency,
+    Ethics,
+    Inference,
+    LayerProfileSection,
+    MemoryBreakdownItem,
+    Objective,
+    Pretraining,
+    ResourceBudget,
+    Section,
+    Tokenization,
+    TrainingConfigSection,
+)
+
 CheckStatus = Literal["pass", "warn", "fail", "n/a"]
 Mode = Literal["fine-tune", "pre-train", "inference"]
 
@@ -94,118 +108,6 @@ class Assumption(BaseModel):
     reason: str
 
 
-class Objective(BaseModel):
-    kind: ObjectiveKind
-    architecture: ArchFamily
-    task: str = Field(description="the task label the metrics plan is for")
-    loss: str
-    metrics: list[str]
-    metrics_plan: list[dict[str, Any]] = Field(default_factory=list)
-    recipe: dict[str, Any] = Field(default_factory=dict, description="the task family's recipe: loss, metrics, "
-                                   "baselines, ethics, each with sources (qkv.tools.knowledge.recipes)")
-    rationale: str
-    provenance: dict[str, str] = Field(default_factory=dict)
-
-
-class Architecture(BaseModel):
-    base_model: str
-    model_source: str
-    params: int
-    active_params: int
-    context_window: int | None
-    required_tokens: int
-    train_seq: int = Field(description="tokens per training/serving sequence after the context plan")
-    context_action: ContextAction
-    context_detail: str
-    rope_scaling: dict[str, Any] | None = None
-    candidates: list[dict[str, Any]] = Field(default_factory=list, description="models considered and why")
-    rationale: str
-    capabilities: dict[str, Any] | None = Field(
-        None, description="the chosen model's published languages, effective context, variant, licence (sourced)")
-    choice_notes: list[str] = Field(default_factory=list, description="capability gaps and relaxed filters")
-    provenance: dict[str, str] = Field(default_factory=dict)
-
-
-class MemoryBreakdownItem(BaseModel):
-    name: str
-    gib: float
-    formula: str
-
-
-class Alternative(BaseModel):
-    name: str
-    total_gib: float
-    fits: bool
-    tight: bool
-    changes: dict[str, Any] = Field(default_factory=dict)
-
-
-class Efficiency(BaseModel):
-    method: EfficiencyMethod
-    strategy: str = Field(description="the ladder rung chosen (or why none)")
-    fits: bool
-    peak_vram_gib: float | None
-    gpu: str
-    gpus: int
-    usable_gib: float
-    sharding: str = "none"
-    quantization: str | None = Field(None, description="training-time weight quantisation (QLoRA: nf4)")
-    double_quant: bool = False
-    grad_checkpointing: bool = False
-    micro_batch: int = 1
-    grad_accum: int = 1
-    breakdown: list[MemoryBreakdownItem] = Field(default_factory=list)
-    alternatives: list[Alternative] = Field(default_factory=list)
-    what_would_fit: list[str] = Field(default_factory=list, description="when nothing fits: what would")
-    stated_plan: Alternative | None = Field(None, description="the user's own plan as stated, evaluated as is")
-    departures: list[str] = Field(default_factory=list, description="stated settings the plan had to change")
-    diagnosis: dict[str, Any] | None = Field(
-        None, description="the plan's dominant memory terms and targeted fixes (qkv.tools.memory.diagnose)")
-    tradeoffs: dict[str, Any] | None = Field(
-        None, description="the chosen method weighed against the next cheaper one: rule, options, summary")
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    pretraining: dict[str, Any] | None = None
-    warnings: list[str] = Field(default_factory=list)
-    provenance: dict[str, str] = Field(default_factory=dict)
-
-
-class Tokenization(BaseModel):
-    tokenizer: str
-    audited: bool
-    corpus: list[str] = Field(default_factory=list)
-    results: dict[str, Any] = Field(default_factory=dict)
-    plan: list[str] = Field(default_factory=list, description="what to audit when no corpus was given")
-    domain_terms: list[str] = Field(default_factory=list)
-    recommendation: str
-    provenance: dict[str, str] = Field(default_factory=dict)
-
-
-class Inference(BaseModel):
-    quantization: str
-    gpus: int = 1
-    what_would_fit: list[str] = Field(default_factory=list, description="when nothing fits: what would")
-    weights_gib: float
-    kv_cache_gib: float
-    kv_dtype: str
-    peak_vram_gib: float
-    fits: bool
-    context_tokens: int
-    concurrency: int
-    attention_kernel: str
-    sampling: dict[str, Any]
-    sampling_policy: str
-    sampling_issues: list[dict[str, Any]] = Field(default_factory=list)
-    departures: list[str] = Field(default_factory=list, description="stated settings the plan had to change")
-    decode_tok_s_upper: float | None = None
-    prefill_s_lower: float | None = None
-    beams: int = Field(1, description="beams per request: the KV cache holds concurrency × beams sequences")
-    serving: dict[str, Any] | None = Field(None, description="the serving engine's plan (qkv.tools.serve "
-                                                               "ServingPlan without its request)")
-    alternatives: list[Alternative] = Field(default_factory=list)
-    notes: list[str] = Field(default_factory=list)
-    provenance: dict[str, str] = Field(default_factory=dict)
-
-
 class Check(BaseModel):
     rule: str
     status: CheckStatus
@@ -222,11 +124,11 @@ class DesignReport(BaseModel):
     efficiency: Efficiency
     tokenization: Tokenization
     inference: Inference
-    resource_budget: dict[str, Any]
-    layer_profile: dict[str, Any]
-    ethics: dict[str, Any]
+    resource_budget: ResourceBudget
+    layer_profile: LayerProfileSection
+    ethics: Ethics
     checks: list[Check]
-    training_config: dict[str, Any]
+    training_config: TrainingConfigSection
     narrative: dict[str, str] = Field(default_factory=dict, description="prose per section (template or LLM)")
     narrative_source: dict[str, str] = Field(default_factory=dict, description="who worded each section")
     unavailable: list[str] = Field(default_factory=list, description="tools that were not available")

@@ -64,12 +64,12 @@ def test_worked_example_report_has_every_section(run):
     for key in ("task", "assumptions", "objective", "architecture", "efficiency", "tokenization", "inference",
                 "resource_budget", "layer_profile", "ethics", "checks", "training_config"):
         assert key in data
-    assert r.ethics["proxies"] and r.ethics["hallucination"]
-    assert r.layer_profile["attention_type"] == "GQA" and r.layer_profile["layers"] == 28  # Qwen2.5-7B: 28 × (28q/4kv)
+    assert r.ethics.proxies and r.ethics.hallucination
+    assert r.layer_profile.attention_type == "GQA" and r.layer_profile.layers == 28  # Qwen2.5-7B: 28 × (28q/4kv)
     tc = r.training_config
-    assert tc["available"] and tc["config"]["method"]["kind"] == "lora" and tc["config"]["method"]["r"] == 64
-    assert tc["yaml"].startswith("# qkv train") and tc["config"]["data"]["format"] == "prompt_response"
-    assert r.resource_budget["train_peak_vram_gib"] == r.efficiency.peak_vram_gib
+    assert tc.available and tc.config["method"]["kind"] == "lora" and tc.config["method"]["r"] == 64
+    assert tc.yaml.startswith("# qkv train") and tc.config["data"]["format"] == "prompt_response"
+    assert r.resource_budget.train_peak_vram_gib == r.efficiency.peak_vram_gib
     # Every number-bearing section says where its numbers come from.
     for section in (r.objective, r.architecture, r.efficiency, r.inference):
         assert section.provenance
@@ -78,7 +78,7 @@ def test_worked_example_report_has_every_section(run):
 def test_training_config_round_trips_through_the_trainer(run):
     from qkv.tools.train.config import config_from_dict
 
-    cfg = run(WORKED).training_config["config"]
+    cfg = run(WORKED).training_config.config
     assert config_from_dict(cfg).method.kind == "lora"
 
 
@@ -90,7 +90,7 @@ def test_classification_chooses_an_encoder(run):
     assert set(r.objective.metrics) >= {"accuracy"}
     assert r.efficiency.method == "full" and r.efficiency.fits  # a 110M encoder fully fine-tunes on 16 GB
     assert r.inference.attention_kernel == "sdpa"  # Turing: no FlashAttention-2
-    assert not r.training_config["available"] and "causal" in r.training_config["reason"]
+    assert not r.training_config.available and "causal" in r.training_config.reason
 
 
 def test_extractive_qa_chooses_an_encoder(run):
@@ -156,7 +156,7 @@ def test_inference_only_sizing(run):
     assert i.concurrency == 8 and i.context_tokens == 4096
     assert i.kv_cache_gib == pytest.approx(25.0, rel=0.01)  # 8 × 4096 tokens × 0.78 MiB/token (13B, MHA, bf16)
     assert not i.fits and i.what_would_fit  # no format holds 8 × 4k on 24 GB: fewer streams or a bigger card
-    assert r.training_config["available"] is False
+    assert r.training_config.available is False
 
 
 def test_inference_quantises_only_when_needed(run):
@@ -215,8 +215,8 @@ def test_options_override_text(run):
 def test_layer_profile_reports_gqa_and_sliding_window(run):
     r = run("chat assistant with mistral-7b-v0.1 on an RTX 4090")
     lp = r.layer_profile
-    assert lp["attention_type"] == "GQA" and lp["query_heads_per_kv_head"] == 4
-    assert lp["sliding_window"] == 4096
+    assert lp.attention_type == "GQA" and lp.query_heads_per_kv_head == 4
+    assert lp.sliding_window == 4096
 
 
 def test_stated_method_is_where_the_ladder_starts(run):

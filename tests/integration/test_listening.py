@@ -64,8 +64,8 @@ def test_stated_numbers_reach_the_plan(run):
     assert r.architecture.train_seq == 1024 and e.micro_batch == 2
     assert e.hyperparameters["learning_rate"] == 1e-4 and e.hyperparameters["lora_r"] == 16
     assert e.provenance["hyperparameters.learning_rate"].startswith("stated")
-    assert r.training_config["config"]["optim"]["lr"] == 1e-4
-    assert r.training_config["config"]["method"]["r"] == 16
+    assert r.training_config.config["optim"]["lr"] == 1e-4
+    assert r.training_config.config["method"]["r"] == 16
 
 
 def test_stated_weights_and_greedy_decoding_are_the_serving_plan(run):
@@ -143,7 +143,7 @@ def test_chat_answers_bind_like_requests():
 def test_report_hyperparameters_are_the_runnable_configs(run, text):
     """Every hyperparameter the report states is in the trainer's config, with the same value and unit."""
     r = run(text)
-    hp, cfg = r.efficiency.hyperparameters, r.training_config["config"]
+    hp, cfg = r.efficiency.hyperparameters, r.training_config.config
     assert cfg["optim"]["lr"] == hp["learning_rate"]
     assert cfg["optim"]["schedule"] in str(hp["schedule"]) or str(hp["schedule"]).startswith(cfg["optim"]["schedule"])
     unit = hp["units"]["warmup"]

@@ -242,8 +242,8 @@ def test_the_12gb_8k_designs_config_runs_as_a_gemma_pilot(tmp_path):
 
     r = design(DesignRequest(task="QLoRA Llama-3.1-8B for customer support chat on an RTX 3060 12GB, "
                              "conversations up to 8k tokens", llm="none"), db_path=tmp_path / "s.sqlite")
-    assert r.training_config["available"], r.training_config.get("reason")
-    raw = r.training_config["config"]
+    assert r.training_config.available, r.training_config.reason
+    raw = r.training_config.config
     method, train = raw["method"], raw["train"]
     assert method["kind"] == "qlora" and method["upcast_non_quantised"] is False
     assert train["loss"] == "chunked" and train["grad_checkpointing"] and train["seq_len"] == 8192

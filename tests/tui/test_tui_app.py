@@ -49,7 +49,7 @@ async def test_whole_conversation_worked_example_followup_question_export(tmp_pa
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         reply = await say(app, pilot, WORKED)
-        report = app.report_dict
+        report = app.report_json()
         eff = report["efficiency"]
         assert eff["method"] == "lora" and eff["fits"]
         assert eff["strategy"].startswith("LoRA + ") and "checkpointing" in eff["strategy"]
@@ -67,12 +67,12 @@ async def test_whole_conversation_worked_example_followup_question_export(tmp_pa
 
         # A follow-up the agent finds no change in is refused politely; the report stays as it was.
         refused = await say(app, pilot, "make it purple")
-        assert "could not apply that change" in refused and app.report_dict == report
+        assert "could not apply that change" in refused and app.report_json() == report
 
         # A follow-up that changes the GPU re-runs efficiency onwards, not the earlier steps.
         before_arch = report["architecture"]
         reply = await say(app, pilot, "what if I had two A100s?")
-        after = app.report_dict
+        after = app.report_json()
         assert after["task"]["gpus"] == 2 and after["task"]["gpu"].startswith("a100")
         assert after["architecture"] == before_arch
         reran = reply.split("\n")[0]
@@ -100,8 +100,8 @@ async def test_interrupt_is_asked_in_chat_and_the_answer_resumes(tmp_path):
         assert app.store.get("t-ask").pending_question  # survives a crash
         await say(app, pilot, "one RTX 4090")
         assert app.awaiting is None
-        assert app.report_dict["task"]["gpu"] == "rtx-4090"
-        assert app.report_dict["efficiency"]["method"] == "lora"
+        assert app.report_json()["task"]["gpu"] == "rtx-4090"
+        assert app.report_json()["efficiency"]["method"] == "lora"
         assert app.store.get("t-ask").pending_question is None
 
 
@@ -126,7 +126,7 @@ async def test_killed_session_resumes_with_history_and_report(tmp_path):
     first = make_app(tmp_path, thread_id="t-crash")
     async with first.run_test(size=SIZE) as pilot:
         await say(first, pilot, WORKED)
-        peak = first.report_dict["efficiency"]["peak_vram_gib"]
+        peak = first.report_json()["efficiency"]["peak_vram_gib"]
         texts = [m.text for m in first.chat.messages()]
     # Messages are committed as each completes: a new process reading the file sees the same history.
     second = make_app(tmp_path, thread_id="t-crash")
@@ -134,7 +134,7 @@ async def test_killed_session_resumes_with_history_and_report(tmp_path):
         await settle(second, pilot)
         restored = [m.text for m in second.chat.messages() if m.role != "system"]
         assert restored[: len(texts) - 1] == texts[1:]  # the greeting is not part of the history
-        assert second.report_dict["efficiency"]["peak_vram_gib"] == peak
+        assert second.report_json()["efficiency"]["peak_vram_gib"] == peak
         assert second.tabs.report_source.startswith("#")
         assert str(peak) in await say(second, pilot, "what is the peak VRAM?")
 
@@ -228,7 +228,7 @@ async def test_local_model_words_answers_but_numbers_come_from_the_report(tmp_pa
     app = make_app(tmp_path, thread_id="t-local")
     async with app.run_test(size=SIZE) as pilot:
         await say(app, pilot, WORKED)
-        peak = app.report_dict["efficiency"]["peak_vram_gib"]
+        peak = app.report_json()["efficiency"]["peak_vram_gib"]
         # Switch the voice to the bundled SmolLM2 (the design's numbers do not depend on it).
         assert "LLM: local" in await say(app, pilot, "/llm local")
         answer = await say(app, pilot, "what is the peak VRAM?")

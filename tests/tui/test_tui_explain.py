@@ -15,30 +15,29 @@ TIGHT = "QLoRA llama-3.1-70b for chat on one RTX 4090"
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     db = tmp_path_factory.mktemp("explain") / "s.sqlite"
-    return {k: design(DesignRequest(task=t), db_path=db).model_dump(mode="json") for k, t in
-            (("worked", WORKED), ("tight", TIGHT))}
+    return {k: design(DesignRequest(task=t), db_path=db) for k, t in (("worked", WORKED), ("tight", TIGHT))}
 
 
 def test_why_the_method_is_the_ladder_and_the_tradeoff(reports):
     r = reports["worked"]
     text, facts = answer_from_report(r, "why LoRA and not QLoRA?")
-    e = r["efficiency"]
-    assert text.startswith(f"The plan is {e['strategy']} at {e['peak_vram_gib']} GiB")
-    assert e["tradeoffs"]["summary"] in text and facts
+    e = r.efficiency
+    assert text.startswith(f"The plan is {e.strategy} at {e.peak_vram_gib} GiB")
+    assert e.tradeoffs["summary"] in text and facts
     assert text.count("\n") < 12  # a paragraph and the facts, not every leaf
 
 
 def test_why_it_does_not_fit_names_the_terms_and_the_fixes(reports):
     r = reports["tight"]
-    assert not r["efficiency"]["fits"]
+    assert not r.efficiency.fits
     text, _ = answer_from_report(r, "why doesn't it fit?")
-    top = r["efficiency"]["diagnosis"]["ranked"][0]
-    assert "does not fit" in text and f"{top['name']} {top['gib']} GiB" in text and "What would fit" in text
+    top = r.efficiency.diagnosis.ranked[0]
+    assert "does not fit" in text and f"{top.name} {top.gib} GiB" in text and "What would fit" in text
 
 
 def test_inference_memory_and_training_time(reports):
     r = reports["worked"]
     text, _ = answer_from_report(r, "how much memory does inference need?")
-    assert f"{r['inference']['peak_vram_gib']} GiB" in text
+    assert f"{r.inference.peak_vram_gib} GiB" in text
     text, facts = answer_from_report(r, "how long will training take?")
     assert "does not estimate" in text and "tokens/s" in text and not facts

@@ -204,7 +204,7 @@ async def test_trace_of_a_multi_gpu_plan_is_said_in_app_words(tmp_path):
     async with app.run_test(size=(120, 36)) as pilot:
         await ready(app, pilot)
         await type_line(app, pilot, "full fine-tune llama-3.1-8b on 8 H100s with FSDP for legal summarisation")
-        eff = app.report_dict["efficiency"]
+        eff = app.report_json()["efficiency"]
         assert eff["gpus"] == 8 and eff["sharding"] not in ("none", "ddp")
         await pilot.press("ctrl+t")
         await pilot.pause()

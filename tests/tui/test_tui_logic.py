@@ -8,7 +8,7 @@ import json
 import pytest
 
 from qkv.tui.facts import (
-    answer_from_report,
+    answer_from_facts,
     diff_reports,
     flatten,
     invented_numbers,
@@ -59,12 +59,12 @@ def test_classify_answer_and_oversized_paste():
 
 
 def test_answers_quote_report_values_with_provenance():
-    text, facts = answer_from_report(REPORT, "what is the peak VRAM?")
+    text, facts = answer_from_facts(REPORT, "what is the peak VRAM?")
     assert facts[0].path == "efficiency.peak_vram_gib"
     assert "9.87" in text and "analytic: memory estimator" in text
-    text, facts = answer_from_report(REPORT, "which top-p and temperature?")
+    text, facts = answer_from_facts(REPORT, "which top-p and temperature?")
     assert {"inference.sampling.top_p", "inference.sampling.temperature"} <= {f.path for f in facts}
-    text, facts = answer_from_report(REPORT, "favourite colour of the moon")
+    text, facts = answer_from_facts(REPORT, "favourite colour of the moon")
     assert facts == [] and "only answer from its facts" in text
 
 
@@ -158,14 +158,17 @@ def test_long_yaml_comments_wrap_as_comments():
 
 
 def test_trace_request_is_one_gpus_share_or_refused_in_app_words():
+    from qkv.agent.graph.api import DesignRequest, design
     from qkv.tui.summary import NotTraceable, memory_request
 
-    report = {"architecture": {"base_model": "llama-3.1-8b", "train_seq": 4096},
-              "efficiency": {"method": "lora", "micro_batch": 2, "gpus": 2, "sharding": "ddp", "gpu": "a100-80gb",
-                             "grad_checkpointing": True, "hyperparameters": {"lora_r": 16}}}
+    report = design(DesignRequest(task="LoRA llama-3.1-8b on two A100 80GB for legal summarisation", llm="none"))
+    report.efficiency = report.efficiency.model_copy(update={
+        "method": "lora", "micro_batch": 2, "gpus": 2, "sharding": "ddp",
+        "hyperparameters": {**report.efficiency.hyperparameters, "lora_r": 16}})
     req = memory_request(report)
     assert req["gpus"] == 1 and req["batch"] == 2 and req["lora_r"] == 16 and "sharding" not in req
-    report["efficiency"]["sharding"] = "fsdp"
+    assert req["model"] == report.architecture.base_model and req["seq"] == report.architecture.train_seq
+    report.efficiency = report.efficiency.model_copy(update={"sharding": "fsdp"})
     with pytest.raises(NotTraceable) as err:
         memory_request(report)
     assert "--gpus" not in str(err.value) and "Memory tab" in str(err.value)

@@ -85,7 +85,7 @@ def test_markdown_states_each_choice_with_its_reason():
     assert "| verdict |" in md and "**chosen**" in md and "does not cover hi" in md
     assert "Task recipe (**chat**)" in md and "- baseline:" in md and "- data:" in md
     assert "- training precision: **bf16**" in md
-    db = r.resource_budget["data_budget"]
-    assert f"**{db['steps']:,} steps**" in md
-    assert f"- steps: data budget: {db['steps']:,} steps" in md
-    assert f"max_steps: {db['steps']}" in r.training_config["yaml"]
+    db = r.resource_budget.data_budget
+    assert f"**{db.steps:,} steps**" in md
+    assert f"- steps: data budget: {db.steps:,} steps" in md
+    assert f"max_steps: {db.steps}" in r.training_config.yaml

@@ -125,6 +125,9 @@ class ComputeBudget(BaseModel):
     planned_tokens: Figure
     tokens_per_param: Figure
     used_share: Figure = Field(description="planned FLOPs / the stated budget's FLOPs")
+    planned_flops: Figure = Field(description="training FLOPs of the planned tokens: 6 × N × D")
+    days: Figure = Field(description="wall-clock days the planned tokens take on the stated GPUs")
+    gpu_hours: Figure = Field(description="GPU-hours the planned tokens take")
     repeat_cap: Figure | None = None
     reason: str
     notes: list[str] = Field(default_factory=list)
@@ -169,9 +172,52 @@ def compute_budget(req: ComputeBudgetRequest) -> ComputeBudget:
                                 *(["muennighoff2023"] if req.unique_tokens else []), unit="tokens"),
         tokens_per_param=analytic(planned / req.params, "planned tokens / N", unit="tokens/param"),
         used_share=analytic(share, "planned tokens / (C / 6N)", unit="fraction"),
+        planned_flops=analytic(6 * req.params * planned, "6 × N × planned tokens", "kaplan2020", unit="FLOPs"),
+        days=analytic(req.hours * share / 24, f"{req.hours:g} h × used share / 24", unit="days"),
+        gpu_hours=analytic(req.hours * req.gpus * share, f"{req.hours:g} h × {req.gpus} GPUs × used share",
+                           unit="GPU-hours"),
         repeat_cap=cap, reason=reason, notes=notes)
     out.sources = collect_sources(out, "muennighoff2023", "zhang2024tinyllama", "sardana2024")
     return out
+
+
+def wall_hours(wall: float | None, gpu_hours: float | None, gpus: int) -> float:
+    """The wall-clock hours of a stated budget: stated as such, or GPU-hours shared by the GPUs."""
+    if wall:
+        return wall
+    if not gpu_hours:
+        raise ValueError("a hardware-time budget needs wall-clock hours or GPU-hours")
+    return gpu_hours / gpus
+
+
+def accumulation(global_batch: int, micro_batch: int, dp: int) -> int:
+    """Gradient-accumulation steps that make up `global_batch` sequences when each of `dp` data-parallel
+    GPUs adds `micro_batch` per step (at least 1; rounded up, so the batch is never smaller)."""
+    return max(1, math.ceil(global_batch / (micro_batch * dp)))
+
+
+def per_gpu_share(global_batch: int, gpus: int) -> int:
+    """Sequences each data-parallel GPU contributes to a global batch (rounded up)."""
+    return -(-global_batch // gpus)
+
+
+def global_batch(micro_batch: int, grad_accum: int, dp: int) -> int:
+    """Sequences per optimizer step: micro-batch × accumulation × data-parallel GPUs."""
+    return micro_batch * grad_accum * dp
+
+
+def trainable_flops_per_token(active_params: float, full: bool) -> tuple[float, str]:
+    """(FLOPs per training token, the basis in words): 6N when every weight trains, 4N with frozen weights
+    (LoRA/QLoRA: no weight gradients for the frozen base; Kaplan et al. 2020's 6N split 2N + 4N)."""
+    if full:
+        return 6 * active_params, "6N (full training: forward 2N + backward 4N)"
+    return 4 * active_params, "4N (frozen weights: forward 2N + activation gradients 2N, no weight gradients)"
+
+
+def run_intervals(steps: int) -> dict[str, int]:
+    """The trainer's eval and checkpoint intervals in steps: ~20 evaluations and ~10 checkpoints over the run,
+    never more often than every 10 steps (the trainer's default)."""
+    return {"eval_interval": max(10, steps // 20), "checkpoint_interval": max(10, steps // 10)}
 
 
 def epochs_for(examples: int, encoder: bool) -> Figure:

@@ -305,3 +305,31 @@ def context_plan(req: ContextRequest) -> ContextPlan:
         plan.action = "long_context_model" if kind in ("long_context_model", "alibi_model") else kind  # type: ignore[assignment]
     plan.sources = collect_sources(plan, "liu2023")
     return plan
+
+
+# T5 has relative positions and no hard window; it was pre-trained on 512-token inputs (Raffel et al. 2020).
+RELATIVE_PRETRAIN_TOKENS = 512
+
+
+def config_context_plan(spec: ModelSpec, need: int) -> tuple[str, str, int, dict | None]:
+    """Hard rule 1 for a model known only by its config (e.g. an architecture sized from scratch, which has
+    no catalog name for `context_plan`): (action, detail, training length, rope_scaling) for `need` tokens.
+    RoPE extends with YaRN (factor rounded up to a quarter; Peng et al. 2023), an all-sliding model keeps
+    bounded memory, anything else is chunked at its window."""
+    window = spec.max_positions or RELATIVE_PRETRAIN_TOKENS
+    if need <= window:
+        return "ok", f"{need:,} tokens fit the {window:,}-token window", need, None
+    factor = need / window
+    if spec.position == "rope":
+        rope = {"rope_type": "yarn", "factor": round(math.ceil(factor * 4) / 4, 2),
+                "original_max_position_embeddings": window}
+        return ("rope_scaling",
+                f"{need:,} tokens exceed the {window:,}-token window ×{factor:.2f}: extend RoPE with YaRN "
+                f"(factor {rope['factor']}, Peng et al. 2023) and fine-tune at the new length", need, rope)
+    if spec.sliding_window and spec.sliding_layers == spec.layers:
+        return ("sliding_window", f"{need:,} tokens exceed the window; every layer attends within "
+                f"{spec.sliding_window:,} tokens, so memory stays bounded, but information beyond it travels "
+                "only through depth", need, None)
+    return ("chunking",
+            f"{need:,} tokens exceed the {window:,}-token window and {spec.position} positions cannot be extended: "
+            f"split inputs into {window:,}-token chunks (overlapping) and aggregate", window, None)

@@ -16,12 +16,18 @@ relaxed, and the report says so."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 Kind = Literal["encoder", "decoder", "encoder-decoder"]
 SIZE_BAND = 1.5  # a model within 1.5x of the stated size counts as "that size"
+
+
+def within_size_band(params: float, budget: float) -> bool:
+    """Whether `params` counts as a model of the stated size `budget` (within SIZE_BAND either way)."""
+    return 1 / SIZE_BAND <= params / budget <= SIZE_BAND
 
 
 class ChoiceRequest(BaseModel):
@@ -109,60 +115,65 @@ def _tokens(n: float | None) -> str:
     return "unpublished" if not n else (f"{n / 1e12:g}T" if n >= 1e12 else f"{n / 1e9:g}B")
 
 
-def choose_model(req: ChoiceRequest) -> ModelChoice:
-    """The catalog model for a task's languages, domain, size, context need and use (chat/serving),
-    with every other candidate and the reason it lost."""
-    rows = _rows(req.kind)
-    warnings: list[str] = []
-    alive = list(rows)
+def _stage(alive: list[Candidate], warnings: list[str], kind: str, name: str, keep: Callable[[Candidate], bool],
+           why: Callable[[Candidate], str]) -> list[Candidate]:
+    """One filter: the candidates that pass, each loser given its reason; relaxed (all kept) when none pass."""
+    passed = [c for c in alive if keep(c)]
+    if not passed:
+        warnings.append(f"no catalog {kind} model passes the {name} filter: it was relaxed")
+        return alive
+    for c in alive:
+        if not keep(c):
+            c.reasons.append(why(c))
+    return passed
 
-    def stage(name: str, keep, why) -> None:
-        nonlocal alive
-        passed = [c for c in alive if keep(c)]
-        if not passed:
-            warnings.append(f"no catalog {req.kind} model passes the {name} filter: it was relaxed")
-            return
+
+def _size_stage(alive: list[Candidate], budget: float, warnings: list[str]) -> list[Candidate]:
+    """Models within 1.5x of the size budget (params); when none is, the single nearest in log-size."""
+    within = [c for c in alive if within_size_band(c.params, budget)]
+    if within:
         for c in alive:
-            if not keep(c):
-                c.reasons.append(why(c))
-        alive = passed
+            if c not in within:
+                c.reasons.append(f"{_size(c.params)} is outside 1.5× of the {_size(budget)} size")
+        return within
+    near = min(alive, key=lambda c: abs(math.log(c.params / budget)))
+    warnings.append(f"no capable model within 1.5× of {_size(budget)}: the nearest, {near.model} "
+                    f"({_size(near.params)}), is used")
+    for c in alive:
+        if c is not near:
+            c.reasons.append(f"{_size(c.params)} is further from {_size(budget)} than {near.model}")
+    return [near]
 
+
+def _filter(req: ChoiceRequest, rows: list[Candidate], warnings: list[str]) -> tuple[list[Candidate], bool]:
+    """The survivors of the filters in the module's order, and whether any window covered the need."""
+    alive = list(rows)
     if req.languages:
         def missing(c: Candidate) -> list[str]:
             return [lang for lang in req.languages if lang not in c.languages]
-        stage("language", lambda c: not missing(c),
-              lambda c: f"does not cover {', '.join(missing(c))} ({_lang_source(c.model)})")
+        alive = _stage(alive, warnings, req.kind, "language", lambda c: not missing(c),
+                       lambda c: f"does not cover {', '.join(missing(c))} ({_lang_source(c.model)})")
     if req.code:
-        stage("code-specialisation", lambda c: _spec(c.model) == "code",
-              lambda c: "a general model; a code-specialised model of the kind exists")
+        alive = _stage(alive, warnings, req.kind, "code-specialisation", lambda c: _spec(c.model) == "code",
+                       lambda c: "a general model; a code-specialised model of the kind exists")
     else:
-        stage("general-purpose", lambda c: _spec(c.model) != "code",
-              lambda c: "code-specialised; this is not a code task")
+        alive = _stage(alive, warnings, req.kind, "general-purpose", lambda c: _spec(c.model) != "code",
+                       lambda c: "code-specialised; this is not a code task")
     if req.params:
-        budget = req.params
-        within = [c for c in alive if 1 / SIZE_BAND <= c.params / budget <= SIZE_BAND]
-        if within:
-            for c in alive:
-                if c not in within:
-                    c.reasons.append(f"{_size(c.params)} is outside 1.5× of the {_size(budget)} size")
-            alive = within
-        else:
-            near = min(alive, key=lambda c: abs(math.log(c.params / budget)))
-            warnings.append(f"no capable model within 1.5× of {_size(budget)}: the nearest, {near.model} "
-                            f"({_size(near.params)}), is used")
-            for c in alive:
-                if c is not near:
-                    c.reasons.append(f"{_size(c.params)} is further from {_size(budget)} than {near.model}")
-            alive = [near]
+        alive = _size_stage(alive, req.params, warnings)
     covered = any(_window(c) >= req.need_tokens for c in alive)
-    stage("context", lambda c: _window(c) >= req.need_tokens,
-          lambda c: f"{'effective' if c.effective_context else 'claimed'} window {_window(c):,} < the "
-                    f"{req.need_tokens:,} tokens needed")
+    alive = _stage(alive, warnings, req.kind, "context", lambda c: _window(c) >= req.need_tokens,
+                   lambda c: f"{'effective' if c.effective_context else 'claimed'} window {_window(c):,} < the "
+                             f"{req.need_tokens:,} tokens needed")
     if req.instruct:
-        stage("instruct-variant", lambda c: c.variant == "instruct",
-              lambda c: "a base (pretrained-only) model; an instruct variant of the same size is the start "
-                        "for chat and serving")
+        alive = _stage(alive, warnings, req.kind, "instruct-variant", lambda c: c.variant == "instruct",
+                       lambda c: "a base (pretrained-only) model; an instruct variant of the same size is the start "
+                                 "for chat and serving")
+    return alive, covered
 
+
+def _rank_key(req: ChoiceRequest, covered: bool) -> Callable[[Candidate], tuple]:
+    """Sort key of the survivors: covering window, pretraining tokens, variant, closeness to the budget, name."""
     def rank(c: Candidate) -> tuple:
         size = abs(math.log(c.params / req.params)) if req.params else c.params
         longest = 0 if covered else -_window(c)  # nothing covers the need: the longest window first
@@ -170,25 +181,29 @@ def choose_model(req: ChoiceRequest) -> ModelChoice:
         variant = (c.variant == "instruct") != req.instruct
         return (longest, -(c.pretraining_tokens or 0.0), variant, round(size, 1), c.model)
 
-    alive.sort(key=rank)
-    best = alive[0]
-    best.verdict = "chosen"
-    for c in alive[1:]:
-        if not covered and _window(c) < _window(best):
-            c.reasons.append(f"ranked below {best.model}: window {_window(c):,} < {_window(best):,}")
-        elif c.pretraining_tokens == best.pretraining_tokens and c.variant != best.variant:
-            c.reasons.append(f"same pretraining data as {best.model}; "
-                             + ("the instruct variant is the start for chat and serving" if req.instruct else
-                                "the base model is the start for task fine-tuning"))
-        elif c.pretraining_tokens == best.pretraining_tokens:
-            c.reasons.append(f"same pretraining data as {best.model}, which is "
-                             + ("closer to the size budget" if req.params else "smaller"))
-        elif best.pretraining_tokens:
-            c.reasons.append(f"ranked below {best.model}: {_tokens(c.pretraining_tokens)} pretraining tokens vs "
-                             f"{_tokens(best.pretraining_tokens)} (more data at a similar size lowers the loss; "
-                             "Hoffmann et al. 2022)")
-        else:
-            c.reasons.append(f"ranked below {best.model} by size and name")
+    return rank
+
+
+def _ranked_below(c: Candidate, best: Candidate, req: ChoiceRequest, covered: bool) -> str:
+    """Why a survivor ranked below the chosen model."""
+    if not covered and _window(c) < _window(best):
+        return f"ranked below {best.model}: window {_window(c):,} < {_window(best):,}"
+    if c.pretraining_tokens == best.pretraining_tokens and c.variant != best.variant:
+        return (f"same pretraining data as {best.model}; "
+                + ("the instruct variant is the start for chat and serving" if req.instruct else
+                   "the base model is the start for task fine-tuning"))
+    if c.pretraining_tokens == best.pretraining_tokens:
+        return (f"same pretraining data as {best.model}, which is "
+                + ("closer to the size budget" if req.params else "smaller"))
+    if best.pretraining_tokens:
+        return (f"ranked below {best.model}: {_tokens(c.pretraining_tokens)} pretraining tokens vs "
+                f"{_tokens(best.pretraining_tokens)} (more data at a similar size lowers the loss; "
+                "Hoffmann et al. 2022)")
+    return f"ranked below {best.model} by size and name"
+
+
+def _rationale(req: ChoiceRequest, best: Candidate) -> str:
+    """Why the chosen model: the filters it passed and its pretraining data, in one sentence."""
     parts = [f"the catalog {req.kind} model"]
     if req.languages:
         parts.append(f"covering {', '.join(req.languages)}")
@@ -201,7 +216,21 @@ def choose_model(req: ChoiceRequest) -> ModelChoice:
         parts.append("instruction-tuned (chat/serving)")
     if best.pretraining_tokens:
         parts.append(f"with the most pretraining data among those left ({_tokens(best.pretraining_tokens)} tokens)")
+    return ", ".join(parts)
+
+
+def choose_model(req: ChoiceRequest) -> ModelChoice:
+    """The catalog model for a task's languages, domain, size, context need and use (chat/serving),
+    with every other candidate and the reason it lost."""
+    rows = _rows(req.kind)
+    warnings: list[str] = []
+    alive, covered = _filter(req, rows, warnings)
+    alive.sort(key=_rank_key(req, covered))
+    best = alive[0]
+    best.verdict = "chosen"
+    for c in alive[1:]:
+        c.reasons.append(_ranked_below(c, best, req, covered))
     order = {c.model: i for i, c in enumerate(alive)}
     table = sorted(rows, key=lambda c: (c.verdict != "chosen", order.get(c.model, len(order)), c.model))
-    return ModelChoice(chosen=best.model, rationale=", ".join(parts), candidates=table, warnings=warnings,
+    return ModelChoice(chosen=best.model, rationale=_rationale(req, best), candidates=table, warnings=warnings,
                        sources=["hoffmann2022", "hsieh2024"])

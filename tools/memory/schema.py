@@ -20,6 +20,11 @@ Offload = Literal["none", "optimizer", "optimizer+params"]
 Attention = Literal["sdpa", "flash", "eager"]
 
 
+def to_gib(nbytes: float) -> float:
+    """Bytes in GiB, rounded to 3 decimals (1 MiB): how every report and table states memory."""
+    return round(nbytes / GIB, 3)
+
+
 class MemoryRequest(BaseModel):
     """One training or inference job to size. Every field has the default a careful user would pick."""
 
@@ -157,7 +162,7 @@ class MemoryTerm(BaseModel):
     @computed_field
     @property
     def gib(self) -> float:
-        return round(self.bytes / GIB, 3)
+        return to_gib(self.bytes)
 
     @computed_field
     @property

@@ -160,3 +160,16 @@ def frontier_points(spec: ModelSpec, lay: Layout, req: ServingRequest, load, poo
         out.append(FrontierPoint(context=ctx, max_concurrency=lay.replicas * ((pool.blocks or pool.tokens) // per)
                                  if per else 0))
     return out
+
+
+def plan_figures(plan: dict) -> dict[str, float | None]:
+    """The figures a design report quotes from a serving plan in its JSON form (`ServingPlan.model_dump`):
+    weights, the KV the load holds and the per-GPU total in GiB, decode tokens/s, time to first token in s."""
+    items = {m["name"]: m for m in plan["per_gpu"]}
+    kv = plan.get("kv") or {}
+    lat = plan.get("latency") or {}
+    return {"weights_gib": items["weights"]["gib"],
+            "kv_cache_gib": round(kv.get("tokens_needed", 0) * kv.get("bytes_per_token", 0) / GIB, 3),
+            "peak_vram_gib": round(sum(m["gib"] for m in plan["per_gpu"]), 3),
+            "decode_tok_s_upper": lat.get("tokens_per_s"),
+            "prefill_s_lower": round(lat["ttft_ms"] / 1e3, 4) if lat.get("ttft_ms") is not None else None}

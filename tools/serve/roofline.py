@@ -82,3 +82,32 @@ def prefill_lower_s(spec: ModelSpec, gpu: GpuSpec, active_params: int, prompt: i
     peak = gpu.bf16_dense_tflops or gpu.fp16_dense_tflops
     flops, attn = prefill_flops(spec, active_params, prompt)
     return flops / (peak * 1e12), flops, attn
+
+
+def meets_speed_targets(decode_tok_s: float | None, concurrency: int, tpot_ms: float | None,
+                        throughput_tok_s: float | None, bandwidth_known: bool) -> bool:
+    """Whether a decode bound meets the stated targets: time per output token of one stream (1000 ms ÷ the
+    per-stream tokens/s) and aggregate tokens/s. Without a bandwidth figure neither can be checked, so
+    neither rules a plan out (the report says the bound was not computed)."""
+    if not bandwidth_known:
+        return True
+    per_stream = decode_tok_s / concurrency if decode_tok_s else None
+    latency_ok = tpot_ms is None or bool(per_stream and 1000 / per_stream <= tpot_ms)
+    throughput_ok = throughput_tok_s is None or bool(decode_tok_s and decode_tok_s >= throughput_tok_s)
+    return latency_ok and throughput_ok
+
+
+def kv_sequences(concurrency: int, beams: int) -> int:
+    """Sequences a KV cache holds without prompt sharing: every beam of every request has its own."""
+    return concurrency * beams
+
+
+def output_tokens(max_new_tokens: int | None, context: int, default: int = 256) -> int:
+    """Tokens generated per request, inside the context (at least one; the sampling plan's max_new_tokens,
+    else `default`)."""
+    return min(int(max_new_tokens or default), max(1, context - 1))
+
+
+def planning_output_tokens(context: int, cap: int = 256) -> int:
+    """Tokens per reply to plan with when none are stated: `cap`, or an eighth of a short context."""
+    return min(cap, max(1, context // 8))

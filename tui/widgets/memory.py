@@ -3,6 +3,8 @@ usable memory marked), the peak against that memory, and the alternatives the ef
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,6 +12,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from qkv.tui.widgets.bars import Bars
+
+if TYPE_CHECKING:
+    from qkv.agent.graph.schemas import DesignReport
 
 EMPTY = "No report yet: the memory breakdown appears after the efficiency step."
 
@@ -26,32 +31,31 @@ class MemoryPane(VerticalScroll):
         for part in ("#memory-plot", "#memory-alternatives", "#memory-serving"):
             self.query_one(part, Static).update("")
 
-    def show(self, report: dict) -> None:
-        eff = report.get("efficiency") or {}
-        items = [(str(b.get("name")), float(b.get("gib") or 0.0)) for b in eff.get("breakdown") or []]
-        items = sorted(((n, g) for n, g in items if g > 0), key=lambda t: -t[1])  # largest first
-        peak, usable = eff.get("peak_vram_gib"), eff.get("usable_gib")
-        verdict = "fits" if eff.get("fits") else "does NOT fit"
-        gpu = f"{eff.get('gpus', 1)}× {eff.get('gpu')}" if eff.get("gpu") else "no GPU named"
-        summary = (f"{eff.get('strategy') or eff.get('method')}: peak {peak} GiB per GPU on {gpu} "
+    def show(self, report: DesignReport) -> None:
+        eff = report.efficiency
+        items = sorted(((b.name, b.gib) for b in eff.breakdown if b.gib > 0), key=lambda t: -t[1])  # largest first
+        peak, usable = eff.peak_vram_gib, eff.usable_gib
+        verdict = "fits" if eff.fits else "does NOT fit"
+        gpu = f"{eff.gpus}× {eff.gpu}" if eff.gpu else "no GPU named"
+        summary = (f"{eff.strategy or eff.method}: peak {peak} GiB per GPU on {gpu} "
                    f"(usable {usable} GiB, marked │) — {verdict}") if peak is not None \
             else "no training peak in this report"
         self.query_one("#memory-summary", Static).update(summary)
         chart = Bars(items, unit="GiB", marker=float(usable) if usable else None) if items else ""
         title = Text("training VRAM per GPU, GiB (analytic)", style="bold")
         self.query_one("#memory-plot", Static).update(_stack(title, chart))
-        alts = eff.get("alternatives") or []
+        alts = eff.alternatives
         if alts:
             table = Table(title="alternatives considered", show_edge=False, pad_edge=False)
             for col in ("strategy", "GiB", "fits"):
                 table.add_column(col)
             for a in alts:
-                fits = "tight" if a.get("tight") else ("yes" if a.get("fits") else "no")
-                table.add_row(Text(str(a.get("name"))), Text(f"{a.get('total_gib')}"), Text(fits))
+                fits = "tight" if a.tight else ("yes" if a.fits else "no")
+                table.add_row(Text(a.name), Text(f"{a.total_gib}"), Text(fits))
             self.query_one("#memory-alternatives", Static).update(table)
         else:
             self.query_one("#memory-alternatives", Static).update("")
-        self.query_one("#memory-serving", Static).update(serving_view((report.get("inference") or {}).get("serving")))
+        self.query_one("#memory-serving", Static).update(serving_view(report.inference.serving))
 
 
 def _stack(*renderables):

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+
+if TYPE_CHECKING:
+    from qkv.agent.graph.schemas import DesignReport
 
 NO_REPORT = "*No report yet.* Describe a task in the chat to start a design."
 TAB_LABELS = {"report": "F2 Report", "memory": "F3 Memory", "tokenizer": "F4 Tokenizer", "training": "F5 Training",
@@ -80,7 +83,7 @@ class RightTabs(Vertical):
         self.call_after_refresh(self._on_ready)
 
     # -- what the app calls ------------------------------------------------------------------------------
-    def show_report(self, markdown: str, report: dict[str, Any]) -> None:
+    def show_report(self, markdown: str, report: DesignReport) -> None:
         from qkv.tui.widgets.memory import MemoryPane
         from qkv.tui.widgets.tokenizer import TokenizerPane
 

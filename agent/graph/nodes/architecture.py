@@ -6,14 +6,13 @@ and the sizing tool proposes a shape for it."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
+from qkv.agent.graph.schemas import LayerProfileSection
+from qkv.tools.knowledge.context_rules import RELATIVE_PRETRAIN_TOKENS
 
 KIND_OF_FAMILY = {"encoder-only": "encoder", "decoder-only": "decoder", "encoder-decoder": "encoder-decoder"}
-# T5 has relative positions and no hard window; it was pre-trained on 512-token inputs (Raffel et al. 2020).
-RELATIVE_PRETRAIN_TOKENS = 512
 
 
 def _choice_request(task, obj: dict[str, Any], kind: str, budget: float | None, need: int):
@@ -61,8 +60,9 @@ def _capability_gaps(name: str, task, obj) -> list[str]:
 def _near_budget(kind: str, budget: float, calls: Calls) -> bool:
     """Whether a catalog model of `kind` lies within 1.5x of `budget` parameters."""
     from qkv.tools.catalog.summary import summarize_models
+    from qkv.tools.knowledge.model_choice import within_size_band
 
-    return any(_kind(r.model_type) == kind and 1 / 1.5 <= r.params / budget <= 1.5
+    return any(_kind(r.model_type) == kind and within_size_band(r.params, budget)
                for r in calls("catalog.summarize_models", summarize_models))
 
 
@@ -82,25 +82,10 @@ def _capabilities_of(name: str) -> dict[str, Any] | None:
 
 
 def layer_profile_of(spec, source: str) -> dict[str, Any]:
-    """Attention-head distribution and sparsity, read from the config (the foundation's ModelSpec)."""
-    layers = spec.layers + spec.encoder_layers
-    profile = {
-        "layers": layers, "decoder_layers": spec.layers if spec.kind != "encoder" else 0,
-        "encoder_layers": spec.encoder_layers if spec.kind == "encoder-decoder" else (
-            spec.layers if spec.kind == "encoder" else 0),
-        "hidden": spec.hidden, "heads": spec.heads, "kv_heads": spec.kv_heads, "head_dim": spec.head_dim,
-        "attention_type": spec.attention_type, "query_heads_per_kv_head": spec.heads // spec.kv_heads,
-        "intermediate": spec.intermediate, "mlp": "gated (" + spec.activation + ")" if spec.gated_mlp
-        else spec.activation, "norm": spec.norm, "position": spec.position, "vocab": spec.vocab,
-        "sliding_window": spec.sliding_window, "sliding_layers": spec.sliding_layers,
-        "global_layers": layers - spec.sliding_layers, "experts": spec.experts,
-        "experts_per_token": spec.experts_per_token, "tied_embeddings": spec.tied_embeddings,
-        "sparsity": ("sliding-window attention in " f"{spec.sliding_layers}/{layers} layers"
-                     if spec.sliding_layers else (f"mixture of experts: {spec.experts_per_token} of {spec.experts}"
-                                                  if spec.experts else "dense (full attention, dense MLP)")),
-        "provenance": f"config: {source} (qkv.tools.arch.spec_from_config)",
-    }
-    return profile
+    """Attention-head distribution and sparsity, read from the config (qkv.tools.knowledge.structure)."""
+    from qkv.tools.knowledge.structure import layer_structure
+
+    return layer_structure(spec, source).model_dump()
 
 
 def _knowledge_profile(resolved, seq: int, calls: Calls, missing: list[str]) -> dict[str, Any]:
@@ -123,43 +108,15 @@ def _knowledge_profile(resolved, seq: int, calls: Calls, missing: list[str]) -> 
     }
 
 
-def context_plan(spec, need: int) -> tuple[str, str, int, dict | None]:
-    """Fallback for hard rule 1 (when the knowledge tool is absent, or for a proposed config):
-    (action, detail, training length, rope_scaling) for a need of `need` tokens."""
-    window = spec.max_positions or RELATIVE_PRETRAIN_TOKENS
-    if need <= window:
-        return "ok", f"{need:,} tokens fit the {window:,}-token window", need, None
-    factor = need / window
-    if spec.position == "rope":
-        rope = {"rope_type": "yarn", "factor": round(math.ceil(factor * 4) / 4, 2),
-                "original_max_position_embeddings": window}
-        return ("rope_scaling",
-                f"{need:,} tokens exceed the {window:,}-token window ×{factor:.2f}: extend RoPE with YaRN "
-                f"(factor {rope['factor']}, Peng et al. 2023) and fine-tune at the new length", need, rope)
-    if spec.sliding_window and spec.sliding_layers == spec.layers:
-        return ("sliding_window", f"{need:,} tokens exceed the window; every layer attends within "
-                f"{spec.sliding_window:,} tokens, so memory stays bounded, but information beyond it travels "
-                "only through depth", need, None)
-    return ("chunking",
-            f"{need:,} tokens exceed the {window:,}-token window and {spec.position} positions cannot be extended: "
-            f"split inputs into {window:,}-token chunks (overlapping) and aggregate", window, None)
-
-
-def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
-    """Choose and describe the model; decide the context plan."""
-    from qkv.tools.arch import spec_from_config
+def _choose(task, obj: dict[str, Any], kind: str, need: int, calls: Calls, missing: list[str]):
+    """The model to design with: a proposed architecture (pre-training, or a stated size no catalog model
+    has), the model the request names, the intake's default when it has what the task needs, or the
+    capability-filtered choice. Returns (resolved model, pre-training budget, why, candidates, notes)."""
     from qkv.tools.modelref import resolve_model
     from qkv.tools.params import count_params
 
-    task = task_of(state)
-    obj = state["objective"]
-    calls = Calls()
-    missing: list[str] = []
-    need = task.max_doc_tokens or task.doc_tokens or 2048
-    kind = KIND_OF_FAMILY[obj["architecture"]]
     candidates: list[dict[str, Any]] = []
     pretraining: dict[str, Any] | None = None
-    provenance: dict[str, str] = {}
     resolved = None
     if task.mode == "pre-train" and kind == "decoder":
         resolved, pretraining = _pretrain_model(task, need, calls, missing)
@@ -193,6 +150,22 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
     else:
         why = (f"no catalog {kind} model is within 1.5× of the stated {task.param_budget / 1e9:g}B parameters: the "
                "sizing tool proposes an architecture of that size")
+    return resolved, pretraining, why, candidates, notes
+
+
+def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
+    """Choose and describe the model; decide the context plan."""
+    from qkv.tools.arch import spec_from_config
+    from qkv.tools.params import count_params
+
+    task = task_of(state)
+    obj = state["objective"]
+    calls = Calls()
+    missing: list[str] = []
+    need = task.max_doc_tokens or task.doc_tokens or 2048
+    kind = KIND_OF_FAMILY[obj["architecture"]]
+    resolved, pretraining, why, candidates, notes = _choose(task, obj, kind, need, calls, missing)
+    provenance: dict[str, str] = {}
     resolved = resolved.model_copy(update={"source": resolved.source.split(";")[0]})  # the URL, not the notes
     spec = spec_from_config(resolved.config)
     count = calls("params.count_params", count_params, resolved)
@@ -210,8 +183,8 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
         # A claimed window is not an effective one: past the measured length quality drops (RULER).
         detail += (f"; beyond the published effective context of {caps['effective_context']:,} tokens "
                    f"({caps['effective_context_source']}): measure long-context quality before trusting it")
-    profile = layer_profile_of(spec, resolved.source)
-    profile.update(_knowledge_profile(resolved, need, calls, missing))
+    profile = LayerProfileSection(**layer_profile_of(spec, resolved.source),
+                                  **_knowledge_profile(resolved, need, calls, missing)).model_dump()
     if candidates:
         provenance["base_model"] = ("rule: qkv.tools.knowledge.model_choice (languages, specialisation, size, "
                                     "effective context, instruct variant, then pretraining tokens; sources in the "
@@ -279,23 +252,21 @@ def _pretrain_model(task, need: int, calls: Calls, missing: list[str]):
 
 def _fixed_size_budget(task, gpu: str, params: float, calls: Calls) -> dict[str, Any]:
     """The size is fixed and the hardware time is stated: spend the budget on tokens (budget tool)."""
-    from qkv.tools.knowledge.budget import ComputeBudgetRequest, compute_budget
+    from qkv.tools.knowledge.budget import ComputeBudgetRequest, compute_budget, wall_hours
+    from qkv.tools.knowledge.scaling import loss
 
     gpus = task.gpus or 1
-    hours = task.wall_hours or (task.gpu_hours / gpus)
+    hours = wall_hours(task.wall_hours, task.gpu_hours, gpus)
     cb = calls("knowledge.compute_budget", compute_budget,
                ComputeBudgetRequest(gpu=gpu, gpus=gpus, hours=hours, params=params, unique_tokens=task.data_tokens))
     tokens = float(cb.planned_tokens.value)
-    from qkv.tools.knowledge.scaling import loss
-
     return {
         "loss": loss(params, tokens),
         "basis": "fixed size, stated hardware time", "params": params, "tokens": tokens,
-        "flops": 6 * params * tokens, "tokens_per_param": float(cb.tokens_per_param.value),
+        "flops": float(cb.planned_flops.value), "tokens_per_param": float(cb.tokens_per_param.value),
         "budget_flops": float(cb.flops.value), "chinchilla_tokens": float(cb.chinchilla_tokens.value),
         "used_share": float(cb.used_share.value), "budget_reason": cb.reason,
-        "training_days": hours * float(cb.used_share.value) / 24,
-        "gpu_hours": hours * gpus * float(cb.used_share.value),
+        "training_days": float(cb.days.value), "gpu_hours": float(cb.gpu_hours.value),
         "notes": [cb.reason, *cb.notes],
         "budget_provenance": {"flops": cb.flops.formula, "tokens": cb.planned_tokens.formula,
                               "sources": ", ".join(cb.sources)},
@@ -352,8 +323,10 @@ def context_node(state: dict[str, Any]) -> dict[str, Any]:
     from qkv.tools.knowledge.context_rules import context_plan as rules_fn
 
     if arch.get("config"):  # an architecture sized from scratch has no catalog name for the context tool
-        action, detail, train_seq, rope = context_plan(spec, need)
-        source = "analytic: qkv design's fallback context rule (window, position encoding)"
+        from qkv.tools.knowledge.context_rules import config_context_plan
+
+        action, detail, train_seq, rope = calls("knowledge.config_context_plan", config_context_plan, spec, need)
+        source = "analytic: qkv.tools.knowledge.context_rules.config_context_plan (window, position encoding)"
     else:
         from qkv.tools.knowledge.context_rules import ContextRequest
 

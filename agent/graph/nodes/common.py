@@ -61,4 +61,7 @@ def unavailable(state: dict[str, Any], *names: str) -> list[str]:
 
 
 def gib(nbytes: float) -> float:
-    return round(nbytes / 1024**3, 3)
+    """Bytes in GiB as the reports state them (qkv.tools.memory.schema.to_gib)."""
+    from qkv.tools.memory.schema import to_gib
+
+    return to_gib(nbytes)

@@ -60,6 +60,10 @@ def _hparams(arch: dict[str, Any], method: str, seq: int, calls: Calls, missing:
     return out
 
 
+# The efficiency step's loop state in the graph state, beside its section: the ladder, the rungs tried, the
+# memory request, the LoRA settings kept between rungs. Never report figures (the report step drops them).
+WORKING_KEYS = frozenset({"base", "hp_lora", "ladder", "request", "settled", "tried"})
+
 TRAIN_PRECISION = {"bf16": "bf16", "fp16": "fp16-mixed", "fp32": "fp32"}  # stated → the memory tool's name
 
 
@@ -67,17 +71,18 @@ def _base_request(task, arch: dict[str, Any], hp: dict[str, Any] | None, method:
     """The memory request for the user's plan: every stated setting as stated, the rest from the
     hyperparameter tool (micro-batch, LoRA shape) or the memory tool's defaults."""
     from qkv.tools.catalog.gpus import get_gpu
+    from qkv.tools.knowledge.budget import accumulation, per_gpu_share
     from qkv.tools.memory.schema import MemoryRequest
 
     gpus = task.gpus or 1
     small = arch["params"] < 1e9
     # The recipe's batch is global: every data-parallel GPU (DDP or FSDP) adds micro-batch × accumulation.
-    per_gpu = -(-int(hp.get("batch_sequences", 1)) // gpus) if hp else 1
+    per_gpu = per_gpu_share(int(hp.get("batch_sequences", 1)), gpus) if hp else 1
     batch = per_gpu if hp and small else 1
-    accum = max(1, -(-per_gpu // batch)) if hp else 1
+    accum = accumulation(per_gpu, batch, 1) if hp else 1
     if task.micro_batch:
         batch = task.micro_batch
-        accum = task.grad_accum or (max(1, -(-per_gpu // batch)) if hp else 1)
+        accum = task.grad_accum or (accumulation(per_gpu, batch, 1) if hp else 1)
     elif task.grad_accum:
         accum = task.grad_accum
     lora: dict[str, Any] = {}
@@ -211,10 +216,11 @@ def _honouring(task, arch, base, tool: list[tuple[str, dict[str, Any]]], calls: 
     batch) and every stated setting pinned; then the memory tool's ladder with the pins kept where they can
     be; then its rungs that must change a stated setting, each marked with its departures."""
     from qkv.tools.catalog.gpus import get_gpu
+    from qkv.tools.knowledge.budget import global_batch
     from qkv.tools.memory.verdict import fit_state
 
     pinned = pins(task)
-    effective = base.batch * base.grad_accum
+    effective = global_batch(base.batch, base.grad_accum, 1)
     rungs: list[tuple[str, dict[str, Any]]] = []
     if task.method:
         m = LABEL[task.method]
@@ -310,7 +316,9 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
         # The effective batch is the recipe's for the method finally chosen (Alpaca's 128 for full fine-tuning,
         # QLoRA's 16): accumulation makes it up at the micro-batch that fits.
         dp = req.gpus if req.sharding != "none" else 1  # data-parallel GPUs each add a micro-batch per step
-        req = req.model_copy(update={"grad_accum": max(1, -(-int(hp["batch_sequences"]) // (req.batch * dp)))})
+        from qkv.tools.knowledge.budget import accumulation
+
+        req = req.model_copy(update={"grad_accum": accumulation(int(hp["batch_sequences"]), req.batch, dp)})
     eff.update(_settle(task, arch, req, est, rung, prev["ladder"], usable, hp, comfortable, calls))
     return {"efficiency": eff, "rung": 0, "unavailable": unavailable(state, *missing), "calls": calls.items}
 

@@ -83,11 +83,11 @@ def _largest_fitting_model(task, arch, req, calls: Calls) -> str | None:
     from qkv.tools.catalog.summary import summarize_models
     from qkv.tools.errors import QkvError
     from qkv.tools.memory.estimate import estimate_resolved
-    from qkv.tools.memory.verdict import SAFETY_MARGIN
+    from qkv.tools.memory.verdict import fit_state
     from qkv.tools.modelref import resolve_model
 
     kind = _kind(spec_from_config(_resolved(arch).config).model_type)
-    usable = get_gpu(task.gpu).usable_bytes * (1 - SAFETY_MARGIN)
+    usable = get_gpu(task.gpu).usable_bytes
     rows = sorted((r for r in calls("catalog.summarize_models", summarize_models)
                    if _kind(r.model_type) == kind and r.params < arch["params"]), key=lambda r: -r.params)
     cheapest = {"method": "qlora" if kind == "decoder" else "lora", "grad_checkpointing": True, "batch": 1,
@@ -101,7 +101,8 @@ def _largest_fitting_model(task, arch, req, calls: Calls) -> str | None:
                                                                               "model": r.name})).total_bytes
         except QkvError:
             continue
-        if total <= usable:
+        fits, tight = fit_state(total, usable)
+        if fits and not tight:  # with the safety margin, as every other plan in the report
             return (f"a smaller model: {r.name} ({r.params / 1e9:.2f}B) with {cheapest['method']} + checkpointing "
                     f"at {seq:,} tokens needs {gib(total)} GiB on {task.gpu}")
     return None

@@ -34,6 +34,7 @@ def _search(task, arch, gpu, formats, layouts, context: int, sequences: int, att
     """(the first layout × format that fits with the margin and meets the stated targets, or None; every row
     tried). `sequences` = concurrency × beams: each holds its own KV cache."""
     from qkv.tools.memory.schema import MemoryRequest
+    from qkv.tools.serve.roofline import meets_speed_targets
 
     concurrency = task.concurrency or 1
     ext = {"rope_scaling": "yarn", "sliding_window": "sliding"}.get(arch["context_action"])
@@ -46,13 +47,10 @@ def _search(task, arch, gpu, formats, layouts, context: int, sequences: int, att
                                 context_extension=ext, cuda_context_gib=0.0 if gpu.gpu_class == "cpu" else 0.5)
             row = _try(arch, req, gpu, gpu.usable_bytes, concurrency, n, calls)
             tried.append(row)
-            per_stream = row["decode_tok_s_upper"] / concurrency if row["decode_tok_s_upper"] else None
             # Without a bandwidth figure (a GPU known only by its memory) a speed target cannot be checked.
-            unknown = gpu.bandwidth_gb_s is None
-            latency_ok = task.latency_ms is None or unknown or bool(per_stream and 1000 / per_stream <= task.latency_ms)
-            throughput_ok = task.throughput_tok_s is None or unknown or bool(
-                row["decode_tok_s_upper"] and row["decode_tok_s_upper"] >= task.throughput_tok_s)
-            if row["fits"] and not row["tight"] and latency_ok and throughput_ok:
+            targets_ok = meets_speed_targets(row["decode_tok_s_upper"], concurrency, task.latency_ms,
+                                             task.throughput_tok_s, gpu.bandwidth_gb_s is not None)
+            if row["fits"] and not row["tight"] and targets_ok:
                 return row, tried
     return None, tried
 
@@ -93,6 +91,7 @@ def _sampling(task, obj: dict[str, Any], calls: Calls, missing: list[str]) -> tu
 
 def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     from qkv.tools.catalog.gpus import get_gpu
+    from qkv.tools.serve.roofline import kv_sequences
 
     task = task_of(state)
     arch, obj = state["architecture"], state["objective"]
@@ -114,7 +113,8 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     greedy = stated.get("temperature") == 0 and "num_beams" not in stated  # the user's greedy is one beam
     beams = 1 if obj["architecture"] == "encoder-only" or greedy else int(
         stated.get("num_beams") or sampling.get("num_beams") or 1)
-    chosen, tried = _search(task, arch, gpu, formats, layouts, context, concurrency * beams, attention, calls)
+    chosen, tried = _search(task, arch, gpu, formats, layouts, context, kv_sequences(concurrency, beams), attention,
+                            calls)
     settled = chosen is not None
     chosen = chosen or tried[-1]
     est = chosen["est"]
@@ -123,24 +123,8 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
         departs.append(f"weights: stated {task.weights}, planned {chosen['name']} ({task.weights} "
                        + ("does not fit with the margin" if not tried[0]["fits"] or tried[0]["tight"] else
                           "misses a stated target") + ")")
-    if obj["architecture"] == "encoder-only":
-        sampling, described, issues = {}, NOT_DECODING, []
-        chosen = {**chosen, "decode_tok_s_upper": None}  # one forward pass per input: no decode loop to bound
-        s_prov = {"sampling": "rule: an encoder-only model emits labels or spans; there is no decoding to bound"}
-    elif task.sampling:
-        if any(i["level"] == "fail" for i in issues):
-            departs.append(f"decoding: stated {task.sampling} is unbounded (hard rule 3); planned {described}")
-        else:  # the user's bounded decoding is the plan; the preset fills what they left open
-            from qkv.tools.sampling import SamplingPolicy
-
-            keep = {k: v for k, v in task.sampling.items() if k in SamplingPolicy.model_fields}
-            if keep.get("temperature") == 0 and "num_beams" not in keep:
-                keep["num_beams"] = 1  # greedy decoding is one beam, whatever the task's preset searches
-            policy = SamplingPolicy(**{**{k: v for k, v in sampling.items() if k in SamplingPolicy.model_fields},
-                                       **keep})
-            sampling = {**sampling, **keep, "preset": f"stated (over the {sampling.get('preset')} preset)"}
-            described = policy.describe()
-            s_prov = {**s_prov, **{f"sampling.{k}": f"stated: '{_words(task, 'sampling')}'" for k in keep}}
+    sampling, described, issues, s_prov, chosen = _decoding(task, obj, chosen, sampling, described, issues, s_prov,
+                                                            departs)
     prefill, prefill_src = _prefill(arch, gpu, context, chosen["gpus"], calls)
     kernel = "flash_attention_2" if attention == "flash" else "sdpa"
     would: list[str] = []
@@ -177,7 +161,38 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
             "attention_kernel": "cited: flash-attn README (Ampere/Ada/Hopper); PyTorch SDPA otherwise",
         },
     }
-    serving = _serving(task, arch, obj, gpu, context, sampling, calls, inf["notes"])
+    _with_serving(inf, _serving(task, arch, obj, gpu, context, sampling, calls, inf["notes"]), settled)
+    return {"inference": inf, "unavailable": unavailable(state, *missing), "calls": calls.items}
+
+
+def _decoding(task, obj, chosen: dict[str, Any], sampling: dict[str, Any], described: str,
+              issues: list[dict[str, Any]], s_prov: dict[str, str], departs: list[str]):
+    """The decoding plan: none for an encoder; the user's bounded decoding over the task's preset; or the
+    preset with the departure named when the stated decoding is unbounded (hard rule 3).
+    Returns (sampling, described, issues, provenance, chosen row)."""
+    if obj["architecture"] == "encoder-only":
+        sampling, described, issues = {}, NOT_DECODING, []
+        chosen = {**chosen, "decode_tok_s_upper": None}  # one forward pass per input: no decode loop to bound
+        s_prov = {"sampling": "rule: an encoder-only model emits labels or spans; there is no decoding to bound"}
+    elif task.sampling:
+        if any(i["level"] == "fail" for i in issues):
+            departs.append(f"decoding: stated {task.sampling} is unbounded (hard rule 3); planned {described}")
+        else:  # the user's bounded decoding is the plan; the preset fills what they left open
+            from qkv.tools.sampling import SamplingPolicy
+
+            keep = {k: v for k, v in task.sampling.items() if k in SamplingPolicy.model_fields}
+            if keep.get("temperature") == 0 and "num_beams" not in keep:
+                keep["num_beams"] = 1  # greedy decoding is one beam, whatever the task's preset searches
+            policy = SamplingPolicy(**{**{k: v for k, v in sampling.items() if k in SamplingPolicy.model_fields},
+                                       **keep})
+            sampling = {**sampling, **keep, "preset": f"stated (over the {sampling.get('preset')} preset)"}
+            described = policy.describe()
+            s_prov = {**s_prov, **{f"sampling.{k}": f"stated: '{_words(task, 'sampling')}'" for k in keep}}
+    return sampling, described, issues, s_prov, chosen
+
+
+def _with_serving(inf: dict[str, Any], serving: dict[str, Any] | None, settled: bool) -> None:
+    """Attach the serving engine's plan; it becomes the plan of record when only it holds the load."""
     inf["serving"] = serving
     # The engine's plan replaces the transformers rows only when it holds the load AND meets every stated
     # target: a plan that fits memory at 14.6 ms/token does not meet "0.1 ms per token".
@@ -188,7 +203,6 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
         inf["notes"].append(f"bitsandbytes {inf['quantization']} is how transformers loads it here, not a serving "
                             f"format: served with {serving['engine']}, {serving['weights']} weights hold the load "
                             "(the serving plan above)")
-    return {"inference": inf, "unavailable": unavailable(state, *missing), "calls": calls.items}
 
 
 def _serving(task, arch, obj, gpu, context: int, sampling: dict[str, Any], calls: Calls,
@@ -197,13 +211,14 @@ def _serving(task, arch, obj, gpu, context: int, sampling: dict[str, Any], calls
     llama.cpp on Apple silicon and CPUs; None (said in notes) for a model known only by its shapes."""
     from qkv.tools.errors import QkvError
     from qkv.tools.serve import ServingRequest, plan_serving
+    from qkv.tools.serve.roofline import output_tokens
 
     if arch.get("config"):
         notes.append("serving plan: not computed for an architecture sized from scratch (no checkpoint to serve)")
         return None
     engine = "llama.cpp" if gpu.unified_memory or gpu.gpu_class == "cpu" else "vllm"
     encoder = obj["architecture"] == "encoder-only"
-    output = 1 if encoder else min(int(sampling.get("max_new_tokens") or 256), max(1, context - 1))
+    output = 1 if encoder else output_tokens(sampling.get("max_new_tokens"), context)
     try:
         plan = calls("serve.plan_serving", plan_serving, ServingRequest(
             model=arch["base_model"], gpu=task.gpu, gpus=task.gpus or 1, concurrency=task.concurrency or 1,
@@ -218,15 +233,14 @@ def _serving(task, arch, obj, gpu, context: int, sampling: dict[str, Any], calls
 def _engine_plan_of_record(inf: dict[str, Any], sv: dict[str, Any]) -> None:
     """When only a serving engine holds the load (its chunked prefill bounds the workspace and its paged
     pool holds the KV), its plan is the plan; the transformers rows stay as the alternatives tried."""
-    items = {m["name"]: m for m in sv["per_gpu"]}
-    kv = sv.get("kv") or {}
-    lat = sv.get("latency") or {}
+    from qkv.tools.serve.report import plan_figures
+
+    fig = plan_figures(sv)
     inf.update({
-        "quantization": sv["weights"], "gpus": sv["gpus_used"], "weights_gib": items["weights"]["gib"],
-        "kv_cache_gib": round(kv.get("tokens_needed", 0) * kv.get("bytes_per_token", 0) / 1024**3, 3),
-        "kv_dtype": sv["kv_dtype"], "peak_vram_gib": round(sum(m["gib"] for m in sv["per_gpu"]), 3), "fits": True,
-        "what_would_fit": [], "decode_tok_s_upper": lat.get("tokens_per_s"),
-        "prefill_s_lower": round(lat["ttft_ms"] / 1e3, 4) if lat.get("ttft_ms") is not None else None,
+        "quantization": sv["weights"], "gpus": sv["gpus_used"], "weights_gib": fig["weights_gib"],
+        "kv_cache_gib": fig["kv_cache_gib"], "kv_dtype": sv["kv_dtype"], "peak_vram_gib": fig["peak_vram_gib"],
+        "fits": True, "what_would_fit": [], "decode_tok_s_upper": fig["decode_tok_s_upper"],
+        "prefill_s_lower": fig["prefill_s_lower"],
         "breakdown": [{"name": m["name"], "gib": m["gib"], "formula": m["formula"]} for m in sv["per_gpu"]],
     })
     inf["notes"] = [n for n in inf["notes"] if not n.startswith("no weight format meets")] + [

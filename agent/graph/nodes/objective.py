@@ -7,6 +7,7 @@ from typing import Any
 
 from qkv.agent.graph.intake import objective_kind
 from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
+from qkv.agent.graph.schemas import Objective
 
 FAMILY = {"understanding": "encoder-only", "generation": "decoder-only", "translation": "encoder-decoder"}
 # Task label → the evaluator's task kind.
@@ -117,8 +118,7 @@ def objective_node(state: dict[str, Any]) -> dict[str, Any]:
             loss = rec.loss
             provenance["loss"] = f"cited: qkv.tools.knowledge.recipes '{rec.family}' ({', '.join(rec.loss_sources)})"
         provenance["recipe"] = f"cited: qkv.tools.knowledge.recipes '{rec.family}' ({', '.join(rec.sources)})"
-    update = {
-        "kind": kind, "architecture": FAMILY[kind], "task": label, "loss": loss, "metrics": metrics,
-        "metrics_plan": plan, "recipe": recipe, "rationale": why, "provenance": provenance,
-    }
-    return {"objective": update, "unavailable": unavailable(state, *missing), "calls": calls.items}
+    section = Objective(kind=kind, architecture=FAMILY[kind], task=label, loss=loss, metrics=metrics,
+                        metrics_plan=plan, recipe=recipe, rationale=why, provenance=provenance)
+    return {"objective": section.model_dump(mode="json"), "unavailable": unavailable(state, *missing),
+            "calls": calls.items}

@@ -7,7 +7,7 @@ from typing import Any
 
 from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
 from qkv.agent.graph.nodes.training_plan import data_budget_of, precision_of, pretraining_of, training_config
-from qkv.agent.graph.schemas import DesignReport
+from qkv.agent.graph.schemas import DesignReport, Efficiency, Ethics, ResourceBudget
 
 # The evaluator's faithfulness proxies (qkv.tools.evaluate.schema.FaithfulnessReport fields).
 FAITHFULNESS_FIELDS = ("unsupported_number_rate", "unsupported_entity_rate", "repetition_rate", "distinct_2")
@@ -64,8 +64,9 @@ def stated_check(task, arch, eff, inf, hidden: int | None = None) -> dict[str, s
     if task.base_model and arch["base_model"] != task.base_model and arch.get("context_action") != "long_context_model":
         departs.append(f"model: stated {task.base_model}, planned {arch['base_model']}")
     if task.param_budget and not task.base_model and task.mode != "pre-train":
-        ratio = arch["params"] / task.param_budget
-        if not 1 / 1.5 <= ratio <= 1.5:
+        from qkv.tools.knowledge.model_choice import within_size_band
+
+        if not within_size_band(arch["params"], task.param_budget):
             departs.append(f"model size: stated {task.param_budget / 1e9:g}B, planned {arch['params'] / 1e9:.2f}B")
     from qkv.tools.knowledge.hparams import stated_outliers
 
@@ -84,7 +85,7 @@ def stated_check(task, arch, eff, inf, hidden: int | None = None) -> dict[str, s
     return {"rule": "stated constraints honoured", "status": "warn", "detail": " — ".join(parts)}
 
 
-def _ethics(task, obj, calls: Calls, missing: list[str]) -> dict[str, Any]:
+def _ethics(task, obj, calls: Calls, missing: list[str]) -> Ethics:
     recipe = obj.get("recipe") or {}
     if recipe.get("family") in ("classification-multilabel", "classification", "ner", "code", "pretraining-code",
                                 "chat", "translation", "qa"):
@@ -92,16 +93,16 @@ def _ethics(task, obj, calls: Calls, missing: list[str]) -> dict[str, Any]:
         eth = recipe["ethics"]
         evals = list(eth.get("evaluation", []))
         generator = obj["architecture"] != "encoder-only"
-        return {"hallucination": evals[:1] if generator else [], "proxies": [],
-                "biased_token_distributions": evals[1:] if generator else evals,
-                "data": list(eth.get("data", [])), "mitigations": list(eth.get("mitigations", [])),
-                "baselines": [f"{b['name']}: {b['why']}" for b in recipe.get("baselines", [])],
-                "provenance": f"cited: qkv.tools.knowledge.recipes '{recipe['family']}' "
-                              f"({', '.join(recipe['sources'])})"}
+        return Ethics(hallucination=evals[:1] if generator else [], proxies=[],
+                      biased_token_distributions=evals[1:] if generator else evals,
+                      data=list(eth.get("data", [])), mitigations=list(eth.get("mitigations", [])),
+                      baselines=[f"{b['name']}: {b['why']}" for b in recipe.get("baselines", [])],
+                      provenance=f"cited: qkv.tools.knowledge.recipes '{recipe['family']}' "
+                                 f"({', '.join(recipe['sources'])})")
     return _generator_ethics(task, obj, calls, missing, recipe)
 
 
-def _generator_ethics(task, obj, calls: Calls, missing: list[str], recipe: dict[str, Any]) -> dict[str, Any]:
+def _generator_ethics(task, obj, calls: Calls, missing: list[str], recipe: dict[str, Any]) -> Ethics:
     from qkv.tools.evaluate.schema import CounterfactualReport, FaithfulnessReport
 
     proxies = [{"name": name, "measures": FaithfulnessReport.model_fields[name].description or name}
@@ -117,75 +118,85 @@ def _generator_ethics(task, obj, calls: Calls, missing: list[str], recipe: dict[
         hallucination.append(f"a blind review by {task.domain} experts of the first 50 outputs"
                              + " (the evaluator writes the review sheet)"
                              + ": every material fact must be traceable to the source")
-    return {
-        "hallucination": hallucination,
-        "proxies": proxies,
-        "biased_token_distributions": [
+    return Ethics(
+        hallucination=hallucination,
+        proxies=proxies,
+        biased_token_distributions=[
             "distinct-2 and repetition rate over generations (degenerate, low-diversity output)",
             "token-level comparison of outputs for counterfactual inputs that differ only in a demographic term",
         ] + [f"{b['name']}: {b['measures']}" for b in bias],
-        "mitigations": [
+        data=list((recipe.get("ethics") or {}).get("data", [])),
+        mitigations=[
             "train on source-grounded targets only; drop training pairs whose targets state numbers or names "
             "absent from the source (the same proxy, applied to the data)",
             "bounded decoding (hard rule 3) and a length cap",
             *(recipe.get("ethics") or {}).get("mitigations", []),
         ],
-        "data": list((recipe.get("ethics") or {}).get("data", [])),
-        "baselines": [f"{b['name']}: {b['why']}" for b in recipe.get("baselines", [])],
-        "provenance": "measures defined by qkv.tools.evaluate (schema field descriptions)"
-                      + (f"; recipe: qkv.tools.knowledge.recipes '{recipe['family']}'" if recipe else ""),
-    }
+        baselines=[f"{b['name']}: {b['why']}" for b in recipe.get("baselines", [])],
+        provenance="measures defined by qkv.tools.evaluate (schema field descriptions)"
+                   + (f"; recipe: qkv.tools.knowledge.recipes '{recipe['family']}'" if recipe else ""),
+    )
+
+
+def _resource_budget(task, state: dict[str, Any], calls: Calls, precision, budget) -> ResourceBudget:
+    """Parameters, training and inference peaks, and the precision and budgets behind them."""
+    arch, eff, inf = state["architecture"], state["efficiency"], state["inference"]
+    rb = ResourceBudget(
+        params=arch["params"], active_params=arch["active_params"],
+        train_peak_vram_gib=eff.get("peak_vram_gib"), train_fits=eff.get("fits"),
+        inference_peak_vram_gib=inf["peak_vram_gib"], inference_fits=inf["fits"],
+        gpu=task.gpu, gpus=task.gpus or 1, usable_gib_per_gpu=eff.get("usable_gib") or None,
+        provenance={"params": arch["provenance"].get("params", ""),
+                    "train_peak_vram_gib": eff.get("provenance", {}).get("peak_vram_gib", ""),
+                    "inference_peak_vram_gib": inf["provenance"]["peak_vram_gib"]},
+        inference_breakdown=inf.get("breakdown", []))
+    if state.get("pretraining"):
+        rb.pretraining = pretraining_of(state["pretraining"], eff, calls)
+    if precision:
+        rb.precision = precision
+    if budget:
+        rb.data_budget = budget
+    return rb
+
+
+def _efficiency(task, eff: dict[str, Any], rb: ResourceBudget, precision, budget) -> Efficiency:
+    """The efficiency section: the step's fields (its loop state stays behind; any other key is refused by the
+    section model), with the batch the data budget planned and the precision's departure, if any."""
+    from qkv.agent.graph.nodes.efficiency import WORKING_KEYS
+
+    out = {k: v for k, v in eff.items() if k not in WORKING_KEYS}
+    out.setdefault("gpu", task.gpu)
+    out.setdefault("gpus", task.gpus or 1)
+    out["pretraining"] = rb.pretraining.model_dump() if rb.pretraining else None
+    if budget:  # the report's batch is the config's: accumulation made up over the data-parallel GPUs
+        out["grad_accum"] = budget.grad_accum
+        out["provenance"] = {**out.get("provenance", {}), "grad_accum": budget.provenance["global_batch"]}
+    if precision and precision.departure:
+        out["departures"] = [*out.get("departures", []), precision.departure]
+    return Efficiency.model_validate(out)
 
 
 def report_node(state: dict[str, Any]) -> dict[str, Any]:
+    """Assemble the typed report from the steps' sections, then word it (template or LLM)."""
     from qkv.agent.graph.narrate import narrate
 
     task = task_of(state)
     calls = Calls()
     missing: list[str] = []
     arch, eff, inf, obj = state["architecture"], state["efficiency"], state["inference"], state["objective"]
-    resource = {
-        "params": arch["params"], "active_params": arch["active_params"],
-        "train_peak_vram_gib": eff.get("peak_vram_gib"), "train_fits": eff.get("fits"),
-        "inference_peak_vram_gib": inf["peak_vram_gib"], "inference_fits": inf["fits"],
-        "gpu": task.gpu, "gpus": task.gpus or 1, "usable_gib_per_gpu": eff.get("usable_gib") or None,
-        "provenance": {"params": arch["provenance"].get("params", ""),
-                       "train_peak_vram_gib": eff.get("provenance", {}).get("peak_vram_gib", ""),
-                       "inference_peak_vram_gib": inf["provenance"]["peak_vram_gib"]},
-    }
-    if state.get("pretraining"):
-        resource["pretraining"] = pretraining_of(state["pretraining"], eff, calls)
     precision = precision_of(task, calls, missing) if eff.get("method") not in (None, "none") else None
     budget = data_budget_of(task, arch, eff, obj, calls, missing)
-    if precision:
-        resource["precision"] = precision
-    if budget:
-        resource["data_budget"] = budget
-    from qkv.agent.graph.schemas import Efficiency
-
-    eff_out = {k: v for k, v in eff.items() if k in Efficiency.model_fields}  # the node's working keys stay behind
-    eff_out.setdefault("gpu", task.gpu)
-    eff_out.setdefault("gpus", task.gpus or 1)
-    eff_out["pretraining"] = resource.get("pretraining")
-    if budget:  # the report's batch is the config's: accumulation made up over the data-parallel GPUs
-        eff_out["grad_accum"] = budget["grad_accum"]
-        eff_out.setdefault("provenance", {})
-        eff_out["provenance"] = {**eff_out["provenance"], "grad_accum": budget["provenance"]["global_batch"]}
-    if precision and precision.get("departure"):
-        eff_out["departures"] = [*eff_out.get("departures", []), precision["departure"]]
-    report = {
-        "task": state["task"], "assumptions": state.get("assumptions", []), "objective": obj,
-        "architecture": {k: v for k, v in arch.items() if k != "config"}, "efficiency": eff_out,
-        "tokenization": state["tokenization"], "inference": {k: v for k, v in inf.items() if k != "breakdown"},
-        "resource_budget": resource, "layer_profile": state.get("layer_profile") or {},
-        "ethics": _ethics(task, obj, calls, missing),
-        "checks": _checks(task, arch, {**eff, "departures": eff_out.get("departures", [])}, inf,
-                          (state.get("layer_profile") or {}).get("hidden")),
-        "training_config": training_config(task, arch, eff, obj, calls, missing, budget, precision),
-        "unavailable": unavailable(state, *missing),
-    }
-    report["resource_budget"]["inference_breakdown"] = inf.get("breakdown", [])
-    model = DesignReport.model_validate(report)
+    rb = _resource_budget(task, state, calls, precision, budget)
+    efficiency = _efficiency(task, eff, rb, precision, budget)
+    model = DesignReport(
+        task=task, assumptions=state.get("assumptions", []), objective=obj,
+        architecture={k: v for k, v in arch.items() if k != "config"}, efficiency=efficiency,
+        tokenization=state["tokenization"], inference={k: v for k, v in inf.items() if k != "breakdown"},
+        resource_budget=rb, layer_profile=state["layer_profile"], ethics=_ethics(task, obj, calls, missing),
+        checks=_checks(task, arch, {**eff, "departures": efficiency.departures}, inf,
+                       state["layer_profile"].get("hidden")),
+        training_config=training_config(task, arch, eff, obj, calls, missing, budget, precision),
+        unavailable=unavailable(state, *missing))
     req = state.get("request") or {}
     model.narrative, model.narrative_source = calls("narrate", narrate, model, req.get("llm", "none"),
                                                     req.get("llm_model"))
