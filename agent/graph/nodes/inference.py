@@ -90,6 +90,8 @@ def _sampling(task, obj: dict[str, Any], calls: Calls, missing: list[str]) -> tu
 
 
 def inference_node(state: dict[str, Any]) -> dict[str, Any]:
+    """Step 5: the weight format and GPU layout that hold the load with the margin and meet the stated
+    targets, the bounded decoding plan (hard rule 3), and the serving engine's plan."""
     from qkv.tools.catalog.gpus import get_gpu
     from qkv.tools.serve.roofline import kv_sequences
 
