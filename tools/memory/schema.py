@@ -208,6 +208,15 @@ class MemoryEstimate(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     provenance: Literal["analytic"] = "analytic"
 
+    def term_bytes(self, name: str) -> int:
+        """Bytes of the named term ("weights", "KV cache", ...); 0 when the estimate has no such term."""
+        return next((t.bytes for t in self.terms if t.name == name), 0)
+
+    @property
+    def decode_read_bytes(self) -> int:
+        """Bytes one memory-bound decode step reads: every weight and the whole KV cache, once."""
+        return self.term_bytes("weights") + self.term_bytes("KV cache")
+
     @computed_field
     @property
     def allocated_gib(self) -> float:

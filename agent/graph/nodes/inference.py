@@ -293,13 +293,12 @@ def _try(arch, req, gpu, usable: int, concurrency: int, n: int, calls: Calls) ->
 
     est = _estimate(arch, req, calls)
     fits, tight = fit_state(est.total_bytes, usable)
-    weights = next((t.bytes for t in est.terms if t.name == "weights"), 0)
-    kv = next((t.bytes for t in est.terms if t.name == "KV cache"), 0)
-    # Decoding reads every weight and the whole KV cache once per step (qkv.tools.serve.roofline).
-    decode = calls("serve.decode_upper_tok_s", decode_upper_tok_s, gpu.bandwidth_gb_s, weights + kv, concurrency)
+    decode = calls("serve.decode_upper_tok_s", decode_upper_tok_s, gpu.bandwidth_gb_s, est.decode_read_bytes,
+                   concurrency)
     return {"name": req.weights, "label": req.weights + (f" over {n} GPUs" if n > 1 else ""), "gpus": n,
-            "total_gib": est.total_gib, "fits": fits, "tight": tight, "weights_gib": gib(weights),
-            "kv_cache_gib": gib(kv), "decode_tok_s_upper": round(decode, 1) if decode else None, "est": est}
+            "total_gib": est.total_gib, "fits": fits, "tight": tight, "weights_gib": gib(est.term_bytes("weights")),
+            "kv_cache_gib": gib(est.term_bytes("KV cache")), "decode_tok_s_upper": round(decode, 1) if decode else None,
+            "est": est}
 
 
 def _inference_would_fit(arch, req, gpu, calls: Calls) -> list[str]:
