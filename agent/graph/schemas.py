@@ -12,20 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The sections live in sections.py; they are re-exported here, where the report's contract is read.
-from qkv.agent.graph.sections import (  # noqa: F401
-    Alternative,
+from qkv.agent.graph.sections import (
     Architecture,
-    DataBudgetSection,
     Efficiency,
     Ethics,
     Inference,
     LayerProfileSection,
-    MemoryBreakdownItem,
     Objective,
-    Pretraining,
     ResourceBudget,
-    Section,
     Tokenization,
     TrainingConfigSection,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
-from qkv.agent.graph.schemas import LayerProfileSection
+from qkv.agent.graph.sections import LayerProfileSection
 from qkv.tools.knowledge.context_rules import RELATIVE_PRETRAIN_TOKENS
 
 KIND_OF_FAMILY = {"encoder-only": "encoder", "decoder-only": "decoder", "encoder-decoder": "encoder-decoder"}

@@ -59,9 +59,3 @@ def unavailable(state: dict[str, Any], *names: str) -> list[str]:
     """The state's list of unavailable tools plus `names` (sorted, unique: the report stays stable)."""
     return sorted(set(state.get("unavailable") or []) | set(names))
 
-
-def gib(nbytes: float) -> float:
-    """Bytes in GiB as the reports state them (qkv.tools.memory.schema.to_gib)."""
-    from qkv.tools.memory.schema import to_gib
-
-    return to_gib(nbytes)

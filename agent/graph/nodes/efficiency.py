@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from qkv.agent.graph.nodes.common import Calls, gib, task_of, unavailable
+from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
 from qkv.agent.graph.nodes.efficiency_alternatives import weigh, what_would_fit
+from qkv.tools.memory.schema import to_gib
 
 # Ampere and later run FlashAttention-2 (Dao 2023; flash-attn README: Ampere, Ada, Hopper GPUs).
 FLASH_ARCHS = ("Ampere", "Ada", "Hopper", "Blackwell")
@@ -262,7 +263,7 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
         from qkv.tools.catalog.gpus import get_gpu
 
         eff = {"method": "none", "strategy": "inference only: no training", "fits": True, "peak_vram_gib": None,
-               "gpu": task.gpu, "gpus": task.gpus or 1, "usable_gib": gib(get_gpu(task.gpu).usable_bytes),
+               "gpu": task.gpu, "gpus": task.gpus or 1, "usable_gib": to_gib(get_gpu(task.gpu).usable_bytes),
                "settled": True, "provenance": {"usable_gib": "cited: GPU catalog (qkv.tools.catalog.gpus)"}}
         return {"efficiency": eff, "rung": 0, "calls": calls.items}
     rung_i = int(state.get("rung") or 0)
@@ -290,13 +291,13 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
     req = base.model_copy(update=rung["changes"])
     est = _estimate(arch, req, calls)
     usable = get_gpu(task.gpu).usable_bytes
-    tried = [*prev.get("tried", []), {"name": rung["name"], "total_gib": gib(est.total_bytes),
+    tried = [*prev.get("tried", []), {"name": rung["name"], "total_gib": to_gib(est.total_bytes),
                                       "fits": rung["fits"], "tight": rung["tight"]}]
     comfortable = rung["fits"] and (not rung["tight"] or bool(rung.get("tight_kept")))
     last = rung_i + 1 >= len(rungs)
     eff = {**prev, "tried": tried, "settled": comfortable or last}
     if not (comfortable or last):
-        eff["strategy"] = f"tried {rung['name']}: {gib(est.total_bytes)} GiB per GPU, " + (
+        eff["strategy"] = f"tried {rung['name']}: {to_gib(est.total_bytes)} GiB per GPU, " + (
             "too tight" if rung["fits"] else "does not fit")
         return {"efficiency": eff, "rung": rung_i + 1, "unavailable": unavailable(state, *missing),
                 "calls": calls.items}
@@ -349,12 +350,12 @@ def with_stated(task, hp: dict[str, Any] | None, method: str) -> dict[str, Any] 
 
 def _settle(task, arch, req, est, rung, ladder, usable, hp, comfortable, calls) -> dict[str, Any]:
     breakdown = [{"name": t.name, "gib": t.gib, "formula": t.formula} for t in [*est.terms, *est.overhead]]
-    alternatives = [{"name": r["name"], "total_gib": gib(r["total_bytes"]), "fits": r["fits"], "tight": r["tight"],
+    alternatives = [{"name": r["name"], "total_gib": to_gib(r["total_bytes"]), "fits": r["fits"], "tight": r["tight"],
                      "changes": r["changes"]} for r in ladder]
     out = {
         "method": req.method, "strategy": rung["name"] if comfortable else "nothing fits on this hardware",
         "fits": comfortable, "peak_vram_gib": est.total_gib, "gpu": task.gpu, "gpus": req.gpus,
-        "usable_gib": gib(usable), "sharding": req.sharding,
+        "usable_gib": to_gib(usable), "sharding": req.sharding,
         "quantization": "nf4" if req.method == "qlora" else None,
         "double_quant": req.method == "qlora" and req.quant_double, "grad_checkpointing": req.grad_checkpointing,
         "micro_batch": req.batch, "grad_accum": req.grad_accum, "breakdown": breakdown,
@@ -378,16 +379,17 @@ def _settle(task, arch, req, est, rung, ladder, usable, hp, comfortable, calls) 
         out["tradeoffs"] = weigh(task, arch, req, rung, calls)
     if rung.get("tight_kept"):
         out["warnings"].append(f"'{rung['name']}' keeps every stated setting and fits, but with less than the "
-                               f"safety margin ({gib(rung['total_bytes'])} of {gib(usable)} GiB): expect allocator "
-                               "fragmentation to matter; a smaller micro-batch with more accumulation would give room")
+                               f"safety margin ({to_gib(rung['total_bytes'])} of {to_gib(usable)} GiB): expect "
+                               "allocator fragmentation to matter; a smaller micro-batch with more accumulation would "
+                               "give room")
     stated = ladder[0] if pins(task) else None
     if stated is not None:
-        out["stated_plan"] = {"name": stated["name"], "total_gib": gib(stated["total_bytes"]), "fits": stated["fits"],
-                              "tight": stated["tight"], "changes": stated["changes"]}
+        out["stated_plan"] = {"name": stated["name"], "total_gib": to_gib(stated["total_bytes"]),
+                              "fits": stated["fits"], "tight": stated["tight"], "changes": stated["changes"]}
     out["departures"] = list(rung.get("departs", []))
     if out["departures"] and stated is not None:
         out["warnings"].append(
-            f"your plan ('{stated['name']}') needs {gib(stated['total_bytes'])} GiB per GPU and "
-            f"{'is too tight' if stated['fits'] else 'does not fit'} in {gib(usable)} GiB; nothing that keeps every "
+            f"your plan ('{stated['name']}') needs {to_gib(stated['total_bytes'])} GiB per GPU and "
+            f"{'is too tight' if stated['fits'] else 'does not fit'} in {to_gib(usable)} GiB; nothing that keeps every "
             f"stated setting fits, so the plan changes {'; '.join(out['departures'])} ('{rung['name']}')")
     return out

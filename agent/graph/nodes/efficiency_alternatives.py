@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from qkv.agent.graph.nodes.common import Calls, gib
+from qkv.agent.graph.nodes.common import Calls
+from qkv.tools.memory.schema import to_gib
 
 CHEAPER = {"full": "lora", "lora": "qlora"}
 RULE = ("the highest-fidelity method that fits with the safety margin at the required length is recommended "
@@ -59,12 +60,12 @@ def what_would_fit(task, arch, req, est, ladder, calls: Calls, diagnosis: dict[s
     gpus = task.gpus or 1
     for r in ladder:
         if int(r["changes"].get("gpus", gpus)) > gpus and r["fits"] and not r["tight"]:
-            out.append(f"{r['name']} × {task.gpu}: {gib(r['total_bytes'])} GiB per GPU (fits)")
+            out.append(f"{r['name']} × {task.gpu}: {to_gib(r['total_bytes'])} GiB per GPU (fits)")
             break
     need = est.total_bytes
     g = smallest_gpu_holding(need)
     if g is not None:
-        out.append(f"one {g.display_name} ({g.memory_gib:g} GB): {req.method} at {gib(need)} GiB fits")
+        out.append(f"one {g.display_name} ({g.memory_gib:g} GB): {req.method} at {to_gib(need)} GiB fits")
     smaller = _largest_fitting_model(task, arch, req, calls)
     if smaller:
         out.append(smaller)
@@ -104,5 +105,5 @@ def _largest_fitting_model(task, arch, req, calls: Calls) -> str | None:
         fits, tight = fit_state(total, usable)
         if fits and not tight:  # with the safety margin, as every other plan in the report
             return (f"a smaller model: {r.name} ({r.params / 1e9:.2f}B) with {cheapest['method']} + checkpointing "
-                    f"at {seq:,} tokens needs {gib(total)} GiB on {task.gpu}")
+                    f"at {seq:,} tokens needs {to_gib(total)} GiB on {task.gpu}")
     return None

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from qkv.agent.graph.nodes.common import Calls, gib, task_of, unavailable
+from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
 from qkv.agent.graph.nodes.efficiency import _estimate, attention_for, family_of
+from qkv.tools.memory.schema import to_gib
 
 CUDA_FORMATS = ("bf16", "int8", "nf4")
 APPLE_FORMATS = ("Q8_0", "Q4_K_M")
@@ -296,9 +297,9 @@ def _try(arch, req, gpu, usable: int, concurrency: int, n: int, calls: Calls) ->
     decode = calls("serve.decode_upper_tok_s", decode_upper_tok_s, gpu.bandwidth_gb_s, est.decode_read_bytes,
                    concurrency)
     return {"name": req.weights, "label": req.weights + (f" over {n} GPUs" if n > 1 else ""), "gpus": n,
-            "total_gib": est.total_gib, "fits": fits, "tight": tight, "weights_gib": gib(est.term_bytes("weights")),
-            "kv_cache_gib": gib(est.term_bytes("KV cache")), "decode_tok_s_upper": round(decode, 1) if decode else None,
-            "est": est}
+            "total_gib": est.total_gib, "fits": fits, "tight": tight,
+            "weights_gib": to_gib(est.term_bytes("weights")), "kv_cache_gib": to_gib(est.term_bytes("KV cache")),
+            "decode_tok_s_upper": round(decode, 1) if decode else None, "est": est}
 
 
 def _inference_would_fit(arch, req, gpu, calls: Calls) -> list[str]:
@@ -316,5 +317,5 @@ def _inference_would_fit(arch, req, gpu, calls: Calls) -> list[str]:
     total = _estimate(arch, req.model_copy(update={"gpus": 1, "sharding": "none"}), calls).total_bytes
     g = smallest_gpu_holding(total)
     if g is not None:
-        out.append(f"one {g.display_name} ({g.memory_gib:g} GB) holds {gib(total)} GiB with {req.weights} weights")
+        out.append(f"one {g.display_name} ({g.memory_gib:g} GB) holds {to_gib(total)} GiB with {req.weights} weights")
     return out

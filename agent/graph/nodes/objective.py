@@ -7,7 +7,7 @@ from typing import Any
 
 from qkv.agent.graph.intake import objective_kind
 from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
-from qkv.agent.graph.schemas import Objective
+from qkv.agent.graph.sections import Objective
 
 FAMILY = {"understanding": "encoder-only", "generation": "decoder-only", "translation": "encoder-decoder"}
 # Task label → the evaluator's task kind.

@@ -7,7 +7,8 @@ from typing import Any
 
 from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
 from qkv.agent.graph.nodes.training_plan import data_budget_of, precision_of, pretraining_of, training_config
-from qkv.agent.graph.schemas import DesignReport, Efficiency, Ethics, ResourceBudget
+from qkv.agent.graph.schemas import DesignReport
+from qkv.agent.graph.sections import Efficiency, Ethics, ResourceBudget
 
 # The evaluator's faithfulness proxies (qkv.tools.evaluate.schema.FaithfulnessReport fields).
 FAITHFULNESS_FIELDS = ("unsupported_number_rate", "unsupported_entity_rate", "repetition_rate", "distinct_2")

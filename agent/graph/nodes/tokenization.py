@@ -7,7 +7,7 @@ from typing import Any
 
 from qkv.agent.graph.domain_terms import TERMS
 from qkv.agent.graph.nodes.common import Calls, task_of, unavailable
-from qkv.agent.graph.schemas import Tokenization
+from qkv.agent.graph.sections import Tokenization
 
 # Comparison tokenizers qkv ships offline (used when the base model's own tokenizer is not available).
 COMPARE = ("gpt2", "qwen2.5-0.5b", "bert-base-uncased")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from qkv.agent.graph.nodes.common import Calls
-from qkv.agent.graph.schemas import DataBudgetSection, Pretraining, TrainingConfigSection
+from qkv.agent.graph.sections import DataBudgetSection, Pretraining, TrainingConfigSection
 from qkv.tools.knowledge.precision import PrecisionChoice
 
 
