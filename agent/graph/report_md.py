@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from qkv.agent.graph.schemas import DesignReport
+from qkv.tools.knowledge.scaling import DEFAULT_MFU
 
 STATUS = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "n/a": "N/A"}
 
@@ -319,7 +320,8 @@ def _budget(r: DesignReport) -> list[str]:
               f"{': ' + db.epochs_note if db.epochs_note else ''}) → {db.steps_per_epoch:,} steps/epoch, "
               f"**{db.steps:,} steps**, warm-up {db.warmup_steps:,} steps",
               f"- compute: {db.train_flops:.3g} FLOPs"
-              + (f"; ≥ {db.hours:.2f} h on the stated GPUs (roofline bound at 40% MFU)" if db.hours else ""),
+              + (f"; ≥ {db.hours:.2f} h on the stated GPUs (roofline bound at {DEFAULT_MFU:.0%} MFU)"
+                 if db.hours else ""),
               f"- fit: {db.fit_note}"]
         L += [f"- note: {n}" for n in db.notes]
     return L

@@ -38,8 +38,8 @@ class Section(BaseModel):
         return data
 
 
-class Objective(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a key no field takes is a bug, not data to drop
+class Objective(Section):
+    """Step 1: what kind of model the task needs, its loss, metrics and the task family's recipe."""
 
     kind: ObjectiveKind
     architecture: ArchFamily
@@ -89,8 +89,8 @@ class Alternative(BaseModel):
     changes: dict[str, Any] = Field(default_factory=dict)
 
 
-class Efficiency(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a key no field takes is a bug, not data to drop
+class Efficiency(Section):
+    """Step 3: the training method and memory plan chosen on the ladder, its breakdown and alternatives."""
 
     method: EfficiencyMethod
     strategy: str = Field(description="the ladder rung chosen (or why none)")
@@ -120,8 +120,8 @@ class Efficiency(BaseModel):
     provenance: dict[str, str] = Field(default_factory=dict)
 
 
-class Tokenization(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a key no field takes is a bug, not data to drop
+class Tokenization(Section):
+    """Step 4: the tokenizer audit on the corpus sample, or the plan for one."""
 
     tokenizer: str
     audited: bool
@@ -133,8 +133,8 @@ class Tokenization(BaseModel):
     provenance: dict[str, str] = Field(default_factory=dict)
 
 
-class Inference(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a key no field takes is a bug, not data to drop
+class Inference(Section):
+    """Step 5: weights format, KV cache, peak memory, decoding plan and the serving engine's plan."""
 
     quantization: str
     gpus: int = 1
@@ -190,9 +190,7 @@ class Pretraining(Section):
     steps_formula: str | None = None
 
 
-class DataBudgetSection(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a key no field takes is a bug, not data to drop
-
+class DataBudgetSection(Section):
     """The fine-tuning data budget (qkv.tools.knowledge.budget.data_budget) with the batch it was planned at."""
 
     examples: int
@@ -258,9 +256,7 @@ class LayerProfileSection(LayerStructure, Section):
     profile_provenance: str | None = None
 
 
-class Ethics(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a key no field takes is a bug, not data to drop
-
+class Ethics(Section):
     """The ethical-evaluation plan: hallucination checks, the measures (proxies) and the bias probes, data
     handling, mitigations and baselines, from the evaluator's schema and the task family's recipe."""
 

@@ -13,7 +13,6 @@ from qkv.tools.knowledge.budget import (
     run_intervals,
     trainable_flops_per_token,
 )
-from qkv.tools.knowledge.context_rules import config_context_plan
 from qkv.tools.knowledge.model_choice import within_size_band
 from qkv.tools.knowledge.structure import layer_structure
 from qkv.tools.modelref import resolve_model
@@ -46,13 +45,16 @@ def test_layer_structure_reads_gqa_and_sliding_window_from_the_config():
     assert (b.encoder_layers, b.decoder_layers, b.sparsity) == (12, 0, "dense (full attention, dense MLP)")
 
 
-def test_config_context_plan_extends_rope_and_chunks_learned_positions():
-    action, detail, seq, rope = config_context_plan(_spec("llama-2-7b"), 16_000)
-    assert action == "rope_scaling" and seq == 16_000 and "YaRN" in detail
-    assert rope["factor"] == math.ceil(16_000 / 4096 * 4) / 4 and rope["original_max_position_embeddings"] == 4096
-    action, _, seq, rope = config_context_plan(_spec("gpt2"), 2048)  # learned positions: no extension
-    assert (action, seq, rope) == ("chunking", 1024, None)
-    assert config_context_plan(_spec("gpt2"), 512)[0] == "ok"
+def test_a_proposed_architecture_gets_the_same_context_plan_as_a_catalog_model():
+    # The design graph plans an architecture sized from scratch by passing its config to the same tool.
+    from qkv.tools.knowledge.context_rules import ContextRequest, context_plan
+
+    config = resolve_model("llama-2-7b").config
+    proposed = context_plan(ContextRequest(model="proposed-6.74B", tokens=16_000, config=config))
+    named = context_plan(ContextRequest(model="llama-2-7b", tokens=16_000))
+    assert proposed.recommended.kind == named.recommended.kind == "rope_scaling"
+    assert proposed.recommended.config_block == named.recommended.config_block
+    assert proposed.recommended.config_block["factor"] == math.ceil(16_000 / 4096)  # YaRN ×4 over 4,096 tokens
 
 
 def test_speed_targets_and_size_band():

@@ -35,6 +35,8 @@ ROPE_MAX_FACTOR = {
 LOST_IN_THE_MIDDLE = ("Lost in the middle (Liu et al. 2023): accuracy is highest when the relevant text is at the "
                       "start or the end of the context and drops when it sits in the middle, even within the window; "
                       "put instructions and key facts at the edges, or retrieve only what is needed.")
+# T5 has relative positions and no hard window; it was pre-trained on 512-token inputs (Raffel et al. 2020).
+RELATIVE_PRETRAIN_TOKENS = 512
 
 
 class ContextRequest(BaseModel):
@@ -259,7 +261,7 @@ def context_plan(req: ContextRequest) -> ContextPlan:
     name = resolved.name
     params = sum(g.numel for g in inventory(spec))
     if spec.max_positions is None:
-        window = 512  # T5's relative buckets: trained on 512-token inputs (Raffel et al.)
+        window = RELATIVE_PRETRAIN_TOKENS
         window_fig = analytic(window, "relative positions: no hard limit; pre-trained on 512-token inputs",
                               unit="tokens")
     else:
@@ -306,30 +308,3 @@ def context_plan(req: ContextRequest) -> ContextPlan:
     plan.sources = collect_sources(plan, "liu2023")
     return plan
 
-
-# T5 has relative positions and no hard window; it was pre-trained on 512-token inputs (Raffel et al. 2020).
-RELATIVE_PRETRAIN_TOKENS = 512
-
-
-def config_context_plan(spec: ModelSpec, need: int) -> tuple[str, str, int, dict | None]:
-    """Hard rule 1 for a model known only by its config (e.g. an architecture sized from scratch, which has
-    no catalog name for `context_plan`): (action, detail, training length, rope_scaling) for `need` tokens.
-    RoPE extends with YaRN (factor rounded up to a quarter; Peng et al. 2023), an all-sliding model keeps
-    bounded memory, anything else is chunked at its window."""
-    window = spec.max_positions or RELATIVE_PRETRAIN_TOKENS
-    if need <= window:
-        return "ok", f"{need:,} tokens fit the {window:,}-token window", need, None
-    factor = need / window
-    if spec.position == "rope":
-        rope = {"rope_type": "yarn", "factor": round(math.ceil(factor * 4) / 4, 2),
-                "original_max_position_embeddings": window}
-        return ("rope_scaling",
-                f"{need:,} tokens exceed the {window:,}-token window ×{factor:.2f}: extend RoPE with YaRN "
-                f"(factor {rope['factor']}, Peng et al. 2023) and fine-tune at the new length", need, rope)
-    if spec.sliding_window and spec.sliding_layers == spec.layers:
-        return ("sliding_window", f"{need:,} tokens exceed the window; every layer attends within "
-                f"{spec.sliding_window:,} tokens, so memory stays bounded, but information beyond it travels "
-                "only through depth", need, None)
-    return ("chunking",
-            f"{need:,} tokens exceed the {window:,}-token window and {spec.position} positions cannot be extended: "
-            f"split inputs into {window:,}-token chunks (overlapping) and aggregate", window, None)

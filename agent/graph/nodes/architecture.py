@@ -319,47 +319,41 @@ def context_node(state: dict[str, Any]) -> dict[str, Any]:
     arch = dict(state["architecture"])
     spec = calls("arch.spec_from_config", spec_of, arch)
     need = arch["required_tokens"]
-    missing: list[str] = []
+    from qkv.tools.knowledge.context_rules import ContextRequest
     from qkv.tools.knowledge.context_rules import context_plan as rules_fn
 
-    if arch.get("config"):  # an architecture sized from scratch has no catalog name for the context tool
-        from qkv.tools.knowledge.context_rules import config_context_plan
+    # An architecture sized from scratch is checked by its config; it is never swapped for another model.
+    plan = calls("knowledge.context_plan", rules_fn,
+                 ContextRequest(model=arch["base_model"], tokens=need, config=arch.get("config")))
+    rec = _pick_option(plan, spec, fixed=bool(task_of(state).base_model or arch.get("config")))
+    action = "long_context_model" if rec.kind in ("long_context_model", "alibi_model") else rec.kind
+    rope, train_seq = None, need
+    detail = f"{need:,} tokens = ×{plan.factor:.2f} the {int(plan.window.value):,}-token window: {rec.name}"
+    detail += f" — {rec.reason}" if rec.reason else ""
+    others = [o.name for o in plan.options if o.applicable and o.kind == "long_context_model" and o is not rec]
+    if others and action != "long_context_model":
+        detail += "; long-context alternatives: " + ", ".join(others)
+    if action == "rope_scaling":
+        rope = rec.config_block
+    elif action == "chunking":
+        train_seq = int(plan.window.value)
+    elif action == "long_context_model" and rec.model:
+        from qkv.tools.arch import spec_from_config
+        from qkv.tools.modelref import resolve_model
+        from qkv.tools.params import count_params
 
-        action, detail, train_seq, rope = calls("knowledge.config_context_plan", config_context_plan, spec, need)
-        source = "analytic: qkv.tools.knowledge.context_rules.config_context_plan (window, position encoding)"
-    else:
-        from qkv.tools.knowledge.context_rules import ContextRequest
-
-        plan = calls("knowledge.context_plan", rules_fn, ContextRequest(model=arch["base_model"], tokens=need))
-        rec = _pick_option(plan, spec, fixed=bool(task_of(state).base_model))
-        action = "long_context_model" if rec.kind in ("long_context_model", "alibi_model") else rec.kind
-        rope, train_seq = None, need
-        detail = f"{need:,} tokens = ×{plan.factor:.2f} the {int(plan.window.value):,}-token window: {rec.name}"
-        detail += f" — {rec.reason}" if rec.reason else ""
-        others = [o.name for o in plan.options if o.applicable and o.kind == "long_context_model" and o is not rec]
-        if others and action != "long_context_model":
-            detail += "; long-context alternatives: " + ", ".join(others)
-        if action == "rope_scaling":
-            rope = rec.config_block
-        elif action == "chunking":
-            train_seq = int(plan.window.value)
-        elif action == "long_context_model" and rec.model:
-            from qkv.tools.arch import spec_from_config
-            from qkv.tools.modelref import resolve_model
-            from qkv.tools.params import count_params
-
-            resolved = calls("modelref.resolve_model", resolve_model, rec.model)
-            count = calls("params.count_params", count_params, resolved)
-            new_spec = spec_from_config(resolved.config)
-            arch.update({"base_model": resolved.name, "model_source": resolved.source.split(";")[0],
-                         "params": count.total, "active_params": count.active,
-                         "context_window": new_spec.max_positions})
-            arch["_profile"] = layer_profile_of(new_spec, resolved.source.split(";")[0])
-        arch["context_caveats"] = list(plan.caveats)
-        source = "analytic: qkv.tools.knowledge.context_rules.context_plan"
+        resolved = calls("modelref.resolve_model", resolve_model, rec.model)
+        count = calls("params.count_params", count_params, resolved)
+        new_spec = spec_from_config(resolved.config)
+        arch.update({"base_model": resolved.name, "model_source": resolved.source.split(";")[0],
+                     "params": count.total, "active_params": count.active,
+                     "context_window": new_spec.max_positions})
+        arch["_profile"] = layer_profile_of(new_spec, resolved.source.split(";")[0])
+    arch["context_caveats"] = list(plan.caveats)
+    source = "analytic: qkv.tools.knowledge.context_rules.context_plan"
     arch.update({"context_action": action, "context_detail": detail, "train_seq": train_seq, "rope_scaling": rope})
     arch["provenance"] = {**arch.get("provenance", {}), "context_action": source, "train_seq": source}
-    update: dict[str, Any] = {"architecture": arch, "unavailable": unavailable(state, *missing), "calls": calls.items}
+    update: dict[str, Any] = {"architecture": arch, "unavailable": unavailable(state), "calls": calls.items}
     if "_profile" in arch:
         update["layer_profile"] = arch.pop("_profile")
     return update

@@ -23,7 +23,7 @@ def tokenization_node(state: dict[str, Any]) -> dict[str, Any]:
     base = arch["base_model"]
     has_base = base in set(shipped_names())
     terms = list(TERMS.get(task.domain or "", ()))
-    out = _audited(task, arch, has_base, terms, calls) if task.corpus else _planned(task, state, terms)
+    out = _audited(task, arch, has_base, terms, calls) if task.corpus else _planned(task, state, has_base, terms)
     return {"tokenization": out.model_dump(mode="json"), "unavailable": unavailable(state), "calls": calls.items}
 
 
@@ -67,10 +67,9 @@ def _audited(task, arch: dict[str, Any], has_base: bool, terms: list[str], calls
         provenance={"results": "measured: qkv.tools.tokenizer.audit on the given corpus"})
 
 
-def _planned(task, state: dict[str, Any], terms: list[str]) -> Tokenization:
+def _planned(task, state: dict[str, Any], has_base: bool, terms: list[str]) -> Tokenization:
     """No corpus: what to audit, the recipe's tokenizer advice and the auditor's decision rule."""
     from qkv.tools.knowledge.recipes import vocabulary_rule
-    from qkv.tools.tokenizer.load import shipped_names
     from qkv.tools.tokenizer.schema import AuditRequest
 
     arch = state["architecture"]
@@ -106,7 +105,6 @@ def _planned(task, state: dict[str, Any], terms: list[str]) -> Tokenization:
     provenance["thresholds"] = "rule: qkv.tools.tokenizer.schema.AuditRequest defaults"
     if rule:
         provenance["vocabulary_rule"] = "rule: qkv.tools.knowledge.recipes.vocabulary_rule (method-dependent)"
-    has_base = base in set(shipped_names())
     return Tokenization(
         tokenizer=base + ("" if has_base else " (not shipped offline)"), audited=False, corpus=list(task.corpus),
         results={"thresholds": thresholds}, plan=plan, domain_terms=terms,
