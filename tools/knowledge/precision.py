@@ -23,8 +23,9 @@ class PrecisionChoice(BaseModel):
 TORCH = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-def training_precision(gpu: str | None, stated: Dtype | None = None) -> PrecisionChoice:
-    """The dtype a GPU trains well in (the stated one when the hardware runs it)."""
+def training_precision(gpu: str | None, stated: Dtype | None = None, pretrain: bool = False) -> PrecisionChoice:
+    """The dtype a GPU trains well in (the stated one when the hardware runs it). bf16 pre-training keeps fp32
+    master weights; bf16 fine-tuning is pure bf16, as qkv's trainer runs it (see memory_precision)."""
     from qkv.tools.catalog.gpus import get_gpu
 
     spec = get_gpu(gpu) if gpu else None
@@ -48,7 +49,9 @@ def training_precision(gpu: str | None, stated: Dtype | None = None) -> Precisio
                                reason=f"stated; {spec.name} runs it", sources=["qkv-gpus"])
     if has_bf16:
         return PrecisionChoice(
-            dtype="bf16", torch_dtype="bfloat16", mode="bf16 mixed precision (no loss scaling needed)",
+            dtype="bf16", torch_dtype="bfloat16",
+            mode=("bf16 mixed precision, fp32 master weights (no loss scaling needed)" if pretrain else
+                  "pure bf16: weights and AdamW states in bf16 (no loss scaling needed)"),
             reason=f"{spec.name} ({spec.architecture}) has bf16 tensor cores ({spec.bf16_dense_tflops:g} dense "
                    "TFLOP/s): bf16 keeps fp32's exponent range, so no loss scaling",
             sources=["qkv-gpus"])
@@ -57,3 +60,15 @@ def training_precision(gpu: str | None, stated: Dtype | None = None) -> Precisio
         reason=f"{spec.name} ({spec.architecture}) has fp16 but no bf16 tensor cores ({spec.fp16_dense_tflops:g} "
                "dense FP16 TFLOP/s): fp16 AMP with fp32 master weights and dynamic loss scaling",
         sources=["qkv-gpus", "micikevicius2018"])
+
+
+def memory_precision(choice: PrecisionChoice, pretrain: bool) -> str:
+    """The memory estimator's precision for a training-precision choice. fp16 trains as AMP with fp32 master
+    weights and loss scaling ("fp16-mixed", Micikevicius et al. 2018). bf16 pre-training keeps fp32 master
+    weights and AdamW states ("bf16-mixed": Megatron-LM, torchtitan), since pure 16-bit states lose small
+    updates over a long run; bf16 fine-tuning is pure bf16 ("bf16"), as qkv's trainer and torchtune run it."""
+    if choice.dtype == "fp16":
+        return "fp16-mixed"
+    if choice.dtype == "fp32":
+        return "fp32"
+    return "bf16-mixed" if pretrain else "bf16"

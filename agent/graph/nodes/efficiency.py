@@ -65,7 +65,6 @@ def _hparams(arch: dict[str, Any], method: str, seq: int, calls: Calls, missing:
 # memory request, the LoRA settings kept between rungs. Never report figures (the report step drops them).
 WORKING_KEYS = frozenset({"base", "hp_lora", "ladder", "request", "settled", "tried"})
 
-TRAIN_PRECISION = {"bf16": "bf16", "fp16": "fp16-mixed", "fp32": "fp32"}  # stated → the memory tool's name
 
 
 def _base_request(task, arch: dict[str, Any], hp: dict[str, Any] | None, method: str):
@@ -100,7 +99,7 @@ def _base_request(task, arch: dict[str, Any], hp: dict[str, Any] | None, method:
     device = get_gpu(task.gpu)
     return MemoryRequest(
         model=arch["base_model"] if not arch.get("config") else "inline", method=method, batch=batch,
-        seq=arch["train_seq"], grad_accum=accum, precision=_precision(task, device),
+        seq=arch["train_seq"], grad_accum=accum, precision=_precision(task),
         attention=attention_for(task.gpu, family_of(arch)), gpu=task.gpu, gpus=gpus,
         sharding=task.sharding or _default_sharding(task, gpus), context_extension=ext,
         grad_checkpointing=bool(task.grad_checkpointing),
@@ -117,18 +116,13 @@ PRECISION_WHY = {
 }
 
 
-def _precision(task, device) -> str:
-    """The memory tool's precision for the plan. Stated: as stated. Pre-training: mixed precision with fp32
-    master weights and optimizer states (Megatron-LM, torchtitan; Micikevicius et al. 2018), 16 B per
-    parameter with AdamW — pure 16-bit states lose small updates over a long run. Fine-tuning: pure bf16, as
-    qkv's trainer runs it (weights loaded in bf16, AdamW states in the parameters' dtype; torchtune's recipes
-    do the same). A GPU without bf16 (Turing, Volta) trains in fp16 AMP, which keeps fp32 master weights."""
-    if task.precision:
-        return TRAIN_PRECISION.get(task.precision, "bf16")
-    no_bf16 = device.gpu_class not in ("cpu", "apple", "stated") and not device.bf16_dense_tflops
-    if no_bf16:
-        return "fp16-mixed"
-    return "bf16-mixed" if task.mode == "pre-train" else "bf16"
+def _precision(task) -> str:
+    """The memory tool's precision for the plan: the precision rule's choice for the GPU and the stated dtype
+    (qkv.tools.knowledge.precision), in the estimator's terms. The report's precision line is the same choice."""
+    from qkv.tools.knowledge.precision import memory_precision, training_precision
+
+    pretrain = task.mode == "pre-train"
+    return memory_precision(training_precision(task.gpu, task.precision, pretrain), pretrain)
 
 
 def _default_sharding(task, gpus: int) -> str:

@@ -43,7 +43,7 @@ def precision_of(task, calls: Calls, missing: list[str]) -> PrecisionChoice:
     """bf16 where the GPU runs it, fp16 mixed precision otherwise (qkv.tools.knowledge.precision)."""
     from qkv.tools.knowledge.precision import training_precision as fn
 
-    return calls("knowledge.training_precision", fn, task.gpu, task.precision)
+    return calls("knowledge.training_precision", fn, task.gpu, task.precision, task.mode == "pre-train")
 
 
 def _stated(task, *fields: str) -> bool:
