@@ -1,6 +1,6 @@
 """Bounds on what one MCP call may send and make qkv read back: the size and shape of the argument object,
 terms files whose lines come back in a result word for word, and the errors for both. Plain policy, no SDK
-import: the worker process uses `validation_summary` without paying for the SDK's imports."""
+import, so the worker process can import it without paying for the SDK."""
 
 from __future__ import annotations
 
@@ -150,13 +150,3 @@ def _key_like(word: str) -> bool:
     letters = sum(c.isalpha() for c in word)
     return len(word) >= 24 or (len(word) >= 16 and digits >= 3 and letters >= 3)
 
-
-def validation_summary(exc: Any) -> str:
-    """A pydantic ValidationError as one line: the first three errors, `field: message`."""
-    errs = exc.errors()
-    parts = []
-    for err in errs[:3]:
-        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
-        parts.append(f"{loc}: {err['msg']}")
-    more = f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""
-    return "; ".join(parts) + more

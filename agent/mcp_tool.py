@@ -17,12 +17,11 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetad
 from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from qkv.agent.mcp_limits import validation_summary
 from qkv.agent.mcp_process import WorkerSlot, run_in_worker
 from qkv.agent.mcp_roots import client_roots, declares_roots
 from qkv.agent.mcp_safety import Sandbox
 from qkv.agent.mcp_tools import BoundTool
-from qkv.tools.errors import BadInput, QkvError
+from qkv.tools.errors import BadInput, QkvError, validation_summary
 
 log = logging.getLogger("qkv.mcp")
 

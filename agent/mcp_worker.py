@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from qkv.agent.mcp_limits import validation_summary
+from qkv.tools.errors import validation_summary
 
 WORKER_IDLE_S = 600.0  # an idle worker exits after this long; the next long call starts a fresh one
 WORKER_PROGRESS_S = 0.2  # at most this often a progress message goes to the server

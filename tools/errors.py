@@ -48,3 +48,14 @@ def closest(name: str, candidates: Iterable[str], limit: int = 5) -> list[str]:
     pool = list(dict.fromkeys(candidates))
     hits = process.extract(name, pool, scorer=fuzz.WRatio, processor=utils.default_process, limit=limit)
     return [h[0] for h in hits if h[1] >= 50]
+
+
+def validation_summary(exc) -> str:
+    """A pydantic ValidationError as one line: the first three errors, `field: message`."""
+    errs = exc.errors()
+    parts = []
+    for err in errs[:3]:
+        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{loc}: {err['msg']}")
+    more = f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""
+    return "; ".join(parts) + more

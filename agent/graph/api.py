@@ -23,6 +23,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from qkv.agent.graph.schemas import DesignReport, StepEvent, ToolCall
 from qkv.tools.errors import BadInput
 from qkv.tools.knowledge.schema import GPUS_ALIASES, also
+from qkv.tools.serve.schema import MAX_GPUS
 
 
 class DesignRequest(BaseModel):
@@ -34,7 +35,7 @@ class DesignRequest(BaseModel):
                                   'one 24 GB GPU"')
     gpu: str | None = Field(None, description="catalog GPU (`qkv gpus`), or 'gpu-24gib' for any GPU of exactly "
                                               "24 GiB; overrides the text")
-    gpus: int | None = Field(None, validation_alias=AliasChoices("gpus", *GPUS_ALIASES),
+    gpus: int | None = Field(None, le=MAX_GPUS, validation_alias=AliasChoices("gpus", *GPUS_ALIASES),
                              json_schema_extra={"minimum": 1},
                              description="number of GPUs; overrides the text" + also(*GPUS_ALIASES))
     model: str | None = Field(None, description="base model: catalog name (`qkv models`), config.json, folder or "

@@ -104,6 +104,8 @@ def _gpu_count(task: TaskSpec, gpu: str | None, doc_tokens: int | None) -> tuple
     if not plural:
         return 1, "no GPU count given"
     if task.mode == "inference" and task.base_model and gpu:
+        from pydantic import ValidationError
+
         from qkv.tools.errors import QkvError
         from qkv.tools.serve import ServingRequest, fewest_gpus
         from qkv.tools.serve.roofline import planning_output_tokens
@@ -113,7 +115,7 @@ def _gpu_count(task: TaskSpec, gpu: str | None, doc_tokens: int | None) -> tuple
             plan = fewest_gpus(ServingRequest(model=task.base_model, gpu=gpu, concurrency=task.concurrency or 1,
                                               context=context, output_tokens=planning_output_tokens(context),
                                               tpot_ms=task.latency_ms))
-        except QkvError:
+        except (QkvError, ValidationError):  # a load the planner does not take: plan on one, and say so
             plan = None
         if plan is not None:
             return plan.gpus_used, (f"'{plural}' with no count: the fewest that hold the stated load and targets "

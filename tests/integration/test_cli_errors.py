@@ -77,3 +77,15 @@ def test_eval_on_a_binary_file_is_one_line(tmp_path, qkv_home):
     if Path("/bin/ls").is_file():  # the first-use report's reproduction
         assert_one_line_error(qkv("eval", "-p", "/bin/ls", "-r", "/bin/ls", home=qkv_home), "is not UTF-8 text at byte")
     assert qkv("eval", "-p", str(text), "-r", str(text), "--json", home=qkv_home).returncode == 0
+
+
+def test_out_of_range_counts_are_errors_or_notes_not_tracebacks(tmp_path):
+    # A stated GPU count beyond what the planner takes is refused up front with the bound.
+    assert_one_line_error(qkv("design", "serve llama-3.1-8b-instruct on h100-sxm", "--llm", "none", "--gpus",
+                              "99999", home=tmp_path), "--gpus", "1024")
+    # A load in the words beyond the serving planner's range still designs; the report says why there is no plan.
+    out = qkv("design", "serve llama-3.1-8b on H100s with 1000000000 concurrent users", "--llm", "none", "--json",
+              home=tmp_path)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-800:]
+    notes = json.loads(out.stdout)["inference"]["notes"]
+    assert any(n.startswith("serving plan: not computed (concurrency") for n in notes), notes

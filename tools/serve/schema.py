@@ -13,6 +13,8 @@ ServeWeights = Literal["bf16", "fp16", "fp8", "awq-int4", "gptq-int4", "nf4", "i
                        "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0"]
 ServeKv = Literal["bf16", "fp16", "fp8", "q8_0", "q4_0"]
 Provenance = Literal["analytic", "measured", "cited", "assumed"]
+MAX_GPUS = 1024  # the largest deployment the planner takes: 128 nodes of 8
+MAX_CONCURRENCY = 100_000
 
 
 class ServingRequest(BaseModel):
@@ -22,9 +24,10 @@ class ServingRequest(BaseModel):
 
     model: str = Field(description="catalog name (`qkv models`), config.json, model folder or .gguf")
     gpu: str = Field(description="catalog GPU name (`qkv gpus`) or 'gpu-<N>gib'")
-    gpus: int = Field(1, ge=1, le=1024, validation_alias=AliasChoices("gpus", "num_gpus", "gpu_count"),
+    gpus: int = Field(1, ge=1, le=MAX_GPUS, validation_alias=AliasChoices("gpus", "num_gpus", "gpu_count"),
                       description="GPUs available for serving (also accepted as num_gpus, gpu_count)")
-    concurrency: int = Field(1, ge=1, le=100_000, validation_alias=AliasChoices("concurrency", "users", "max_num_seqs"),
+    concurrency: int = Field(1, ge=1, le=MAX_CONCURRENCY,
+                             validation_alias=AliasChoices("concurrency", "users", "max_num_seqs"),
                              description="requests served at once (also accepted as users, max_num_seqs)")
     context: int = Field(4096, ge=1, le=10_000_000, validation_alias=AliasChoices("context", "max_model_len"),
                          description="tokens one request holds: prompt + output (also accepted as max_model_len)")

@@ -212,6 +212,8 @@ def _serving(task, arch, obj, gpu, context: int, sampling: dict[str, Any], calls
              notes: list[str]) -> dict[str, Any] | None:
     """The serving engine's plan (qkv.tools.serve): vLLM's paged pool and chunked prefill on CUDA GPUs,
     llama.cpp on Apple silicon and CPUs; None (said in notes) for a model known only by its shapes."""
+    from pydantic import ValidationError
+
     from qkv.tools.errors import QkvError
     from qkv.tools.serve import ServingRequest, plan_serving
     from qkv.tools.serve.roofline import output_tokens
@@ -229,6 +231,11 @@ def _serving(task, arch, obj, gpu, context: int, sampling: dict[str, Any], calls
             beams=1 if encoder else int(sampling.get("num_beams") or 1), tpot_ms=task.latency_ms))
     except QkvError as err:
         notes.append(f"serving plan: not computed ({err})")
+        return None
+    except ValidationError as err:  # a stated load beyond what the planner takes (e.g. > 1,024 GPUs)
+        from qkv.tools.errors import validation_summary
+
+        notes.append(f"serving plan: not computed ({validation_summary(err)})")
         return None
     return plan.model_dump(mode="json", exclude={"request", "sources"})
 
