@@ -76,10 +76,16 @@ def data_budget(req: DataBudgetRequest) -> DataBudget:
     srcs = ["kaplan2020"]
     hours = None
     if req.gpu:
-        peak, column = peak_flops_per_s(req.gpu)
-        h = flops / (req.gpus * peak * req.mfu) / 3600
-        hours = analytic(h, f"FLOPs / ({req.gpus} × {column} × MFU {req.mfu:.0%}) / 3600; a bound from the roofline",
-                         "chowdhery2022", "qkv-gpus", unit="hours")
+        from qkv.tools.catalog.gpus import get_gpu
+
+        device = get_gpu(req.gpu)  # an unknown name is an error; a GPU known only by its memory has no peak
+        if device.bf16_dense_tflops or device.fp16_dense_tflops:
+            peak, column = peak_flops_per_s(req.gpu)
+            h = flops / (req.gpus * peak * req.mfu) / 3600
+            hours = analytic(h, f"FLOPs / ({req.gpus} × {column} × MFU {req.mfu:.0%}) / 3600; a bound from the "
+                                "roofline", "chowdhery2022", "qkv-gpus", unit="hours")
+        else:
+            notes.append(f"no time bound: {device.name} has no 16-bit FLOP/s in the GPU catalog (name the GPU)")
     if req.examples < 1000:
         fit = (f"{req.examples:,} examples is small: evaluate every epoch on a held-out split and keep the best; "
                "fine-tuning on small data is unstable, so run several seeds (Mosbach et al. 2021)")

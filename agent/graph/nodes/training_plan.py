@@ -87,18 +87,11 @@ def data_budget_of(task, arch, eff, obj, calls: Calls, missing: list[str]) -> Da
     sources = [x.strip() for x in hp.get("provenance", {}).get("warmup", "").split(":")[-1].split(",") if x.strip()]
     from qkv.tools.knowledge.sources import SOURCES
 
-    gpu = task.gpu
-    try:
-        from qkv.tools.knowledge.scaling import peak_flops_per_s
-
-        peak_flops_per_s(gpu)
-    except Exception:  # a GPU known only by its memory has no FLOP rate: no time bound
-        gpu = None
     req = DataBudgetRequest(
         examples=task.data_examples, tokens_per_example=length, length_basis=basis, seq=int(arch["train_seq"]),
         batch_sequences=batch, epochs=int(epochs_fig.value), epochs_figure=epochs_fig,
         trainable_flops_per_token=flops_per_token, flops_basis=flops_basis,
-        gpu=gpu, gpus=dp, warmup_ratio=warm_ratio, warmup_steps=warm_steps,
+        gpu=task.gpu, gpus=dp, warmup_ratio=warm_ratio, warmup_steps=warm_steps,
         warmup_sources=[x for x in sources if x in SOURCES])
     b = calls("knowledge.data_budget", fn, req)
     return DataBudgetSection(**{
