@@ -34,7 +34,6 @@ from qkv.tui.widgets.tabs import RightTabs
 if TYPE_CHECKING:
     from qkv.agent.graph.schemas import DesignReport
 
-TABS = ("report", "memory", "tokenizer", "training", "tools")
 GREETING = ("Hello — I'm qkv. Describe what you want to build and on what hardware, e.g.\n"
             f"“{EXAMPLES[0]}”.\nI'll walk the {len(DEFAULT_STEPS)} steps on the right with real tools and write a "
             "report whose every number is computed, traced or measured. F1 lists the keys; Ctrl+P finds any action.")
@@ -60,7 +59,7 @@ class QkvApp(DesignMixin, JobsMixin, SessionMixin, App[None]):
         Binding("ctrl+l", "choose_llm", "LLM", show=False, priority=True),
         Binding("ctrl+y", "copy_reply", "copy reply", show=False, priority=True),
         Binding("ctrl+r", "copy_report", "copy report", show=False, priority=True),
-        Binding("ctrl+h", "focus_chat", "chat history", show=False, priority=True),
+        Binding("f7", "focus_chat", "chat history", show=False, priority=True),
         Binding("f2", "tab('report')", "report", show=False),
         Binding("f3", "tab('memory')", "memory", show=False),
         Binding("f4", "tab('tokenizer')", "tokenizer", show=False),
@@ -76,7 +75,7 @@ class QkvApp(DesignMixin, JobsMixin, SessionMixin, App[None]):
         ("Ctrl+O", "list and resume sessions"), ("Ctrl+N", "new session"),
         ("Ctrl+L", "choose the LLM backend and model"), ("Ctrl+T", "trace the recommended training step (job)"),
         ("Ctrl+Y / Ctrl+R", "copy the last reply / the report to the clipboard (OSC 52)"),
-        ("Ctrl+H", "focus the chat history"),
+        ("F7", "focus the chat history"),
         ("Esc", "cancel the running design or job"), ("F2 … F6", "report · memory · tokenizer · training · tools"),
         ("Ctrl+Q", "quit (the session is saved; the resume command is printed)"),
     ]

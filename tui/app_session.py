@@ -14,9 +14,8 @@ from qkv.tui import driver
 from qkv.tui.sessions import new_thread_id
 from qkv.tui.summary import export_text
 from qkv.tui.voice import Voice, VoiceConfig
+from qkv.tui.widgets.tabs import TAB_LABELS
 
-TAB_TITLES = {"report": "Report", "memory": "Memory", "tokenizer": "Tokenizer", "training": "Training",
-              "tools": "Tools"}
 
 
 class SessionMixin:
@@ -35,11 +34,12 @@ class SessionMixin:
         yield SystemCommand("New session", "start a fresh design (Ctrl+N)", self.action_new_session)
         yield SystemCommand("Choose the LLM", "the chat's voice: none, local, or a URL (Ctrl+L)",
                             self.action_choose_llm)
-        for i, (tab, title) in enumerate(TAB_TITLES.items()):
-            yield SystemCommand(f"Show the {title} tab", f"F{i + 2}", lambda tab=tab: self.action_tab(tab))
+        for tab, label in TAB_LABELS.items():  # "F3 Memory" → "Show the Memory tab", hint "F3"
+            key, title = label.split(" ", 1)
+            yield SystemCommand(f"Show the {title} tab", key, lambda tab=tab: self.action_tab(tab))
         yield SystemCommand("Copy the last reply", "to the clipboard (Ctrl+Y)", self.action_copy_reply)
         yield SystemCommand("Copy the report (Markdown)", "to the clipboard (Ctrl+R)", self.action_copy_report)
-        yield SystemCommand("Focus the chat history", "scroll it with the arrow keys (Ctrl+H)", self.action_focus_chat)
+        yield SystemCommand("Focus the chat history", "scroll it with the arrow keys (F7)", self.action_focus_chat)
         yield SystemCommand("Cancel the running design or job", "Esc", self.action_cancel)
         yield SystemCommand("Keys", "every key binding (F1)", self.action_help)
         yield from super().get_system_commands(screen)  # theme, screenshot, quit, …
@@ -109,8 +109,10 @@ class SessionMixin:
         self.push_screen(LLMScreen(self.voice.config), chosen)
 
     def _set_llm(self, cfg: VoiceConfig) -> None:
-        if cfg.kind not in ("none", "local", "openai"):
-            self.reply(f"Unknown LLM {cfg.llm!r}; expected none, local, or an http(s):// URL.")
+        from qkv.tools.llm.setting import EXPECTED, is_llm_setting
+
+        if not is_llm_setting(cfg.llm):
+            self.reply(f"Unknown LLM {cfg.llm!r}; expected {EXPECTED}.")
             return
         self.voice.close()
         self.voice = Voice(cfg)
@@ -119,11 +121,24 @@ class SessionMixin:
         self.reply(f"{cfg.describe()}. Numbers and decisions do not depend on this; only the wording does.")
 
     # -- sessions ------------------------------------------------------------------------------------------
-    def log_tool(self, step: str, tool: str, seconds: float | None, summary: str = "") -> None:
-        """One tool call or job, in this session's tool log (kept with the session)."""
-        self.store.ensure(self.thread_id, title="new session", llm=self.voice.config.llm)
-        self.store.add_tool_call(self.thread_id, step, tool, seconds, summary)
-        self.on_tabs(lambda t: t.log_call(step, tool, seconds, summary))
+    def log_tool(self, step: str, tool: str, seconds: float | None, summary: str = "", *,
+                 thread_id: str | None = None) -> None:
+        """One tool call or job, in the tool log of session `thread_id` (default: the current one), kept with
+        that session; shown on screen only while it is the current session (a job may outlive a switch)."""
+        tid = thread_id or self.thread_id
+        self.store.ensure(tid, title="new session", llm=self.voice.config.llm)
+        self.store.add_tool_call(tid, step, tool, seconds, summary)
+        if tid == self.thread_id:
+            self.on_tabs(lambda t: t.log_call(step, tool, seconds, summary))
+
+    def reply_in(self, thread_id: str, text: str) -> None:
+        """A reply for session `thread_id`: shown and saved if it is the current session, otherwise only saved
+        to that session's transcript (it appears when the session is resumed)."""
+        if thread_id == self.thread_id:
+            self.reply(text)
+            return
+        self.store.ensure(thread_id, title="new session", llm=self.voice.config.llm)
+        self.store.add_message(thread_id, "assistant", text)
 
     def save_steps(self) -> None:
         self.store.update(self.thread_id, steps_json=self.steps.to_json())

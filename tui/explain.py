@@ -83,6 +83,13 @@ def _training_time(r: DesignReport, data: dict) -> Answer:
         return (f"Pre-training the compute-optimal budget takes about {pre.training_days:.1f} days "
                 f"({pre.gpu_hours:,.0f} GPU-hours) at {pre.mfu:.0%} MFU, a bound from the GPU's peak.",
                 _facts(data, "resource_budget.pretraining"))
+    db = r.resource_budget.data_budget
+    if db and db.hours:
+        return (f"About {db.hours:.1f} h on the stated GPUs at the roofline bound: {db.steps:,} steps = "
+                f"{db.epochs} epochs of {db.tokens_per_epoch:,.0f} tokens ({db.examples:,} examples × "
+                f"{db.tokens_per_example:,} tokens, {db.length_basis}), {db.train_flops:.3g} FLOPs. A bound from "
+                "the GPUs' peak at the planned MFU: the real run is slower; `qkv train` measures tokens/s.",
+                _facts(data, "resource_budget.data_budget"))
     return ("The report does not estimate fine-tuning time: that needs the number of training tokens (your "
             "examples × their length × epochs) and a measured throughput. `qkv train` with the report's config "
             "measures tokens/s on your hardware (the pilot runs a few steps), and tokens ÷ tokens/s bounds the "

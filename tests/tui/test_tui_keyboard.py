@@ -66,7 +66,7 @@ async def test_panes_take_focus_and_scroll_and_typing_goes_to_the_input(tmp_path
         await ready(app, pilot)
         await type_line(app, pilot, WORKED)
         assert app.report is not None
-        await pilot.press("ctrl+h")  # focus the chat history
+        await pilot.press("f7")  # focus the chat history
         assert app.focused is app.chat
         assert app.chat.max_scroll_y > 0
         await pilot.press("home")

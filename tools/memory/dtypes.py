@@ -47,6 +47,12 @@ def activation_bytes(precision: str) -> float:
     return 4.0 if precision == "fp32" else 2.0
 
 
+def trained_weight_bytes(precision: str) -> float:
+    """Bytes of a trained weight (and of its gradient and optimizer state): fp32 master weights under fp32 and
+    AMP (*-mixed), 2 under pure 16-bit training."""
+    return 4.0 if precision == "fp32" or precision.endswith("-mixed") else 2.0
+
+
 def count(x: float) -> str:
     """A count or byte figure as it appears in a formula: 6,738,415,616."""
     return f"{x:,.0f}"

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 from qkv.tools.arch import ModelSpec
 from qkv.tools.inventory import TensorGroup, apply_layout, inventory
 from qkv.tools.memory.activations import LayerPlan, layer_bytes_per_token, logits_bytes_per_token
-from qkv.tools.memory.dtypes import FLOAT_BYTES, NF4_BITS, NF4_DQ_BITS, activation_bytes, count
+from qkv.tools.memory.dtypes import (
+    FLOAT_BYTES,
+    NF4_BITS,
+    NF4_DQ_BITS,
+    activation_bytes,
+    count,
+    trained_weight_bytes,
+)
 from qkv.tools.memory.loss import chunked_loss_terms
 from qkv.tools.memory.offload import HOST, host_copies, offloaded
 from qkv.tools.memory.optimizer import state_bytes, step_temporary_bytes
@@ -29,11 +36,6 @@ class TrainResult:
     phase: str
     trainable: int
     host_bytes: int = 0  # offloaded activations and paged optimizer state, in host RAM
-
-
-def _param_bytes(precision: str) -> float:
-    """Bytes of a trained weight: fp32 master weights for fp32 and AMP, 2 for pure 16-bit."""
-    return 4.0 if precision == "fp32" or precision.endswith("-mixed") else 2.0
 
 
 def largest_layer(groups: list[TensorGroup], spec: ModelSpec) -> int:
@@ -107,7 +109,9 @@ def activation_terms(spec: ModelSpec, req: MemoryRequest, modules: frozenset[str
                    formula=f"{count(tokens)} tokens × {spec.vocab:,} vocab × 8 B (two fp32 gradients)",
                    note="live at the start of backward"),
     ]
-    chunked = bool(req.loss_chunk and req.loss_chunk < tokens and per_tok)
+    # qkv's trainer (and the tracer) chunk the loss of causal decoders only: an encoder-decoder's loss is the
+    # model's own, over full logits.
+    chunked = bool(req.loss_chunk and req.loss_chunk < tokens and per_tok and spec.kind == "decoder")
     if chunked:
         logits = chunked_loss_terms(spec, req, tokens, stream, upcast)
     terms += _layer_terms(spec, req, stacks, tokens, stream, logits)
@@ -162,13 +166,6 @@ def _qlora_weights(spec: ModelSpec, req: MemoryRequest, groups: list[TensorGroup
     if layout is not None and not layout.from_transformers:
         note += f"; which modules are linear comes from {layout.source}"
     return formula, note
-
-
-def _flat(terms: list) -> list[MemoryTerm]:
-    out: list[MemoryTerm] = []
-    for t in terms:
-        out += t if isinstance(t, list) else [t]
-    return out
 
 
 @dataclass
@@ -262,10 +259,12 @@ def _deepspeed_lines(spec: ModelSpec, req: MemoryRequest, groups: list[TensorGro
 def _shard(spec: ModelSpec, req: MemoryRequest, groups: list[TensorGroup], tr: _Trainable, pb: float,
            step: _Step) -> float:
     """Shard (and pad, and page) the step's weights, grads and states per GPU; returns the gathered bytes."""
-    ll_bytes = largest_layer(groups, spec) * (pb + pb) if req.sharding in ("zero3", "fsdp") else 0.0
-    unsharded_states = step.states
-    if req.sharding == "fsdp2":
+    ll_bytes = 0.0
+    if req.sharding in ("zero3", "fsdp"):
+        ll_bytes = largest_layer(groups, spec) * (pb + pb)
+    elif req.sharding == "fsdp2":
         ll_bytes = fsdp2_gathered(largest_layer(groups, spec), largest_layer(tr.groups, spec), pb, tr.w_bytes)
+    unsharded_states = step.states
     weights, grads, states, gathered = sharded_states(
         step.weights, step.grads, step.states, req.gpus, req.sharding, req.offload, ll_bytes)
     if req.sharding == "fsdp2":  # per-parameter dim-0 shards, each padded to ceil(rows / N)
@@ -373,7 +372,7 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest, layout: LinearLayout 
     if layout is not None:
         groups = apply_layout(groups, layout)
     total = sum(g.numel for g in groups)
-    pb = _param_bytes(req.precision)
+    pb = trained_weight_bytes(req.precision)
     tr = _trainable(spec, req, groups, layout, total, pb)
     step = _unsharded_step(req, tr)
     weight_formula = _weight_formula(spec, req, groups, tr, total, pb, layout, step.notes)
@@ -383,7 +382,7 @@ def estimate_training(spec: ModelSpec, req: MemoryRequest, layout: LinearLayout 
         _sharded_lines(spec, req, groups, tr, pb, weight_formula, step)
     _copy_lines(tr, step)
 
-    acts = _flat(activation_terms(spec, req, tr.modules, layout, groups))
+    acts = activation_terms(spec, req, tr.modules, layout, groups)
     # Offloaded activations live in host RAM, not on the GPU: they leave the GPU's sum.
     host_bytes = sum(t.bytes for t in acts if t.name.endswith(HOST)) + step.paged_host
     acts = [t for t in acts if not t.name.endswith(HOST)]

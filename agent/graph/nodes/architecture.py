@@ -88,7 +88,7 @@ def layer_profile_of(spec, source: str) -> dict[str, Any]:
     return layer_structure(spec, source).model_dump()
 
 
-def _knowledge_profile(resolved, seq: int, calls: Calls, missing: list[str]) -> dict[str, Any]:
+def _knowledge_profile(resolved, seq: int, calls: Calls) -> dict[str, Any]:
     """Parameter shares, the layer pattern and the quadratic share at the task's length (knowledge tool)."""
     from qkv.tools.knowledge.layer_profile import layer_profile as fn
     if resolved.origin != "catalog":
@@ -108,7 +108,7 @@ def _knowledge_profile(resolved, seq: int, calls: Calls, missing: list[str]) -> 
     }
 
 
-def _choose(task, obj: dict[str, Any], kind: str, need: int, calls: Calls, missing: list[str]):
+def _choose(task, obj: dict[str, Any], kind: str, need: int, calls: Calls):
     """The model to design with: a proposed architecture (pre-training, or a stated size no catalog model
     has), the model the request names, the intake's default when it has what the task needs, or the
     capability-filtered choice. Returns (resolved model, pre-training budget, why, candidates, notes)."""
@@ -119,12 +119,12 @@ def _choose(task, obj: dict[str, Any], kind: str, need: int, calls: Calls, missi
     pretraining: dict[str, Any] | None = None
     resolved = None
     if task.mode == "pre-train" and kind == "decoder":
-        resolved, pretraining = _pretrain_model(task, need, calls, missing)
+        resolved, pretraining = _pretrain_model(task, need, calls)
     elif task.param_budget and not task.base_model and kind == "decoder" and not _near_budget(kind, task.param_budget,
                                                                                              calls):
         # No catalog model within 1.5x of the stated size: design one of that size rather than swap the size.
         resolved, _ = _pretrain_model(task.model_copy(update={"compute_flops": None, "data_tokens": None}), need,
-                                      calls, missing)
+                                      calls)
     notes: list[str] = []
     if resolved is None:
         stated_model = any(s.field == "base_model" for s in task.stated)
@@ -161,10 +161,9 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
     task = task_of(state)
     obj = state["objective"]
     calls = Calls()
-    missing: list[str] = []
     need = task.max_doc_tokens or task.doc_tokens or 2048
     kind = KIND_OF_FAMILY[obj["architecture"]]
-    resolved, pretraining, why, candidates, notes = _choose(task, obj, kind, need, calls, missing)
+    resolved, pretraining, why, candidates, notes = _choose(task, obj, kind, need, calls)
     provenance: dict[str, str] = {}
     resolved = resolved.model_copy(update={"source": resolved.source.split(";")[0]})  # the URL, not the notes
     spec = spec_from_config(resolved.config)
@@ -184,7 +183,7 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
         detail += (f"; beyond the published effective context of {caps['effective_context']:,} tokens "
                    f"({caps['effective_context_source']}): measure long-context quality before trusting it")
     profile = LayerProfileSection(**layer_profile_of(spec, resolved.source),
-                                  **_knowledge_profile(resolved, need, calls, missing)).model_dump()
+                                  **_knowledge_profile(resolved, need, calls)).model_dump()
     if candidates:
         provenance["base_model"] = ("rule: qkv.tools.knowledge.model_choice (languages, specialisation, size, "
                                     "effective context, instruct variant, then pretraining tokens; sources in the "
@@ -203,10 +202,10 @@ def architecture_node(state: dict[str, Any]) -> dict[str, Any]:
         "config": resolved.config if resolved.origin != "catalog" else None,
     }
     return {"architecture": arch, "layer_profile": profile, "pretraining": pretraining,
-            "unavailable": unavailable(state, *missing), "calls": calls.items}
+            "unavailable": unavailable(state), "calls": calls.items}
 
 
-def _pretrain_model(task, need: int, calls: Calls, missing: list[str]):
+def _pretrain_model(task, need: int, calls: Calls):
     """Compute-optimal size (scaling tool) and a shape for it (sizing tool), as a resolved model."""
     from qkv.tools.catalog.gpus import get_gpu
     from qkv.tools.knowledge.scaling import ScaleRequest

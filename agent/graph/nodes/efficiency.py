@@ -32,7 +32,7 @@ def family_of(arch: dict[str, Any]) -> str:
     return spec_from_config(_resolved(arch).config).family
 
 
-def _hparams(arch: dict[str, Any], method: str, seq: int, calls: Calls, missing: list[str]) -> dict[str, Any] | None:
+def _hparams(arch: dict[str, Any], method: str, seq: int, calls: Calls) -> dict[str, Any] | None:
     from qkv.tools.knowledge.hparams import HparamRequest
     from qkv.tools.knowledge.hparams import recommend_hparams as fn
 
@@ -252,7 +252,6 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
     task = task_of(state)
     arch = state["architecture"]
     calls = Calls()
-    missing: list[str] = []
     if task.mode == "inference":
         from qkv.tools.catalog.gpus import get_gpu
 
@@ -266,7 +265,7 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
         method0 = "pretrain" if task.mode == "pre-train" else "lora"
         # Stated LoRA shape and learning rate replace the tool's before any estimate: the memory of the
         # adapters the user asked for (rank 8 is not rank 64).
-        hp = with_stated(task, _hparams(arch, method0, arch["train_seq"], calls, missing), method0)
+        hp = with_stated(task, _hparams(arch, method0, arch["train_seq"], calls), method0)
         base = _base_request(task, arch, hp, "full")
         ladder = _ladder(task, arch, base, calls)
         prev = {"ladder": ladder, "base": base.model_dump(mode="json"), "hp_lora": hp, "tried": []}
@@ -293,7 +292,7 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
     if not (comfortable or last):
         eff["strategy"] = f"tried {rung['name']}: {to_gib(est.total_bytes)} GiB per GPU, " + (
             "too tight" if rung["fits"] else "does not fit")
-        return {"efficiency": eff, "rung": rung_i + 1, "unavailable": unavailable(state, *missing),
+        return {"efficiency": eff, "rung": rung_i + 1, "unavailable": unavailable(state),
                 "calls": calls.items}
     if not comfortable:
         # Nothing fits: the report evaluates the user's own plan (the cheapest rung that keeps every stated
@@ -305,7 +304,7 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
     method = req.method if task.mode != "pre-train" else "full"
     hp = prev.get("hp_lora")
     if task.mode != "pre-train" and method != "lora":
-        hp = _hparams(arch, method, arch["train_seq"], calls, missing) or hp
+        hp = _hparams(arch, method, arch["train_seq"], calls) or hp
     hp = with_stated(task, hp, req.method)
     if hp and hp.get("batch_sequences") and not task.grad_accum and task.mode != "pre-train":
         # The effective batch is the recipe's for the method finally chosen (Alpaca's 128 for full fine-tuning,
@@ -315,7 +314,7 @@ def efficiency_node(state: dict[str, Any]) -> dict[str, Any]:
 
         req = req.model_copy(update={"grad_accum": accumulation(int(hp["batch_sequences"]), req.batch, dp)})
     eff.update(_settle(task, arch, req, est, rung, prev["ladder"], usable, hp, comfortable, calls))
-    return {"efficiency": eff, "rung": 0, "unavailable": unavailable(state, *missing), "calls": calls.items}
+    return {"efficiency": eff, "rung": 0, "unavailable": unavailable(state), "calls": calls.items}
 
 
 STATED_HP = {"learning_rate": "learning_rate", "lora_r": "lora_r", "lora_alpha": "lora_alpha",

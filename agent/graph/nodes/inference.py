@@ -60,7 +60,7 @@ def _words(task, field: str) -> str:
     return next((s.text for s in task.stated if s.field == field), field)
 
 
-def _sampling(task, obj: dict[str, Any], calls: Calls, missing: list[str]) -> tuple[dict, str, list, dict, list]:
+def _sampling(task, obj: dict[str, Any], calls: Calls) -> tuple[dict, str, list, dict, list]:
     """(recommended policy, description, issues of the user's stated policy, provenance, notes)."""
     from qkv.tools.errors import UnknownName
     from qkv.tools.knowledge.sampling_rules import check_sampling, recommend_sampling
@@ -99,7 +99,6 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     task = task_of(state)
     arch, obj = state["architecture"], state["objective"]
     calls = Calls()
-    missing: list[str] = []
     gpu = get_gpu(task.gpu)
     gpus = task.gpus or 1
     concurrency = task.concurrency or 1
@@ -110,7 +109,7 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
     layouts = [1] + ([gpus] if gpus > 1 else [])
     if task.mode == "inference" and gpus > 1 and any(x.field == "gpus" for x in task.stated):
         layouts = [gpus]  # serving on the GPUs the user named: tensor-parallel over all of them
-    sampling, described, issues, s_prov, notes = _sampling(task, obj, calls, missing)
+    sampling, described, issues, s_prov, notes = _sampling(task, obj, calls)
     # Each beam is a sequence with its own KV cache: the cache holds concurrency × beams sequences.
     stated = task.sampling or {}
     greedy = stated.get("temperature") == 0 and "num_beams" not in stated  # the user's greedy is one beam
@@ -165,7 +164,7 @@ def inference_node(state: dict[str, Any]) -> dict[str, Any]:
         },
     }
     _with_serving(inf, _serving(task, arch, obj, gpu, context, sampling, calls, inf["notes"]), settled)
-    return {"inference": inf, "unavailable": unavailable(state, *missing), "calls": calls.items}
+    return {"inference": inf, "unavailable": unavailable(state), "calls": calls.items}
 
 
 def _decoding(task, obj, chosen: dict[str, Any], sampling: dict[str, Any], described: str,

@@ -93,7 +93,6 @@ def objective_node(state: dict[str, Any]) -> dict[str, Any]:
     from qkv.tools.evaluate.metrics import metric_plan
     from qkv.tools.knowledge.recipes import recipe_for
 
-    missing: list[str] = []
     eval_task = EVAL_TASK.get(label, "language-modelling")
     plan: list[dict[str, Any]] = []
     provenance: dict[str, str] = {}
@@ -120,5 +119,5 @@ def objective_node(state: dict[str, Any]) -> dict[str, Any]:
         provenance["recipe"] = f"cited: qkv.tools.knowledge.recipes '{rec.family}' ({', '.join(rec.sources)})"
     section = Objective(kind=kind, architecture=FAMILY[kind], task=label, loss=loss, metrics=metrics,
                         metrics_plan=plan, recipe=recipe, rationale=why, provenance=provenance)
-    return {"objective": section.model_dump(mode="json"), "unavailable": unavailable(state, *missing),
+    return {"objective": section.model_dump(mode="json"), "unavailable": unavailable(state),
             "calls": calls.items}

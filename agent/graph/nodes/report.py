@@ -86,7 +86,7 @@ def stated_check(task, arch, eff, inf, hidden: int | None = None) -> dict[str, s
     return {"rule": "stated constraints honoured", "status": "warn", "detail": " — ".join(parts)}
 
 
-def _ethics(task, obj, calls: Calls, missing: list[str]) -> Ethics:
+def _ethics(task, obj, calls: Calls) -> Ethics:
     recipe = obj.get("recipe") or {}
     if recipe.get("family") in ("classification-multilabel", "classification", "ner", "code", "pretraining-code",
                                 "chat", "translation", "qa"):
@@ -100,10 +100,10 @@ def _ethics(task, obj, calls: Calls, missing: list[str]) -> Ethics:
                       baselines=[f"{b['name']}: {b['why']}" for b in recipe.get("baselines", [])],
                       provenance=f"cited: qkv.tools.knowledge.recipes '{recipe['family']}' "
                                  f"({', '.join(recipe['sources'])})")
-    return _generator_ethics(task, obj, calls, missing, recipe)
+    return _generator_ethics(task, obj, calls, recipe)
 
 
-def _generator_ethics(task, obj, calls: Calls, missing: list[str], recipe: dict[str, Any]) -> Ethics:
+def _generator_ethics(task, obj, calls: Calls, recipe: dict[str, Any]) -> Ethics:
     from qkv.tools.evaluate.schema import CounterfactualReport, FaithfulnessReport
 
     proxies = [{"name": name, "measures": FaithfulnessReport.model_fields[name].description or name}
@@ -183,21 +183,20 @@ def report_node(state: dict[str, Any]) -> dict[str, Any]:
 
     task = task_of(state)
     calls = Calls()
-    missing: list[str] = []
     arch, eff, inf, obj = state["architecture"], state["efficiency"], state["inference"], state["objective"]
-    precision = precision_of(task, calls, missing) if eff.get("method") not in (None, "none") else None
-    budget = data_budget_of(task, arch, eff, obj, calls, missing)
+    precision = precision_of(task, calls) if eff.get("method") not in (None, "none") else None
+    budget = data_budget_of(task, arch, eff, obj, calls)
     rb = _resource_budget(task, state, calls, precision, budget)
     efficiency = _efficiency(task, eff, rb, precision, budget)
     model = DesignReport(
         task=task, assumptions=state.get("assumptions", []), objective=obj,
         architecture={k: v for k, v in arch.items() if k != "config"}, efficiency=efficiency,
         tokenization=state["tokenization"], inference={k: v for k, v in inf.items() if k != "breakdown"},
-        resource_budget=rb, layer_profile=state["layer_profile"], ethics=_ethics(task, obj, calls, missing),
+        resource_budget=rb, layer_profile=state["layer_profile"], ethics=_ethics(task, obj, calls),
         checks=_checks(task, arch, {**eff, "departures": efficiency.departures}, inf,
                        state["layer_profile"].get("hidden")),
-        training_config=training_config(task, arch, eff, obj, calls, missing, budget, precision),
-        unavailable=unavailable(state, *missing))
+        training_config=training_config(task, arch, eff, obj, calls, budget, precision),
+        unavailable=unavailable(state))
     req = state.get("request") or {}
     model.narrative, model.narrative_source = calls("narrate", narrate, model, req.get("llm", "none"),
                                                     req.get("llm_model"))

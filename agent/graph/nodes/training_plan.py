@@ -39,7 +39,7 @@ def pretraining_of(pre: dict[str, Any], eff: dict[str, Any], calls: Calls) -> Pr
     return Pretraining(**out)
 
 
-def precision_of(task, calls: Calls, missing: list[str]) -> PrecisionChoice:
+def precision_of(task, calls: Calls) -> PrecisionChoice:
     """bf16 where the GPU runs it, fp16 mixed precision otherwise (qkv.tools.knowledge.precision)."""
     from qkv.tools.knowledge.precision import training_precision as fn
 
@@ -50,7 +50,7 @@ def _stated(task, *fields: str) -> bool:
     return any(s.field in fields for s in task.stated)
 
 
-def data_budget_of(task, arch, eff, obj, calls: Calls, missing: list[str]) -> DataBudgetSection | None:
+def data_budget_of(task, arch, eff, obj, calls: Calls) -> DataBudgetSection | None:
     """Epochs, steps, warm-up, FLOPs and time from the stated data size (qkv.tools.knowledge.budget)."""
     if not task.data_examples or task.mode != "fine-tune" or eff.get("method") in (None, "none"):
         return None
@@ -252,7 +252,7 @@ def _derived(eff, budget: DataBudgetSection | None, precision: PrecisionChoice |
     }
 
 
-def training_config(task, arch, eff, obj, calls: Calls, missing: list[str], budget: DataBudgetSection | None = None,
+def training_config(task, arch, eff, obj, calls: Calls, budget: DataBudgetSection | None = None,
                     precision: PrecisionChoice | None = None) -> TrainingConfigSection:
     """The runnable training config (the trainer's YAML) for the plan, or why there is none."""
     from qkv.tools.train.config import config_from_dict, to_yaml
