@@ -14,13 +14,6 @@ SCHEMAS["design"] = "qkv.agent.graph.schemas:DesignReport"
 SCHEMAS["design-request"] = "qkv.agent.graph.api:DesignRequest"
 
 
-def _write(path: Path, text: str) -> None:
-    """A report the user keeps is never left half-written."""
-    from qkv.tools.atomic import write_text
-
-    write_text(path, text)
-
-
 @app.command()
 def design(
     task: Annotated[str | None, typer.Argument(
@@ -92,7 +85,9 @@ def design(
     text = report.to_html() if as_html else (report.model_dump_json(indent=2) + "\n" if as_json
                                              else report.to_markdown())
     if output is not None:
-        _write(output, text)
+        from qkv.tools.atomic import write_text
+
+        write_text(output, text)  # a report the user keeps is never left half-written
         if not json:
             console().print(f"wrote {output}")
         return

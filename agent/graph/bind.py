@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from qkv.agent.graph.bind_core import COUNT, NUMBER_TOKEN, Binder, Binding, Stated, count_of, to_number, word_span
+from qkv.agent.graph.bind_core import NUMBER_TOKEN, Binder, Binding, Stated
 from qkv.agent.graph.bind_hardware import _cpu, _gpu_count, _gpu_time, _gpus, _memory, _unknown_devices
 from qkv.agent.graph.bind_plan import (
     _batch,
@@ -26,8 +26,6 @@ from qkv.agent.graph.bind_plan import (
     _sizes,
 )
 from qkv.agent.graph.bind_task import _context_extension, _corpus, _languages, _objective, _sampling, _serving
-
-__all__ = ["COUNT", "Binding", "Stated", "bind_request", "count_of", "to_number", "word_span"]
 
 
 def bind_request(text: str) -> Binding:

@@ -234,7 +234,7 @@ def apply_answer(task: TaskSpec, field: str, answer: str) -> TaskSpec:
     if field == "gpu":
         keys = ("gpu", "gpus", "vram_gib", "cpu_only", "ram_gib")
         named = any(found.get(k) for k in ("gpu", "vram_gib", "cpu_only"))
-        from qkv.agent.graph.bind import COUNT, count_of
+        from qkv.agent.graph.bind_core import COUNT, count_of
 
         bare = re.fullmatch(r"(?:just\s+|only\s+)?" + COUNT + r"(?:\s+of\s+them)?[.!]?", answer, re.I)
         if bare and not found.get("gpus"):

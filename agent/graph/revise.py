@@ -169,7 +169,8 @@ def merge_change(task: dict[str, Any], assumptions: list[dict[str, Any]], change
 
     `size_hint` (parameters of the model the design chose) picks the size when a follow-up names a model
     family only ("use Mistral instead"); the task's own size budget wins when it has one."""
-    from qkv.agent.graph.bind import Stated, bind_request, count_of
+    from qkv.agent.graph.bind import bind_request
+    from qkv.agent.graph.bind_core import Stated, count_of
 
     bound = bind_request(change_text)
     found = dict(bound.fields)
