@@ -3,7 +3,7 @@ effective context and instruct variant filter before size and window; every lose
 
 from __future__ import annotations
 
-from qkv.tools.catalog.models import get_model
+from qkv.tools.catalog.models import get_model, list_models
 from qkv.tools.knowledge.model_choice import ChoiceRequest, choose_model
 
 
@@ -21,8 +21,10 @@ def test_languages_filter_before_size():
 def test_chat_prefers_the_instruct_variant_and_says_so():
     c = choose_model(ChoiceRequest(kind="decoder", params=7e9, instruct=True))
     assert get_model(c.chosen).capabilities.variant == "instruct"
-    base = get_model(c.chosen.replace("-instruct", "")) if c.chosen.endswith("-instruct") else None
-    assert base is None or "instruct variant" in _lost(c, base.name)
+    # The chosen model's base sibling (the catalog entry whose instruct variant it is) lost for being a base.
+    bases = [m.name for m in list_models() if m.capabilities and m.capabilities.instruct_variant == c.chosen]
+    assert bases, f"{c.chosen} has no base model in the catalog to weigh it against"
+    assert all("instruct variant" in _lost(c, b) for b in bases)
 
 
 def test_task_fine_tuning_prefers_the_base_model_of_equal_data():
