@@ -198,7 +198,10 @@ def _raw_config(task, arch, eff, obj, budget: DataBudgetSection | None, dtype: s
 
     hp = eff["hyperparameters"]
     req = eff.get("request") or {}
-    optimizer = {"paged_adamw_32bit": "paged-adamw"}.get(str(hp["optimizer"]), "adamw")
+    from qkv.tools.train.arguments import HF_OPTIM
+
+    # The tool names an HF optimizer ("paged_adamw_32bit") or describes AdamW in words; the config takes qkv's name.
+    optimizer = {hf: ours for ours, hf in HF_OPTIM.items()}.get(str(hp["optimizer"]), "adamw")
     if req.get("optimizer") == "adamw-8bit":
         optimizer = "adamw-8bit"  # the plan's lever (the memory it was sized with)
     # The tool words schedules ("linear decay", "cosine decay to 10% of peak"); the trainer takes their name.
