@@ -17,43 +17,47 @@ code,pre{background:#f5f5f5}pre{padding:.5rem;overflow:auto}.PASS{color:#2a7}.WA
 sub{color:#666}"""
 
 
-def memory_svg(r: DesignReport, width: int = 720) -> str:
-    """A horizontal stacked bar: each memory term's GiB, with the usable-memory line and a legend."""
-    e = r.efficiency
-    items = [b for b in e.breakdown if b.gib > 0]
-    if not items:
-        items = [b for b in r.resource_budget.inference_breakdown if b.gib > 0]  # inference-only designs
-        title = "inference memory"
-        usable = r.efficiency.usable_gib
-    else:
-        title = "training memory per GPU"
-        usable = e.usable_gib
-    if not items:
-        return ""
-    total = sum(b.gib for b in items)
+def _stacked_bar(label: str, title: str, items: list[tuple[str, float, str]], usable: float | None,
+                 width: int) -> str:
+    """A horizontal stacked bar of (name, GiB, legend note) items with the usable-memory line and a legend."""
+    total = sum(gib for _, gib, _ in items)
     scale_max = max(total, usable or 0) * 1.05 or 1.0
-    x0, bar_w, y0, bar_h = 10, width - 20, 30, 34
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{70 + 18 * len(items)}" '
-             f'role="img" aria-label="{title}">',
-             f'<text x="{x0}" y="18" font-size="14">{html.escape(title)}: {total:.2f} GiB of '
-             f'{usable:.2f} GiB usable</text>']
+    x0, bar_w, y0, bar_h = 10, width - 20, 30, 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{66 + 18 * len(items)}" '
+             f'role="img" aria-label="{html.escape(label)}">',
+             f'<text x="{x0}" y="18" font-size="14">{html.escape(title)}</text>']
     x = float(x0)
-    for n, b in enumerate(items):
-        w = bar_w * b.gib / scale_max
-        color = PALETTE[n % len(PALETTE)]
-        parts.append(f'<rect x="{x:.1f}" y="{y0}" width="{max(w, 0.5):.1f}" height="{bar_h}" fill="{color}">'
-                     f'<title>{html.escape(b.name)}: {b.gib:.3f} GiB</title></rect>')
+    for n, (name, gib, _) in enumerate(items):
+        w = bar_w * gib / scale_max
+        parts.append(f'<rect x="{x:.1f}" y="{y0}" width="{max(w, 0.5):.1f}" height="{bar_h}" '
+                     f'fill="{PALETTE[n % len(PALETTE)]}"><title>{html.escape(name)}: {gib:.3f} GiB</title></rect>')
         x += w
     if usable:
         ux = x0 + bar_w * usable / scale_max
         parts.append(f'<line x1="{ux:.1f}" y1="{y0 - 6}" x2="{ux:.1f}" y2="{y0 + bar_h + 6}" stroke="#c22" '
                      f'stroke-width="2" stroke-dasharray="4 2"/>')
-    for n, b in enumerate(items):
+    for n, (name, gib, note) in enumerate(items):
         y = y0 + bar_h + 22 + 18 * n
         parts.append(f'<rect x="{x0}" y="{y - 10}" width="12" height="12" fill="{PALETTE[n % len(PALETTE)]}"/>'
-                     f'<text x="{x0 + 18}" y="{y}" font-size="12">{html.escape(b.name)}: {b.gib:.3f} GiB</text>')
+                     f'<text x="{x0 + 18}" y="{y}" font-size="12">{html.escape(name)}: {gib:.3f} GiB'
+                     f'{html.escape(note)}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def memory_svg(r: DesignReport, width: int = 720) -> str:
+    """Training memory per GPU (inference memory for an inference-only design) as a stacked bar."""
+    items = [b for b in r.efficiency.breakdown if b.gib > 0]
+    title = "training memory per GPU"
+    if not items:
+        items = [b for b in r.resource_budget.inference_breakdown if b.gib > 0]  # inference-only designs
+        title = "inference memory"
+    if not items:
+        return ""
+    usable = r.efficiency.usable_gib
+    total = sum(b.gib for b in items)
+    return _stacked_bar(title, f"{title}: {total:.2f} GiB of {usable:.2f} GiB usable",
+                        [(b.name, b.gib, "") for b in items], usable, width)
 
 
 def serving_svg(r: DesignReport, width: int = 720) -> str:
@@ -62,29 +66,11 @@ def serving_svg(r: DesignReport, width: int = 720) -> str:
     sv = r.inference.serving
     if not sv:
         return ""
-    items = [m for m in sv["per_gpu"] if m["gib"] > 0]
+    items = [(m["name"], m["gib"], f" ({m['provenance']})") for m in sv["per_gpu"] if m["gib"] > 0]
     usable = sv.get("usable_gib") or 0.0
-    total = sum(m["gib"] for m in items)
-    scale = max(total, usable) * 1.05 or 1.0
-    x0, bar_w, y0, bar_h = 10, width - 20, 30, 26
+    total = sum(gib for _, gib, _ in items)
     title = f"serving, one GPU ({sv['engine']}, TP {sv['tensor_parallel']}): {total:.2f} of {usable:.2f} GiB"
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{60 + 18 * len(items)}" '
-             f'role="img" aria-label="serving memory">', f'<text x="{x0}" y="18" font-size="14">'
-             f'{html.escape(title)}</text>']
-    x = float(x0)
-    for n, m in enumerate(items):
-        w = bar_w * m["gib"] / scale
-        parts.append(f'<rect x="{x:.1f}" y="{y0}" width="{max(w, 0.5):.1f}" height="{bar_h}" '
-                     f'fill="{PALETTE[n % len(PALETTE)]}"><title>{html.escape(m["name"])}: {m["gib"]:.3f} GiB'
-                     '</title></rect>')
-        x += w
-    for n, m in enumerate(items):
-        y = y0 + bar_h + 20 + 18 * n
-        parts.append(f'<rect x="{x0}" y="{y - 10}" width="12" height="12" fill="{PALETTE[n % len(PALETTE)]}"/>'
-                     f'<text x="{x0 + 18}" y="{y}" font-size="12">{html.escape(m["name"])}: {m["gib"]:.3f} GiB '
-                     f'({m["provenance"]})</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    return _stacked_bar("serving memory", title, items, usable, width)
 
 
 def _inline(text: str) -> str:
