@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from qkv.tools.arch import spec_from_config
 from qkv.tools.catalog.models import list_models
@@ -12,6 +12,7 @@ from qkv.tools.inventory import inventory
 class ModelSummary(BaseModel):
     name: str
     model_type: str
+    kind: str = Field(description="decoder, encoder or encoder-decoder (qkv.tools.arch.ModelSpec.kind)")
     params: int
     layers: int
     hidden: int
@@ -28,7 +29,7 @@ def summarize_models() -> list[ModelSummary]:
     for entry in list_models():
         spec = spec_from_config(entry.config)
         rows.append(ModelSummary(
-            name=entry.name, model_type=spec.model_type, params=sum(g.numel for g in inventory(spec)),
+            name=entry.name, model_type=spec.model_type, kind=spec.kind, params=sum(g.numel for g in inventory(spec)),
             layers=spec.layers + spec.encoder_layers, hidden=spec.hidden, heads=spec.heads,
             kv_heads=spec.kv_heads, attention=spec.attention_type, context=spec.max_positions,
             source=entry.source))

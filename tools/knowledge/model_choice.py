@@ -63,13 +63,6 @@ class ModelChoice(BaseModel):
     sources: list[str] = Field(default_factory=list)
 
 
-def _kind(model_type: str) -> str:
-    from qkv.tools.arch import FAMILIES
-
-    fam = FAMILIES.get(model_type, "llama")
-    return {"bert": "encoder", "t5": "encoder-decoder"}.get(fam, "decoder")
-
-
 def _window(c: Candidate) -> int:
     # T5 has relative positions and was pre-trained on 512-token inputs (Raffel et al. 2020).
     return c.effective_context or c.context_window or 512
@@ -81,7 +74,7 @@ def _rows(kind: str) -> list[Candidate]:
 
     out = []
     for r in summarize_models():
-        if _kind(r.model_type) != kind:
+        if r.kind != kind:
             continue
         caps = get_model(r.name).capabilities
         out.append(Candidate(

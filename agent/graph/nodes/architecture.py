@@ -62,15 +62,8 @@ def _near_budget(kind: str, budget: float, calls: Calls) -> bool:
     from qkv.tools.catalog.summary import summarize_models
     from qkv.tools.knowledge.model_choice import within_size_band
 
-    return any(_kind(r.model_type) == kind and within_size_band(r.params, budget)
+    return any(r.kind == kind and within_size_band(r.params, budget)
                for r in calls("catalog.summarize_models", summarize_models))
-
-
-def _kind(model_type: str) -> str:
-    from qkv.tools.arch import FAMILIES
-
-    fam = FAMILIES.get(model_type, "llama")
-    return {"bert": "encoder", "t5": "encoder-decoder"}.get(fam, "decoder")
 
 
 def _capabilities_of(name: str) -> dict[str, Any] | None:

@@ -77,7 +77,6 @@ def what_would_fit(task, arch, req, est, ladder, calls: Calls, diagnosis: dict[s
 
 def _largest_fitting_model(task, arch, req, calls: Calls) -> str | None:
     """The largest smaller catalog model of the same kind that fits this GPU with the cheapest method."""
-    from qkv.agent.graph.nodes.architecture import _kind
     from qkv.agent.graph.nodes.efficiency import _resolved
     from qkv.tools.arch import spec_from_config
     from qkv.tools.catalog.gpus import get_gpu
@@ -87,10 +86,10 @@ def _largest_fitting_model(task, arch, req, calls: Calls) -> str | None:
     from qkv.tools.memory.verdict import fit_state
     from qkv.tools.modelref import resolve_model
 
-    kind = _kind(spec_from_config(_resolved(arch).config).model_type)
+    kind = spec_from_config(_resolved(arch).config).kind
     usable = get_gpu(task.gpu).usable_bytes
     rows = sorted((r for r in calls("catalog.summarize_models", summarize_models)
-                   if _kind(r.model_type) == kind and r.params < arch["params"]), key=lambda r: -r.params)
+                   if r.kind == kind and r.params < arch["params"]), key=lambda r: -r.params)
     cheapest = {"method": "qlora" if kind == "decoder" else "lora", "grad_checkpointing": True, "batch": 1,
                 "context_extension": None}
     for r in rows:
