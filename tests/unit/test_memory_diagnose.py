@@ -84,3 +84,22 @@ def test_the_plan_keeps_the_method_while_a_technique_suffices():
     methods = [f.changes.get("method") for f in d.plan if "method" in f.changes]
     assert methods[:1] == ["lora"]  # LoRA is tried before 4-bit weights
     assert d.plan_fits
+
+
+T5 = dict(model="t5-base", method="full", seq=512, batch=4)
+
+
+def test_the_chunked_loss_is_counted_for_causal_decoders_only():
+    """qkv's trainer and the tracer chunk a causal decoder's loss only; an encoder-decoder keeps its own loss
+    over full logits, so loss_chunk leaves its estimate as it is."""
+    std = estimate_memory(MemoryRequest(**T5))
+    chunked = estimate_memory(MemoryRequest(**T5, loss_chunk=256))
+    assert term(std, "loss log-probs") > 0
+    assert chunked.terms == std.terms and chunked.total_bytes == std.total_bytes
+
+
+def test_the_diagnosis_offers_no_chunked_loss_to_an_encoder_decoder():
+    d = diagnose(MemoryRequest(**T5, gpu_memory_gib=2))
+    assert any(t.name.startswith("loss") for t in d.ranked[:4])  # the loss is a top term: the fix was considered
+    assert d.fixes and d.plan
+    assert not any("loss_chunk" in f.changes for f in d.fixes + d.plan)

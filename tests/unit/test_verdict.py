@@ -7,7 +7,14 @@ import pytest
 from qkv.tools.catalog.gpus import get_gpu
 from qkv.tools.memory.estimate import estimate_memory
 from qkv.tools.memory.schema import MemoryRequest
-from qkv.tools.memory.verdict import SAFETY_MARGIN, fit_report, ladder_rungs
+from qkv.tools.memory.verdict import (
+    SAFETY_MARGIN,
+    comfortable,
+    fit_report,
+    fit_state,
+    ladder_rungs,
+    smallest_gpu_holding,
+)
 
 
 def test_worked_example_climbs_the_levers_before_quantising():
@@ -94,3 +101,13 @@ def test_the_full_parameter_ladder_never_shards_over_fewer_gpus_than_stated():
     shards = [c["gpus"] for _, c in eight if "gpus" in c]
     assert shards[0] == 8 and min(shards) == 8 and shards == sorted(shards)  # the user's 8 first, then more
     assert not any("micro-batch 1" in name for name, _ in eight)  # several GPUs: the batch is the recipe's
+
+
+def test_fits_tight_and_comfortable_are_one_rule():
+    usable = 1000
+    edge = usable * (1 - SAFETY_MARGIN)
+    assert comfortable(edge, usable) and fit_state(edge, usable) == (True, False)
+    assert not comfortable(edge + 1, usable) and fit_state(edge + 1, usable) == (True, True)
+    assert fit_state(usable + 1, usable) == (False, False)
+    gpu = smallest_gpu_holding(20 * 2**30)
+    assert gpu is not None and comfortable(20 * 2**30, gpu.usable_bytes) and not gpu.unified_memory

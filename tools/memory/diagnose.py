@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from qkv.tools.memory.schema import MemoryEstimate, MemoryRequest
+from qkv.tools.memory.schema import MemoryEstimate, MemoryRequest, to_gib
 
 # term name (prefix) → the fixes that attack it, in the order a researcher tries them:
-# (label, changes to the request, throughput cost with its source or 'not measured').
+# (label, changes to the request, throughput cost with its source or 'not measured'). The chunked loss is
+# offered for causal decoders only: qkv's trainer chunks no other model's loss (`_Model.applies`).
 CHECKPOINT_COST = ("≈ +33% compute: one extra forward per step (Chen et al. 2016, 'Training deep nets with "
                    "sublinear memory')")
 CHUNKED_COST = ("about the speed of the standard loss (Liger Kernel reports equal or better throughput for fused "
@@ -91,10 +92,28 @@ class Diagnosis(BaseModel):
     host_gib: float = Field(0.0, description="host RAM the plan needs (offloaded activations, paged optimizer state)")
 
 
-def _estimate(req: MemoryRequest) -> MemoryEstimate:
-    from qkv.tools.memory.estimate import estimate_memory
+class _Model:
+    """The request's model, resolved once: every fix re-estimates the same model."""
 
-    return estimate_memory(req)
+    def __init__(self, req: MemoryRequest) -> None:
+        from qkv.tools.arch import spec_from_config
+        from qkv.tools.catalog.gpus import get_gpu
+        from qkv.tools.modelref import resolve_model
+
+        self.resolved = resolve_model(req.model, online=req.online)
+        self.usable = get_gpu(req.gpu).usable_bytes if req.gpu else None  # an unknown GPU fails before any work
+        self.spec = spec_from_config(self.resolved.config)
+
+    def estimate(self, req: MemoryRequest) -> MemoryEstimate:
+        from qkv.tools.memory.estimate import estimate_resolved
+
+        return estimate_resolved(self.resolved, self.spec, req)
+
+    def applies(self, req: MemoryRequest, changes: dict[str, object]) -> bool:
+        """A fix is offered only when it changes something and makes sense for the method and the model."""
+        if "loss_chunk" in changes and self.spec.kind != "decoder":
+            return False
+        return _applies(req, changes)
 
 
 def _applies(req: MemoryRequest, changes: dict[str, object]) -> bool:
@@ -122,10 +141,8 @@ TOP_TERMS = 4  # the largest terms that get targeted fixes
 
 def diagnose(req: MemoryRequest) -> Diagnosis:
     """Rank the peak's terms and, for each of the TOP_TERMS largest, re-estimate with each targeted fix."""
-    from qkv.tools.catalog.gpus import get_gpu
-
-    base = _estimate(req)
-    usable = get_gpu(req.gpu).usable_bytes if req.gpu else None
+    model = _Model(req)
+    base, usable = model.estimate(req), model.usable
     allocated = base.allocated_bytes or 1
     ranked = sorted(base.terms, key=lambda t: -t.bytes)
     shares = [TermShare(name=t.name, gib=t.gib, share=round(t.bytes / allocated, 3)) for t in ranked]
@@ -133,42 +150,43 @@ def diagnose(req: MemoryRequest) -> Diagnosis:
     seen: set[str] = set()
     for term in ranked[:TOP_TERMS]:
         for prefix, label, changes, cost in FIXES:
-            if not term.name.startswith(prefix) or label in seen or not _applies(req, changes):
+            if not term.name.startswith(prefix) or label in seen or not model.applies(req, changes):
                 continue
             seen.add(label)
-            after = _estimate(req.model_copy(update=changes))
+            after = model.estimate(req.model_copy(update=changes))
             fixes.append(Fix(term=term.name, fix=label, changes=dict(changes),
-                             saving_gib=round((base.total_bytes - after.total_bytes) / 2**30, 3),
+                             saving_gib=to_gib(base.total_bytes - after.total_bytes),
                              total_gib=after.total_gib, fits=(after.total_bytes <= usable) if usable else None,
                              cost=cost))
     fixes = sorted((f for f in fixes if f.saving_gib > 0), key=lambda f: -f.saving_gib)
-    plan, current = _plan(req, usable)
-    return Diagnosis(total_gib=base.total_gib, usable_gib=round(usable / 2**30, 3) if usable else None,
+    plan, current = _plan(req, model)
+    return Diagnosis(total_gib=base.total_gib, usable_gib=to_gib(usable) if usable else None,
                      fits=(base.total_bytes <= usable) if usable else None, ranked=shares, fixes=fixes, plan=plan,
                      plan_fits=(current.total_bytes <= usable) if usable else None,
-                     host_gib=round(current.host_bytes / 2**30, 3))
+                     host_gib=to_gib(current.host_bytes))
 
 
-def _plan(req: MemoryRequest, usable: int | None) -> tuple[list[Fix], MemoryEstimate]:
+def _plan(req: MemoryRequest, model: _Model) -> tuple[list[Fix], MemoryEstimate]:
     """Apply fixes one at a time, each round the least disruptive one that lowers the peak (technique before
     method; the larger saving among equals), until the job fits with the safety margin or nothing helps."""
-    from qkv.tools.memory.verdict import SAFETY_MARGIN
+    from qkv.tools.memory.verdict import comfortable
 
-    current_req, current = req, _estimate(req)
+    usable = model.usable
+    current_req, current = req, model.estimate(req)
     plan: list[Fix] = []
-    while not (usable and current.total_bytes <= usable * (1 - SAFETY_MARGIN)):
+    while not (usable and comfortable(current.total_bytes, usable)):
         best: tuple[tuple[int, int], Fix, MemoryRequest, MemoryEstimate] | None = None
         for _, label, changes, cost in FIXES:
-            if not _applies(current_req, changes) or any(f.fix == label for f in plan):
+            if not model.applies(current_req, changes) or any(f.fix == label for f in plan):
                 continue
             trial_req = current_req.model_copy(update=changes)
-            trial = _estimate(trial_req)
+            trial = model.estimate(trial_req)
             saving = current.total_bytes - trial.total_bytes
             if saving <= 0:
                 continue
             key = (_disruption(changes), -saving)
             if best is None or key < best[0]:
-                fix = Fix(term="(plan)", fix=label, changes=dict(changes), saving_gib=round(saving / 2**30, 3),
+                fix = Fix(term="(plan)", fix=label, changes=dict(changes), saving_gib=to_gib(saving),
                           total_gib=trial.total_gib, fits=(trial.total_bytes <= usable) if usable else None,
                           cost=cost)
                 best = (key, fix, trial_req, trial)

@@ -11,7 +11,7 @@ Cross-Entropy hold less (16-bit chunks, or no logits at all): for them this is a
 from __future__ import annotations
 
 from qkv.tools.arch import ModelSpec
-from qkv.tools.memory.dtypes import count
+from qkv.tools.memory.dtypes import count, trained_weight_bytes
 from qkv.tools.memory.offload import offloaded
 from qkv.tools.memory.schema import MemoryRequest, MemoryTerm
 
@@ -21,7 +21,7 @@ def head_bytes(req: MemoryRequest, upcast: bool) -> float:
     QLoRA's upcast; else 2."""
     if req.method == "qlora":
         return 4.0 if upcast else 2.0
-    return 4.0 if req.precision == "fp32" or req.precision.endswith("-mixed") else 2.0
+    return trained_weight_bytes(req.precision)
 
 
 def chunked_loss_terms(spec: ModelSpec, req: MemoryRequest, tokens: int, stream: float,

@@ -56,10 +56,10 @@ def paged_split(groups: list[TensorGroup], optimizer: str, state_dtype_bytes: fl
     least a paged optimizer needs on the GPU is its small tensors' state plus one large tensor's."""
     small = largest = paged = 0.0
     for g in groups:
-        one = state_bytes([TensorGroup(g.name, g.shape, g.role)], optimizer, state_dtype_bytes)
+        held = state_bytes([g], optimizer, state_dtype_bytes)  # all `repeat` tensors' state: repeat × one's
         if g.numel // g.repeat < PAGED_MIN_NUMEL:
-            small += one * g.repeat
+            small += held
         else:
-            paged += one * g.repeat
-            largest = max(largest, one)
+            paged += held
+            largest = max(largest, held / g.repeat)
     return small, largest, paged

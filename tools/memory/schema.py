@@ -181,12 +181,12 @@ class GpuFit(BaseModel):
     @computed_field
     @property
     def usable_gib(self) -> float:
-        return round(self.usable_bytes / GIB, 3)
+        return to_gib(self.usable_bytes)
 
     @computed_field
     @property
     def headroom_gib(self) -> float:
-        return round(self.headroom_bytes / GIB, 3)
+        return to_gib(self.headroom_bytes)
 
 
 class MemoryEstimate(BaseModel):
@@ -220,7 +220,7 @@ class MemoryEstimate(BaseModel):
     @computed_field
     @property
     def allocated_gib(self) -> float:
-        return round(self.allocated_bytes / GIB, 3)
+        return to_gib(self.allocated_bytes)
 
     @computed_field
     @property
@@ -230,7 +230,7 @@ class MemoryEstimate(BaseModel):
     @computed_field
     @property
     def total_gib(self) -> float:
-        return round(self.total_bytes / GIB, 3)
+        return to_gib(self.total_bytes)
 
     @computed_field
     @property

@@ -9,14 +9,7 @@ from typing import TYPE_CHECKING
 from qkv.tools.arch import ModelSpec
 from qkv.tools.inventory import TensorGroup, apply_layout, inventory
 from qkv.tools.memory.activations import LayerPlan, layer_bytes_per_token, logits_bytes_per_token
-from qkv.tools.memory.dtypes import (
-    FLOAT_BYTES,
-    NF4_BITS,
-    NF4_DQ_BITS,
-    activation_bytes,
-    count,
-    trained_weight_bytes,
-)
+from qkv.tools.memory.dtypes import FLOAT_BYTES, NF4_BITS, NF4_DQ_BITS, activation_bytes, count, trained_weight_bytes
 from qkv.tools.memory.loss import chunked_loss_terms
 from qkv.tools.memory.offload import HOST, host_copies, offloaded
 from qkv.tools.memory.optimizer import state_bytes, step_temporary_bytes

@@ -11,7 +11,7 @@ from qkv.tools.arch import ModelSpec, spec_from_config
 from qkv.tools.catalog.gpus import get_gpu
 from qkv.tools.errors import QkvError
 from qkv.tools.memory.estimate import estimate_resolved
-from qkv.tools.memory.schema import GIB, MemoryEstimate, MemoryRequest
+from qkv.tools.memory.schema import MemoryEstimate, MemoryRequest, to_gib
 from qkv.tools.modelref import ResolvedModel, resolve_model
 
 # The estimator sits 0-9% below published measurements (docs/memory-model.md, validation), so a
@@ -30,7 +30,7 @@ class StrategyOption(BaseModel):
 
     @property
     def total_gib(self) -> float:
-        return round(self.total_bytes / GIB, 3)
+        return to_gib(self.total_bytes)
 
     @property
     def comfortable(self) -> bool:
@@ -68,11 +68,17 @@ def _largest(fits: Callable[[int], bool], hi_limit: int) -> int:
     return lo
 
 
+def comfortable(total: int | float, usable: int | float) -> bool:
+    """Whether `total` bytes fit in `usable` with SAFETY_MARGIN of it to spare: what qkv recommends."""
+    return total <= usable * (1 - SAFETY_MARGIN)
+
+
 def fit_state(total: int | float, usable: int | float) -> tuple[bool, bool]:
-    """(fits, tight): a job fits when its total is within the usable memory, and is tight when it fills
-    more than 1 - SAFETY_MARGIN of it (fits, but is not recommended). The one place this rule is written."""
+    """(fits, tight): a job fits when its total is within the usable memory, and is tight when it fits but
+    not comfortably (it fills more than 1 - SAFETY_MARGIN of it: not recommended). With `comfortable`, the one
+    place this rule is written."""
     fits = total <= usable
-    return fits, fits and total > usable * (1 - SAFETY_MARGIN)
+    return fits, fits and not comfortable(total, usable)
 
 
 def smallest_gpu_holding(total: int | float):
@@ -80,7 +86,7 @@ def smallest_gpu_holding(total: int | float):
     GPUs only: a unified-memory machine shares it with the OS); None when none does."""
     from qkv.tools.catalog.gpus import list_gpus
 
-    pool = sorted((g for g in list_gpus() if g.usable_bytes * (1 - SAFETY_MARGIN) >= total and not g.unified_memory),
+    pool = sorted((g for g in list_gpus() if comfortable(total, g.usable_bytes) and not g.unified_memory),
                   key=lambda g: (g.memory_gib, g.name))
     return pool[0] if pool else None
 
@@ -208,7 +214,7 @@ def weigh_methods(req: MemoryRequest, options: list[tuple[str, dict[str, object]
 
         method = str(trial.method)
         step, risk = METHOD_COST[method]
-        out.append(MethodOption(name=name, method=method, changes=changes, total_gib=round(total / GIB, 3),
+        out.append(MethodOption(name=name, method=method, changes=changes, total_gib=to_gib(total),
                                 fits=total <= usable, max_seq=_largest(fits, max(window, req.seq)), step_time=step,
                                 quality_risk=risk))
     return out

@@ -70,8 +70,8 @@ def _batches(docs: Iterator[str]) -> Iterator[list[str]]:
 
 def _measure(corpus, toks, progress: Progress | None, offset: int, scale: int):
     """One pass: document counters per tokenizer, words counted once, word pieces per tokenizer."""
-    from qkv.tools.tokenizer.load import cpu_cores
     from qkv.tools.tokenizer.metrics import DocCounter, WordCounter, fallback_mask, word_stats
+    from qkv.tools.tokenizer.words import cpu_cores
 
     totals = _Totals()
     counter = WordCounter()

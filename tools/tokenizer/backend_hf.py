@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
 
 class HFCodec:
-    kind = "hf-tokenizers"
-
     @staticmethod
     def encode_batch(tok: Tok, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in tok.backend.encode_batch_fast(texts, add_special_tokens=False)]
@@ -52,7 +50,7 @@ def _count_words_wordpiece(tok: Tok, words: list[str], pmap: Callable) -> list[i
         # each run is one pre-token and yields >= 1 token, the first without the continuation prefix
         split = split_at_starts(tok.backend.encode_batch_fast(["".join(chunk)], add_special_tokens=False)[0].ids,
                                  start, len(chunk))
-        return split if split is not None else partial(_count_words_hf, tok)(chunk)
+        return split if split is not None else _count_words_hf(tok, chunk)
 
     is_ascii = np.fromiter(map(str.isascii, words), dtype=bool, count=len(words))
     plain = list(compress(words, is_ascii))

@@ -13,8 +13,6 @@ if TYPE_CHECKING:
 
 
 class SentencePieceCodec:
-    kind = "sentencepiece"
-
     @staticmethod
     def encode_batch(tok: Tok, texts: list[str]) -> list[list[int]]:
         return tok.backend.encode(texts, out_type=int)

@@ -18,8 +18,6 @@ _PARALLEL_CHARS = 1 << 16  # below this a batch is encoded in the calling thread
 
 
 class TiktokenCodec:
-    kind = "tiktoken"
-
     @staticmethod
     def encode_batch(tok: Tok, texts: list[str]) -> list[list[int]]:
         return _tiktoken_batch(tok.backend, texts)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 
-from qkv.tools.tokenizer.load import Tok
+from qkv.tools.tokenizer.tok import Tok
 
 
 def candidate_form(tok: Tok, word: str) -> str:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from qkv.tools.errors import BadInput, UnknownName, closest
-from qkv.tools.tokenizer.tok import Kind, Tok, codec
-from qkv.tools.tokenizer.words import cpu_cores, space_marks
+from qkv.tools.tokenizer.tok import Tok
+from qkv.tools.tokenizer.words import space_marks
 
-__all__ = ["Kind", "Tok", "codec", "cpu_cores", "load_tokenizer", "shipped_names"]
+__all__ = ["load_tokenizer", "shipped_names"]
 
 # tiktoken's r50k/gpt2 pre-tokenizer (tiktoken_ext/openai_public.py r50k_pat_str).
 GPT2_PAT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""

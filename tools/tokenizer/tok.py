@@ -14,8 +14,6 @@ Kind = Literal["hf-tokenizers", "tiktoken", "sentencepiece"]
 class Codec(Protocol):
     """One tokenizer backend's native calls, on the `Tok` that holds it."""
 
-    kind: str
-
     @staticmethod
     def encode_batch(tok: Tok, texts: list[str]) -> list[list[int]]: ...
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from qkv.tools.arch import ModelSpec
 from qkv.tools.errors import BadInput
+from qkv.tools.memory.dtypes import trained_weight_bytes
 from qkv.tools.memory.schema import MemoryRequest
 
 ATTENTION_DROPOUT_KEYS = ("attn_pdrop", "attention_dropout", "attention_probs_dropout_prob")
@@ -26,7 +27,7 @@ def torch_dtype(req: MemoryRequest):
 
     if req.method == "inference" and req.weights in ("fp32", "fp16", "bf16"):
         return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[req.weights]
-    if req.precision == "fp32" or req.precision.endswith("-mixed"):
+    if trained_weight_bytes(req.precision) == 4:  # fp32, or AMP's fp32 master weights
         return torch.float32
     return torch.float16 if req.precision == "fp16" else torch.bfloat16
 

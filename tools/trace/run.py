@@ -9,7 +9,7 @@ import time
 from qkv.tools.arch import spec_from_config
 from qkv.tools.errors import BadInput
 from qkv.tools.inventory import inventory
-from qkv.tools.memory.dtypes import NF4_BITS, NF4_DQ_BITS
+from qkv.tools.memory.dtypes import FLOAT_BYTES, NF4_BITS, NF4_DQ_BITS, trained_weight_bytes
 from qkv.tools.memory.optimizer import state_bytes
 from qkv.tools.memory.paged import paged_states
 from qkv.tools.memory.schema import GIB, MemoryRequest
@@ -17,8 +17,6 @@ from qkv.tools.memory.trainable import lora_param_groups, lora_targets
 from qkv.tools.modelref import resolve_model
 from qkv.tools.trace.allocator import replay
 from qkv.tools.trace.schema import CATEGORIES, ModuleActivation, TraceResult
-
-TORCH_OPTIMIZERS = ("adamw", "sgd")  # traced; the bitsandbytes ones (paged included) get analytic state
 
 
 def _check(req: MemoryRequest) -> None:
@@ -209,9 +207,8 @@ def _optimizer(model, req, spec, groups, modules):
             return torch.optim.SGD(ps, lr=1e-4)
 
         trainable = groups if req.method == "full" else lora_param_groups(groups, modules, req.lora_r)
-        state_dtype = 4.0 if req.precision == "fp32" or req.precision.endswith("-mixed") else 2.0
-        if req.method != "full":
-            state_dtype = {"fp32": 4.0}.get(req.adapter_dtype, 2.0)
+        # State dtype follows the trained weight: the training precision's, or the adapter dtype's.
+        state_dtype = trained_weight_bytes(req.precision) if req.method == "full" else FLOAT_BYTES[req.adapter_dtype]
         if req.optimizer.startswith("paged-"):  # the GPU-resident minimum; the rest pages to host RAM
             extra = int(paged_states(trainable, req, state_dtype, 1.0)[0])
         else:

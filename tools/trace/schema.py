@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from qkv.tools.memory.schema import GIB, MemoryRequest
+from qkv.tools.memory.schema import MemoryRequest, to_gib
 
 CATEGORIES = ("parameters", "gradients", "optimizer state", "activations", "KV cache", "temporaries")
 
@@ -39,9 +39,9 @@ class TraceResult(BaseModel):
     @computed_field
     @property
     def peak_gib(self) -> float:
-        return round(self.peak_bytes / GIB, 3)
+        return to_gib(self.peak_bytes)
 
     @computed_field
     @property
     def reserved_gib(self) -> float:
-        return round(self.reserved_bytes / GIB, 3)
+        return to_gib(self.reserved_bytes)

@@ -312,7 +312,7 @@ def execute(run: PreparedRun) -> TrainSummary:
         run.stopper.restore()
     wall = time.perf_counter() - t0
     state = run.trainer.state
-    interrupted = run.stopper.agreed(run.trainer.args.device) if run.processes > 1 else run.stopper.requested
+    interrupted = run.stopper.agreed(run.trainer.args.device)  # this process's request alone without a process group
     main = run.trainer.is_world_process_zero()
     # the adapter and the summary are the run's, written once (rank 0); under DDP every rank holds the same weights
     adapter_dir = None if interrupted else (_save_weights(run) if main else run.out / _weights_name(run.cfg))
