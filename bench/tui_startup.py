@@ -9,8 +9,11 @@ the same run:
      (one Static) started the same way — the floor any Textual app pays;
   2. responsiveness: the time from `tmux send-keys` to the typed text appearing in the input, while idle
      and while a trace runs in its child process (ratio busy / idle);
-  3. crash and resume: SIGKILL the app after a design, start `qkv chat --resume latest`, time until the
-     previous conversation is on screen.
+  3. a design in the TUI (worked example, until its summary is drawn) vs a cold `qkv design --llm … --json`
+     of the same task in a subprocess (interpreter start, imports and the design: what the TUI replaces);
+  4. crash and resume: SIGKILL the app after a design, start `qkv chat --resume latest`, time until the
+     previous conversation is on screen, vs the median first screen of a fresh `qkv chat` (step 1).
+Each headline is a ratio against its baseline; the seconds follow in parentheses.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 QKV = [PY, "-m", "qkv.agent.cli"]
 SIZE = ("140", "40")
+WORKED = "fine-tune a 7B model for legal summarisation on one 24 GB GPU"
 MINIMAL_APP = """
 from textual.app import App
 from textual.widgets import Footer, Static
@@ -103,6 +107,14 @@ def send_line(session: str, text: str) -> None:
     tmux("send-keys", "-t", session, "Enter")
 
 
+def cold_cli_design(task: str, llm: str, env: dict[str, str]) -> float:
+    """A cold `qkv design --llm <llm> --json <task>`: a new interpreter, its imports and the design."""
+    t0 = time.perf_counter()
+    subprocess.run([*QKV, "design", "--llm", llm, "--json", task], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env={**os.environ, **env})
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--llm", default="none", help="none | local (the bundled SmolLM2)")
@@ -131,7 +143,7 @@ def main() -> int:
     start(s, chat, env)
     wait_for(s, "Hello — I'm qkv")
     t0 = time.perf_counter()
-    send_line(s, "fine-tune a 7B model for legal summarisation on one 24 GB GPU")
+    send_line(s, WORKED)
     wait_for(s, "full report is in the Report tab", timeout=180)
     design_s = time.perf_counter() - t0
     idle = [echo_latency(s, f"idle{i}x") for i in range(10)]
@@ -141,7 +153,6 @@ def main() -> int:
     deadline = time.perf_counter() + 60
     while time.perf_counter() < deadline and len(busy) < 15 and "Traced peak" not in pane(s):
         busy.append(echo_latency(s, f"busy{len(busy)}x"))
-    print(f"design (worked example, --llm {args.llm}) in the TUI: {design_s:.2f} s to the summary")
     print(f"typing echo    idle: median {statistics.median(idle) * 1000:.0f} ms, "
           f"max {max(idle) * 1000:.0f} ms (n={len(idle)})")
     if busy:
@@ -157,7 +168,13 @@ def main() -> int:
         print("trace          still running after 240 s (cancelled)")
         tmux("send-keys", "-t", s, "Escape")
 
-    # 3. SIGKILL the app, resume the latest session
+    # 3. the TUI's design vs a cold CLI design of the same task (same interpreter, same QKV_HOME)
+    cli = [cold_cli_design(WORKED, args.llm, env) for _ in range(max(1, min(args.runs, 3)))]
+    print(f"design         in the TUI / cold `qkv design --llm {args.llm} --json` = "
+          f"{design_s / statistics.median(cli):.2f} (worked example to its summary {design_s:.2f} s vs CLI "
+          f"median {statistics.median(cli):.2f} s, n={len(cli)})")
+
+    # 4. SIGKILL the app, resume the latest session
     pid = int(tmux("display-message", "-p", "-t", s, "#{pane_pid}").strip())
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.5)
@@ -167,7 +184,9 @@ def main() -> int:
     resume_s = time.perf_counter() - t0
     screen = pane(s)
     kept = "legal summarisation" in screen or "Report tab" in screen
-    print(f"resume after SIGKILL: {resume_s:.2f} s to the restored conversation; history on screen: {kept}")
+    print(f"resume         after SIGKILL / first screen = {resume_s / statistics.median(qkv):.2f} (restored "
+          f"conversation {resume_s:.2f} s vs fresh `qkv chat` median {statistics.median(qkv):.2f} s); "
+          f"history on screen: {kept}")
     tmux("send-keys", "-t", s, "C-q")
     time.sleep(0.5)
     kill(s)

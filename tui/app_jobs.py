@@ -75,8 +75,8 @@ class JobsMixin:
         rows = "\n".join(f"• {r['category']}: analytic {r['analytic_bytes'] / gib:.2f} GiB, traced "
                          f"{r['traced_bytes'] / gib:.2f} GiB" for r in data["rows"] if r["traced_bytes"] or
                          r["analytic_bytes"])
-        self.reply_in(thread_id, f"Traced peak of live tensors: {traced:.2f} GiB (traced) vs {analytic:.2f} GiB (analytic), "
-                   f"relative error {data['relative_error']:+.1%}.\n{rows}")
+        self.reply_in(thread_id, f"Traced peak of live tensors: {traced:.2f} GiB (traced) vs {analytic:.2f} GiB "
+                      f"(analytic), relative error {data['relative_error']:+.1%}.\n{rows}")
 
     def start_training(self, config: Path | None) -> None:
         if self._busy("job"):

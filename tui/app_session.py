@@ -17,7 +17,6 @@ from qkv.tui.voice import Voice, VoiceConfig
 from qkv.tui.widgets.tabs import TAB_LABELS
 
 
-
 class SessionMixin:
     """Session switching, export/copy, and the palette; the app provides chat, steps, store and reply()."""
 

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 Answer = tuple[str, list[Fact]]
 
 
-def _facts(data: dict, *prefixes: str) -> list[Fact]:
-    return [f for f in flatten(data) if f.path.startswith(prefixes)][:8]
+def _facts(data: dict, *prefixes: str, limit: int = 8) -> list[Fact]:
+    return [f for f in flatten(data) if f.path.startswith(prefixes)][:limit]
 
 
 def _why_method(r: DesignReport, data: dict) -> Answer:
@@ -89,7 +89,9 @@ def _training_time(r: DesignReport, data: dict) -> Answer:
                 f"{db.epochs} epochs of {db.tokens_per_epoch:,.0f} tokens ({db.examples:,} examples × "
                 f"{db.tokens_per_example:,} tokens, {db.length_basis}), {db.train_flops:.3g} FLOPs. A bound from "
                 "the GPUs' peak at the planned MFU: the real run is slower; `qkv train` measures tokens/s.",
-                _facts(data, "resource_budget.data_budget"))
+                _facts(data, *(f"resource_budget.data_budget.{k}" for k in (
+                    "hours", "steps", "epochs", "tokens_per_epoch", "examples", "tokens_per_example", "train_flops")),
+                    limit=11))
     return ("The report does not estimate fine-tuning time: that needs the number of training tokens (your "
             "examples × their length × epochs) and a measured throughput. `qkv train` with the report's config "
             "measures tokens/s on your hardware (the pilot runs a few steps), and tokens ÷ tokens/s bounds the "

@@ -1,9 +1,11 @@
 """Keyboard-only pilot tests of the TUI (issue 20): focus and scrolling, stray typing, the command palette,
 copy, per-session state across Ctrl+N / the sessions screen / resume, input history, small terminals,
-in-app wording for traces of multi-GPU plans, absolute export paths. No mouse events anywhere."""
+in-app wording for traces of multi-GPU plans, absolute export paths, a job's result kept with the session that
+started it. No mouse events anywhere. The tests that run a full design are marked slow."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,7 @@ def tab_state(app: QkvApp) -> dict:
             "tokenizer": shown(app, "#tok-body")}
 
 
+@pytest.mark.slow
 async def test_panes_take_focus_and_scroll_and_typing_goes_to_the_input(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -109,6 +112,7 @@ async def test_palette_finds_the_apps_own_actions(tmp_path):
         assert "Nothing to export yet" in app.chat.messages()[-1].text
 
 
+@pytest.mark.slow
 async def test_copy_reply_and_report_by_keys(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -120,6 +124,7 @@ async def test_copy_reply_and_report_by_keys(tmp_path):
         assert app.clipboard == app.report.to_markdown()
 
 
+@pytest.mark.slow
 async def test_each_session_owns_its_tabs_tracker_tools_and_history(tmp_path):
     app = make_app(tmp_path, thread_id="first")
     async with app.run_test(size=(120, 36)) as pilot:
@@ -162,6 +167,7 @@ async def test_each_session_owns_its_tabs_tracker_tools_and_history(tmp_path):
     assert app.resume_hint() == "qkv chat --resume first"
 
 
+@pytest.mark.slow
 async def test_resume_reloads_every_tab_and_latest_means_last_opened(tmp_path):
     app = make_app(tmp_path, thread_id="a")
     async with app.run_test(size=(120, 36)) as pilot:
@@ -172,14 +178,16 @@ async def test_resume_reloads_every_tab_and_latest_means_last_opened(tmp_path):
     store.ensure("b", "a later session", "none")
     store.add_message("b", "user", "hello")  # updated after "a", but never opened after it
     store.opened("a")
-    assert store.latest().thread_id == "a"
-    again = make_app(tmp_path, thread_id="a")
+    latest = store.latest()
+    assert latest is not None and latest.thread_id == "a"
+    again = make_app(tmp_path, thread_id=latest.thread_id)  # what `qkv chat --resume latest` opens
     async with again.run_test(size=(120, 36)) as pilot:
         await ready(again, pilot)
         await settle(again, pilot)
-        assert tab_state(again) == before
+        assert again.thread_id == "a" and tab_state(again) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [(80, 24), (90, 30)])
 async def test_small_terminals_keep_every_step_and_tab_visible(tmp_path, size):
     app = make_app(tmp_path)
@@ -199,6 +207,7 @@ async def test_small_terminals_keep_every_step_and_tab_visible(tmp_path, size):
             assert tabs.get_tab(pane).region.right <= right, pane
 
 
+@pytest.mark.slow
 async def test_trace_of_a_multi_gpu_plan_is_said_in_app_words(tmp_path):
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -212,6 +221,7 @@ async def test_trace_of_a_multi_gpu_plan_is_said_in_app_words(tmp_path):
         assert reply.startswith("I can't trace this one") and "--gpus" not in reply and "Memory tab" in reply
 
 
+@pytest.mark.slow
 async def test_exports_print_absolute_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = QkvApp(llm="none", db_path=tmp_path / "s.sqlite", runs_dir=Path("runs"), thread_id="x", timings=False)
@@ -223,3 +233,40 @@ async def test_exports_print_absolute_paths(tmp_path, monkeypatch):
         reply = app.chat.messages()[-1].text
         paths = [Path(p) for p in reply.removeprefix("Exported: ").split(", ")]
         assert len(paths) == 3 and all(p.is_absolute() and p.is_file() for p in paths)
+
+
+async def test_a_job_that_ends_after_a_session_switch_reports_to_the_session_that_started_it(tmp_path, monkeypatch):
+    from qkv.tui import jobs
+
+    release = threading.Event()
+
+    def fake_run_job(name, argv, **kw):  # the child process, finishing once the test says so
+        assert release.wait(30)
+        return jobs.JobResult(name=name, returncode=0, stdout="final loss 1.23", stderr_tail="", cancelled=False,
+                              seconds=1.5)
+
+    monkeypatch.setattr(jobs, "run_job", fake_run_job)
+    app = make_app(tmp_path, thread_id="owner")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await ready(app, pilot)
+        app.submit(f"/train {tmp_path / 'config.yaml'}")
+        await pilot.pause()
+        assert app.job_name == "training"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        fresh = app.thread_id
+        assert fresh != "owner"
+        release.set()
+        await settle(app, pilot)
+        assert app.job_name is None and app.thread_id == fresh
+        assert not any("Training finished" in m.text for m in app.chat.messages())  # not in the new session
+        assert app.tabs.query_one("#toollog").row_count == 0
+        store = app.store
+        assert store.tool_calls(fresh) == [] and not any("Training" in m.text for m in store.messages(fresh))
+        assert store.messages("owner")[-1].text.startswith("Training finished")
+        assert store.tool_calls("owner")[-1][:2] == ("job", "train")
+
+        app._switch_to("owner")  # back in its own session, the result is there
+        await settle(app, pilot)
+        assert "final loss 1.23" in app.chat.messages()[-2].text
+        assert app.tabs.query_one("#toollog").row_count == 1

@@ -157,6 +157,7 @@ def test_long_yaml_comments_wrap_as_comments():
     assert "  r: 8" in block and out.endswith("# a heading, not a comment\n")  # outside the fence: untouched
 
 
+@pytest.mark.slow  # runs a full design
 def test_trace_request_is_one_gpus_share_or_refused_in_app_words():
     from qkv.agent.graph.api import DesignRequest, design
     from qkv.tui.summary import NotTraceable, memory_request
@@ -198,6 +199,7 @@ def test_latest_is_the_session_last_opened(tmp_path):
     assert store.user_lines("b") == ["later message", "written by another process after a was opened"]
 
 
+@pytest.mark.slow  # runs a full design
 def test_the_memory_tab_draws_the_serving_plan():
     from rich.console import Console
 

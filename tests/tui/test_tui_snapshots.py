@@ -47,8 +47,10 @@ def test_start_screen(snap_compare, tmp_path, size):
     assert snap_compare(make_app(tmp_path), run_before=_steady, terminal_size=size)
 
 
-def test_help_screen(snap_compare, tmp_path):
-    assert snap_compare(make_app(tmp_path), press=["f1"], run_before=_steady, terminal_size=SMALL)
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x48"])
+def test_help_screen(snap_compare, tmp_path, size):
+    """80×24 shows that the help scrolls in a small terminal; 160×48 shows the whole keys and commands tables."""
+    assert snap_compare(make_app(tmp_path), press=["f1"], run_before=_steady, terminal_size=size)
 
 
 @pytest.mark.slow

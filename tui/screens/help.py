@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from qkv.tui.intents import COMMANDS, EXAMPLES
+from qkv.tui.widgets.steps import DEFAULT_STEPS
 
 
 class HelpScreen(ModalScreen[None]):
@@ -36,7 +37,7 @@ class HelpScreen(ModalScreen[None]):
         talk = Table(title="talking to qkv", show_edge=False, pad_edge=False, expand=True)
         talk.add_column("you type")
         talk.add_column("qkv does")
-        talk.add_row(f"a task: “{EXAMPLES[0]}”", "runs the five steps and writes the report")
+        talk.add_row(f"a task: “{EXAMPLES[0]}”", f"runs the {len(DEFAULT_STEPS)} steps and writes the report")
         talk.add_row("a change: “what if I had two A100s?”, “use Mistral instead”, “my documents are 16k tokens”",
                      "re-runs only the affected steps and lists what changed")
         talk.add_row("a question: “what is the peak VRAM?”", "answers with numbers quoted from the report")
