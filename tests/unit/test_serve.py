@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from qkv.tools.errors import BadInput, ContextExceeded, UnknownName
 from qkv.tools.memory.estimate import estimate_memory
 from qkv.tools.memory.schema import MemoryRequest
-from qkv.tools.serve import ServingRequest, plan_serving
+from qkv.tools.serve import ServingRequest, fewest_gpus, plan_serving
 
 GIB = 1024**3
 
@@ -66,6 +66,16 @@ def test_beams_and_samples_multiply_the_kv_cache():
     assert hf4.item("KV cache").bytes == 4 * hf1.item("KV cache").bytes
 
 
+def test_contiguous_cache_counts_the_prompt_per_sequence():
+    """transformers copies the prompt per beam: the KV the load needs, the concurrency that fits and the
+    frontier all count beams × context tokens per request, as the KV cache item does."""
+    p = _plan(model="llama-3.1-8b", gpu="h100-sxm", engine="transformers", beams=4, concurrency=2, context=4096)
+    held = 4 * 4096
+    assert p.kv.tokens_needed == 2 * held == p.item("KV cache").bytes // p.kv.bytes_per_token
+    assert p.kv.max_concurrency == p.kv.tokens // held
+    assert next(f.max_concurrency for f in p.frontier if f.context == 4096) == p.kv.tokens // held
+
+
 def test_encoder_gets_no_decoding_plan():
     p = _plan(model="bert-base-uncased", gpu="t4", concurrency=8, context=256, output_tokens=1)
     assert p.kv is None and p.latency is None and p.throughput == []
@@ -88,6 +98,34 @@ def test_missed_tpot_names_computed_levers():
     assert "smaller model" in text or "fewer concurrent" in text
 
 
+def test_levers_and_notes_offer_only_what_the_engine_serves():
+    """transformers on an H100: no FP8 W8A8 and no TP lever (the profile refuses both); the FP8 note of a
+    vLLM bf16 plan quotes no family-specific recovery figure."""
+    p = _plan(model="llama-3.1-8b", gpu="h100-sxm", engine="transformers", context=32000, ttft_ms=1, tpot_ms=0.1)
+    levers = " ".join(lv for t in p.targets for lv in t.levers)
+    assert p.targets and not any(t.met for t in p.targets)
+    assert "FP8" not in levers and "TP " not in levers and "prefix caching" in levers
+    v = _plan(model="llama-3.1-8b", gpu="h100-sxm", context=32000, ttft_ms=1)
+    assert "FP8 W8A8" in " ".join(v.targets[0].levers) and "TP 2" in " ".join(v.targets[0].levers)
+    note = next(n for n in v.notes if n.startswith("FP8 weights"))
+    assert "Kurtic" not in note and "%" not in note
+
+
+def test_decode_compute_counts_qk_and_av():
+    """Decode attention per token: QKᵀ and AV over the context, 4 × layers × context × q_dim FLOPs."""
+    from qkv.tools.arch import spec_from_config
+    from qkv.tools.catalog.gpus import get_gpu
+    from qkv.tools.modelref import resolve_model
+    from qkv.tools.serve.roofline import decode_step
+
+    spec = spec_from_config(resolve_model("llama-3.1-8b").config)
+    gpu = get_gpu("h100-sxm")
+    kw = dict(weights_gpu=0, kv_token_bytes=0, batch=1, context=8192, tp=1, peak_tflops=1e-3)
+    s = decode_step(spec, gpu, active_params=0, **kw)
+    assert s.bound == "compute"
+    assert s.seconds == pytest.approx(4 * spec.layers * 8192 * spec.q_dim / 1e9)
+
+
 def test_ttft_counts_attention_flops_on_the_serving_gpus():
     p = _plan(model="qwen2.5-7b", gpu="h100-sxm", gpus=2, concurrency=1, context=32000, output_tokens=256)
     # At 31.7k prompt tokens causal attention is ~30% of prefill FLOPs (L·P·q_dim ÷ (N + L·P·q_dim)).
@@ -95,6 +133,20 @@ def test_ttft_counts_attention_flops_on_the_serving_gpus():
     # 2 GPUs but one replica per GPU (TP 1): the prefill runs on one GPU, not on the GPU count.
     assert p.tensor_parallel == 1 and p.replicas == 2
     assert p.latency.ttft_ms == pytest.approx(p.latency.prefill_flops / 989e12 * 1e3, rel=1e-4)
+
+
+def test_a_target_the_gpu_cannot_check_is_never_counted_as_met():
+    """'gpu-24gib' has no bandwidth or peak: the targets are said to be unchecked, not met."""
+    p = _plan(model="llama-3.1-8b", gpu="gpu-24gib", tpot_ms=0.001, ttft_ms=0.001)
+    assert p.latency is None and p.targets == []
+    assert any(n.startswith("tpot_ms target 0.001 ms not checked: the GPU's memory bandwidth") for n in p.notes)
+    assert any(n.startswith("ttft_ms target 0.001 ms not checked: the GPU's peak FLOP/s") for n in p.notes)
+    assert p.tried and not any(o.meets_targets for o in p.tried)
+    few = fewest_gpus(ServingRequest(model="llama-3.1-8b", gpu="gpu-24gib", tpot_ms=0.001))
+    assert few.gpus_used == 1 and few.targets == []
+    assert any("chosen by memory alone" in n and "tpot_ms" in n for n in few.notes)
+    # On a GPU with figures the same target is checked, missed at every count: no plan.
+    assert fewest_gpus(ServingRequest(model="llama-3.1-8b", gpu="h100-sxm", tpot_ms=0.001), counts=(1, 2)) is None
 
 
 def test_pipeline_parallel_when_one_node_is_not_enough():
@@ -119,6 +171,21 @@ def test_throughput_table_and_frontier():
 def test_bad_input_is_one_clear_error(kw, err):
     with pytest.raises(err):
         _plan(**{"model": "llama-3.1-8b", "gpu": "h100-sxm", **kw})
+
+
+def test_stated_tp_must_split_the_heads():
+    """Llama-3.1-8B has 32 heads and 8 KV heads: TP 3 would floor each rank's heads; the error names 1, 2, 4."""
+    with pytest.raises(BadInput, match=r"1, 2, 4\b"):
+        _plan(model="llama-3.1-8b", gpu="h100-sxm", gpus=4, tensor_parallel=3)
+    assert _plan(model="llama-3.1-8b", gpu="h100-sxm", gpus=4, tensor_parallel=4).tensor_parallel == 4
+
+
+@pytest.mark.parametrize("engine", ["transformers", "llama.cpp"])
+def test_stated_tp_on_an_engine_without_tensor_parallelism(engine):
+    """Planning TP 1 replicas instead would show a deployment other than the one asked for."""
+    with pytest.raises(BadInput, match="no tensor parallelism"):
+        _plan(model="llama-3.1-8b", gpu="h100-sxm", gpus=2, tensor_parallel=2, engine=engine)
+    assert _plan(model="llama-3.1-8b", gpu="h100-sxm", gpus=2, tensor_parallel=1, engine=engine).tensor_parallel == 1
 
 
 def test_request_forbids_unknown_keys():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-GIB = 1024**3
+from qkv.tools.catalog.gpus import GIB
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,6 @@ class EngineProfile:
     sampler_rows: int  # rows of fp32 logits the engine's profile run holds (vLLM's dummy sampler run)
     non_torch_bytes: int  # CUDA context, NCCL and cuBLAS workspaces: inside the utilization budget
     cuda_graph_bytes: int  # captured decode graphs: outside the budget (captured after the pool exists)
-    uses_utilization: bool
     tensor_parallel: bool
     source: str
 
@@ -32,26 +31,26 @@ class EngineProfile:
 # "Graph capturing finished in N secs, took X GiB"; the 1 GiB allowance is assumed, not measured here).
 VLLM = EngineProfile(
     name="vllm", paged=True, shares_prompt=True, prefill_tokens=8192, sampler_rows=256,
-    non_torch_bytes=int(0.5 * GIB), cuda_graph_bytes=int(1.0 * GIB), uses_utilization=True, tensor_parallel=True,
+    non_torch_bytes=int(0.5 * GIB), cuda_graph_bytes=int(1.0 * GIB), tensor_parallel=True,
     source="vLLM V1 gpu_worker.determine_available_memory; Kwon et al. 2023 (PagedAttention); "
            "Agrawal et al. 2024 (Sarathi-Serve, chunked prefill)")
 # SGLang: token-granular pool (page size 1), chunked_prefill_size 8192 on large GPUs, mem_fraction_static
 # plays the role of gpu_memory_utilization (sglang/srt/server_args.py).
 SGLANG = EngineProfile(
     name="sglang", paged=True, shares_prompt=True, prefill_tokens=8192, sampler_rows=256,
-    non_torch_bytes=int(0.5 * GIB), cuda_graph_bytes=int(1.0 * GIB), uses_utilization=True, tensor_parallel=True,
+    non_torch_bytes=int(0.5 * GIB), cuda_graph_bytes=int(1.0 * GIB), tensor_parallel=True,
     source="SGLang server_args.py (chunked_prefill_size, mem_fraction_static); Zheng et al. 2024 (RadixAttention)")
 # llama.cpp: one contiguous KV buffer of n_ctx cells, prefill in micro-batches of n_ubatch = 512 tokens,
 # a compute buffer reserved for the largest graph (measured against llama-cpp-python's logs in tests).
 LLAMACPP = EngineProfile(
     name="llama.cpp", paged=False, shares_prompt=False, prefill_tokens=512, sampler_rows=0,
-    non_torch_bytes=0, cuda_graph_bytes=0, uses_utilization=False, tensor_parallel=False,
+    non_torch_bytes=0, cuda_graph_bytes=0, tensor_parallel=False,
     source="llama.cpp src/llama-context.cpp (n_ubatch 512, KV buffer, compute buffer reservation)")
 # transformers generate: a contiguous cache per sequence, the whole prompt of every sequence prefilled
 # in one forward, prompts expanded per beam/sample (generation/utils.py _expand_inputs_for_generation).
 TRANSFORMERS = EngineProfile(
     name="transformers", paged=False, shares_prompt=False, prefill_tokens=None, sampler_rows=0,
-    non_torch_bytes=int(0.5 * GIB), cuda_graph_bytes=0, uses_utilization=False, tensor_parallel=False,
+    non_torch_bytes=int(0.5 * GIB), cuda_graph_bytes=0, tensor_parallel=False,
     source="transformers generation/utils.py (static batch, expanded inputs, full-prompt prefill)")
 
 PROFILES = {p.name: p for p in (VLLM, SGLANG, LLAMACPP, TRANSFORMERS)}

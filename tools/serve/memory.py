@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 
 from qkv.tools.arch import ModelSpec
 from qkv.tools.catalog.gpus import GpuSpec
-from qkv.tools.memory.infer import kv_bytes_per_sequence, kv_shards, serving_weight_term, workspace_term
+from qkv.tools.memory.infer import (
+    kv_bytes_per_sequence,
+    kv_shards,
+    serving_weight_term,
+    weight_term,
+    workspace_term,
+)
 from qkv.tools.memory.schema import MemoryRequest
 from qkv.tools.modelref import ResolvedModel
 from qkv.tools.serve.engines import EngineProfile
@@ -31,7 +37,6 @@ class Layout:
     usable: int = 0
     pool_bytes: int = 0
     token_bytes: int = 0  # KV bytes per token on one GPU
-    weights_gpu: int = 0
     weights_total: int = 0
 
     @property
@@ -47,7 +52,11 @@ def weights_bytes(spec: ModelSpec, fmt: str, resolved: ResolvedModel) -> MemoryI
     if resolved.gguf_file_bytes and fmt == "gguf-file":
         return MemoryItem(name="weights", bytes=resolved.gguf_file_bytes, provenance="measured",
                           formula=f"size of {resolved.source}")
-    term = serving_weight_term(spec, fmt, resolved)
+    if fmt in ("int8", "nf4"):  # bitsandbytes (the transformers profile): the estimator's own weight term
+        term = weight_term(spec, MemoryRequest(model=resolved.name or "inline", method="inference", weights=fmt),
+                           resolved)
+    else:
+        term = serving_weight_term(spec, fmt, resolved)
     return MemoryItem(name="weights", bytes=term.bytes, formula=term.formula,
                       provenance="cited" if term.provenance == "cited" else "analytic", source=term.note or "")
 
@@ -109,7 +118,7 @@ def paged_layout(lay: Layout, spec: ModelSpec, resolved: ResolvedModel, gpu: Gpu
                             + (f" − {spill / 2**30:.2f} GiB graphs over the headroom" if spill else ""),
                     source=f"{lay.token_bytes:,} B/token/GPU ({lay.kv})" if lay.token_bytes else "no KV cache")
     lay.items, lay.usable = [w, kv, act, ctx, graphs], usable
-    lay.weights_gpu, lay.weights_total = w.bytes, total.bytes
+    lay.weights_total = total.bytes
     return lay
 
 
@@ -142,5 +151,5 @@ def contiguous_layout(lay: Layout, spec: ModelSpec, resolved: ResolvedModel, gpu
         items = [w, kv, act, ctx]
     lay.items, lay.usable = items, gpu.usable_bytes
     lay.pool_bytes = max(0, gpu.usable_bytes - sum(i.bytes for i in items) + kv.bytes)
-    lay.weights_gpu, lay.weights_total = w.bytes, total.bytes
+    lay.weights_total = total.bytes
     return lay

@@ -35,12 +35,14 @@ def allreduce_seconds(spec: ModelSpec, gpu: GpuSpec, tp: int, tokens: int) -> fl
 def decode_step(spec: ModelSpec, gpu: GpuSpec, *, weights_gpu: int, kv_token_bytes: int, batch: int,
                 context: int, tp: int, active_params: int, peak_tflops: float | None) -> Step | None:
     """Time per output token at `batch` sequences of `context` tokens: max(bytes ÷ bandwidth, FLOPs ÷ peak)
-    plus the all-reduce. None when the GPU's bandwidth is unknown."""
+    plus the all-reduce. FLOPs per sequence: 2 per active parameter, plus attention of the new token over
+    the context, QKᵀ and AV at 2 FLOPs per multiply-add each: 4 × layers × context × q_dim (as
+    `prefill_flops` counts both). None when the GPU's bandwidth is unknown."""
     if not gpu.bandwidth_gb_s:
         return None
     read = weights_gpu + batch * context * kv_token_bytes
     mem_s = read / (gpu.bandwidth_gb_s * 1e9)
-    flops = (2 * active_params + 2 * spec.layers * context * spec.q_dim) * batch / tp
+    flops = (2 * active_params + 4 * spec.layers * context * spec.q_dim) * batch / tp
     comp_s = flops / (peak_tflops * 1e12) if peak_tflops else 0.0
     ar = allreduce_seconds(spec, gpu, tp, batch)
     return Step(seconds=max(mem_s, comp_s) + ar, bytes_read=read, allreduce_s=ar,

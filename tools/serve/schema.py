@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-GIB = 1024**3
+from qkv.tools.catalog.gpus import GIB
 
 Engine = Literal["vllm", "sglang", "llama.cpp", "transformers"]
 ServeWeights = Literal["bf16", "fp16", "fp8", "awq-int4", "gptq-int4", "nf4", "int8",
