@@ -118,7 +118,9 @@ def _gpu_count(task: TaskSpec, gpu: str | None, doc_tokens: int | None) -> tuple
         except (QkvError, ValidationError):  # a load the planner does not take: plan on one, and say so
             plan = None
         if plan is not None:
-            return plan.gpus_used, (f"'{plural}' with no count: the fewest that hold the stated load and targets "
+            # A target the GPU's figures cannot check is not claimed (the planner notes it): say "load" alone.
+            what = "load and targets" if plan.targets else "load"
+            return plan.gpus_used, (f"'{plural}' with no count: the fewest that hold the stated {what} "
                                     f"(qkv.tools.serve.fewest_gpus: {plan.gpus_used}, TP {plan.tensor_parallel}, "
                                     f"{plan.weights} weights); state the count to plan on yours")
     return 1, f"'{plural}' with no count: planned on one; state the count to plan on yours"
