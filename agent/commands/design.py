@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from qkv.agent.cli_app import SCHEMAS, JsonOpt, app, console, validated
+from qkv.tools.atomic import write_text
 
 SCHEMAS["design"] = "qkv.agent.graph.schemas:DesignReport"
 SCHEMAS["design-request"] = "qkv.agent.graph.api:DesignRequest"
@@ -85,8 +86,6 @@ def design(
     text = report.to_html() if as_html else (report.model_dump_json(indent=2) + "\n" if as_json
                                              else report.to_markdown())
     if output is not None:
-        from qkv.tools.atomic import write_text
-
         write_text(output, text)  # a report the user keeps is never left half-written
         if not json:
             console().print(f"wrote {output}")

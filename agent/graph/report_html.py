@@ -22,8 +22,8 @@ def _stacked_bar(label: str, title: str, items: list[tuple[str, float, str]], us
     """A horizontal stacked bar of (name, GiB, legend note) items with the usable-memory line and a legend."""
     total = sum(gib for _, gib, _ in items)
     scale_max = max(total, usable or 0) * 1.05 or 1.0
-    x0, bar_w, y0, bar_h = 10, width - 20, 30, 30
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{66 + 18 * len(items)}" '
+    x0, bar_w, y0, bar_h = 10, width - 20, 30, 34
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{70 + 18 * len(items)}" '
              f'role="img" aria-label="{html.escape(label)}">',
              f'<text x="{x0}" y="18" font-size="14">{html.escape(title)}</text>']
     x = float(x0)
